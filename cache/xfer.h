@@ -1,0 +1,105 @@
+/*
+ * xfer.h - the transport interface: how bytes and names come from a remote
+ * place. One backend per file (xfer_sftp.c now, xfer_s3.c later); the block
+ * fetcher and the teardown engine only see struct xfer_ops.
+ *
+ * Threads: a struct xfer (one SSH session, one S3 connection) is used by one
+ * thread at a time; the caller serialises. Backends keep their own library
+ * handles private.
+ *
+ * Bounds: every call returns within the timeouts given at open (connect and
+ * per-operation); a dead peer gives -ETIMEDOUT/-EIO/-ENOTCONN, never a hang.
+ * After -ENOTCONN, -ETIMEDOUT or -EIO on the session level the handle is
+ * broken: the caller closes it and opens a new one.
+ *
+ * Errors: 0 or -errno; the latest human-readable reason is in x->err.
+ */
+#ifndef RGT_XFER_H
+#define RGT_XFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+struct xfer_attr {
+	uint64_t size;
+	int64_t mtime;		/* seconds since the epoch */
+	uint32_t mode;		/* S_IFMT bits + permissions, as lstat */
+};
+
+/*
+ * Host key policy callback: called once per connect, after the key exchange
+ * and before authentication. @type is "ssh-ed25519", "ecdsa-sha2-nistp256",
+ * ...; @key/@keylen the raw public key blob. Return 0 to accept, or -EACCES
+ * (write the reason into @err) to refuse; the connect then fails with -EACCES.
+ */
+typedef int (*xfer_hostkey_fn)(void *arg, const char *type,
+			       const unsigned char *key, size_t keylen,
+			       char *err, size_t errlen);
+
+struct xfer_params {
+	const char *host;
+	int port;
+	const char *user;
+	const char *key_path;		/* private key; NULL: ssh-agent */
+	long connect_timeout_ms;	/* TCP connect + handshake + auth */
+	long io_timeout_ms;		/* any single operation */
+	xfer_hostkey_fn hostkey;	/* required for SSH backends */
+	void *hostkey_arg;
+};
+
+/* Base of every backend's handle; backends embed it as their first member. */
+struct xfer {
+	const struct xfer_ops *ops;
+	char err[256];
+};
+
+/* One directory entry; name is any bytes but '/' and NUL (can hold '\n'). */
+typedef int (*xfer_dirent_fn)(void *arg, const char *name,
+			      const struct xfer_attr *attr);
+
+struct xfer_ops {
+	const char *name;
+	int (*open)(const struct xfer_params *p, struct xfer **out, char *err,
+		    size_t errlen);
+	/* lstat semantics: a symlink is reported as a symlink. */
+	int (*stat)(struct xfer *x, const char *path, struct xfer_attr *out);
+	/* Calls @fn for every entry but "." and ".."; stops if @fn returns
+	 * non-zero and returns that value. */
+	int (*readdir)(struct xfer *x, const char *path, xfer_dirent_fn fn,
+		       void *arg);
+	/*
+	 * Read up to @len bytes at @off of the regular file @path. Returns the
+	 * number of bytes read (short only at EOF), or -errno. Sequential calls
+	 * on the same path reuse one open handle and the library's read-ahead.
+	 */
+	ssize_t (*pread)(struct xfer *x, const char *path, void *buf,
+			 size_t len, uint64_t off);
+	/*
+	 * Run @cmd through the remote shell; stdout into @out (bounded by its
+	 * max: -EFBIG past it), exit status into @status. NULL for backends
+	 * without a shell (S3).
+	 */
+	int (*exec)(struct xfer *x, const char *cmd, struct buf *out,
+		    int *status);
+	void (*close)(struct xfer *x);
+};
+
+extern const struct xfer_ops xfer_sftp_ops;
+
+/*
+ * Check @host:@port and the key against an OpenSSH known_hosts @file
+ * (plain and hashed entries, [host]:port form for ports other than 22).
+ * 0: listed with this key; -ENOENT: host not listed (or no file);
+ * -EACCES: listed with a different key; other -errno on a broken file.
+ */
+int xfer_known_hosts_check(const char *file, const char *host, int port,
+			   const char *type, const unsigned char *key,
+			   size_t keylen);
+
+/* Quote @s for a POSIX shell ('...' with embedded quotes escaped). */
+int xfer_shell_quote(struct buf *out, const char *s);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * log.h - the one writer to stderr.
+ *
+ * Levels follow syslog: RGT_ERR for failures the user must see, RGT_WARN for
+ * degraded operation (API down, host unreachable), RGT_INFO for lifecycle,
+ * RGT_DEBUG for tracing (only with -d or RGTFS_DEBUG=1).
+ *
+ * Never pass a secret (API key, token, env value) to these functions.
+ * Thread-safe: each message is written with one write(2).
+ */
+#ifndef RGT_LOG_H
+#define RGT_LOG_H
+
+#include <stdarg.h>
+
+enum rgt_log_level { RGT_ERR = 3, RGT_WARN = 4, RGT_INFO = 6, RGT_DEBUG = 7 };
+
+void rgt_log_set_level(enum rgt_log_level level);
+enum rgt_log_level rgt_log_get_level(void);
+void rgt_log(enum rgt_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Invariant violated: log and abort. Never returns. */
+void rgt_die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+#define RGT_DEBUG_LOG(...)                                                     \
+	do {                                                                   \
+		if (rgt_log_get_level() >= RGT_DEBUG)                          \
+			rgt_log(RGT_DEBUG, __VA_ARGS__);                       \
+	} while (0)
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * platform.h - one interface in front of every GPU cloud's control plane.
+ *
+ * An adapter translates between the platform's HTTP/JSON API and these value
+ * types; it holds no policy (what to do about a state is decided in the fs
+ * and teardown layers). Each adapter is one file, platforms/<name>.c,
+ * exporting one `const struct platform_ops <name>_platform_ops`, registered
+ * in platform.c.
+ *
+ * Threads: a struct platform is used by one thread at a time (its poller);
+ * teardown takes the poller's lock before calling destroy.
+ *
+ * Errors: functions return 0 or -errno (see http_to_errno) and put one line
+ * of human-readable reason (never a secret) in the caller's err buffer; that
+ * line is what MOUNT/<platform>/.error shows.
+ */
+#ifndef RGT_PLATFORM_H
+#define RGT_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rgt_section;
+
+enum rgt_state {
+	RGT_ST_UNKNOWN = 0,
+	RGT_ST_PROVISIONING,
+	RGT_ST_RUNNING,
+	RGT_ST_STOPPED,
+	RGT_ST_PREEMPTED,
+	RGT_ST_OFFLINE,
+	RGT_ST_DESTROYING,
+	RGT_ST_GONE,
+};
+
+/* "running", ... as SPEC.md writes them to `status`. */
+const char *rgt_state_name(enum rgt_state st);
+
+#define RGT_ID_MAX 64
+#define RGT_HOST_MAX 256
+
+struct rgt_endpoint {
+	char host[RGT_HOST_MAX];	/* trimmed; IPv4/IPv6 literal or name */
+	int port;			/* 1..65535 */
+};
+
+struct rgt_instance {
+	char id[RGT_ID_MAX];	/* directory name: [A-Za-z0-9._-]+, not . or .. */
+	enum rgt_state state;
+	char *status_msg;	/* one line, no control characters; malloc'd */
+	char *info_json;	/* platform object minus secrets, pretty; malloc'd */
+	struct rgt_endpoint ep[2];	/* ep[0] direct, then proxy */
+	int n_ep;
+};
+
+struct rgt_instance_list {
+	struct rgt_instance *v;
+	size_t n;
+};
+
+void rgt_instance_list_free(struct rgt_instance_list *l);
+
+struct platform;
+
+struct platform_ops {
+	const char *name;	/* section kind and directory name: "vastai" */
+	/*
+	 * Read the section (api_url, key from env/file), no network.
+	 * -EINVAL / -ENOKEY with a reason in err.
+	 */
+	int (*open)(const struct rgt_section *sec, struct platform **out,
+		    char *err, size_t errlen);
+	/* One list call for all instances. Bounded in time and size. */
+	int (*list)(struct platform *p, struct rgt_instance_list *out,
+		    char *err, size_t errlen);
+	/* The meter-stopping verb (vast.ai: DELETE). Issue #3 uses it. */
+	int (*destroy)(struct platform *p, const char *id, char *err,
+		       size_t errlen);
+	void (*close)(struct platform *p);
+};
+
+/* Adapter by section kind, or NULL. */
+const struct platform_ops *platform_find(const char *kind);
+
+/*
+ * The API key for @sec: api_key_env, else api_key_file, else @vendor_file
+ * (the vendor CLI's own key file, "~/" expanded; may be NULL). Whitespace
+ * trimmed. Returns malloc'd key or NULL with a reason in err (never the key).
+ */
+char *platform_load_key(const struct rgt_section *sec, const char *vendor_file,
+			char *err, size_t errlen);
+
+/* true if @id is safe as a directory name (see rgt_instance.id). */
+bool platform_id_valid(const char *id);
+
+#endif
