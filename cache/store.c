@@ -1,1 +1,300 @@
-/* placeholder: being written */
+/*
+ * store.c - the only file that includes <lmdb.h>.
+ *
+ * DESIGN
+ * Key schema (all in one environment, two named databases):
+ *
+ *   blocks  fid[16] | blk (u64 big-endian)  ->  block bytes (<= 1 MiB)
+ *           fid = first 16 bytes of SHA-256(platform NUL id NUL path NUL
+ *           size NUL mtime) (see fetch.c), so a file that changes remotely
+ *           gets a new identity and old and new bytes never mix. Big-endian
+ *           block numbers keep a file's blocks adjacent and in order.
+ *   meta    "<kind>\0<fields...>"  ->  small records:
+ *           dir\0PLAT\0ID\0PATH    remote directory listing
+ *           attr\0PLAT\0ID\0PATH   remote attributes of a single file
+ *           inst\0PLAT\0ID         last known instance (JSON)
+ *           hostkey\0PLAT\0ID      pinned SSH host key (TOFU)
+ *
+ * The environment is opened with MDB_NOTLS (FUSE requests hop threads) and
+ * the default durable commit (fsync per transaction); the fetcher amortises
+ * it by batching many blocks per transaction.
+ *
+ * mapsize is address space, not disk: the data file grows as pages are
+ * written. Bounding what is kept (cache_size, LRU) is the fetcher's and
+ * teardown's business, not LMDB's.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct store {
+	MDB_env *env;
+	MDB_dbi blocks;
+	MDB_dbi meta;
+};
+
+struct store_rtxn {
+	struct store *st;
+	MDB_txn *txn;
+};
+
+static int mdb_to_errno(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:	return 0;
+	case MDB_NOTFOUND:	return -ENOENT;
+	case MDB_MAP_FULL:	return -ENOSPC;
+	case MDB_READERS_FULL:	return -EAGAIN;
+	case MDB_TXN_FULL:	return -ENOSPC;
+	default:		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+int store_open(const char *dir, uint64_t mapsize, struct store **out,
+	       char *err, size_t errlen)
+{
+	struct store *st;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		rc = errno;
+		snprintf(err, errlen, "cannot create cache dir %s: %s", dir,
+			 strerror(rc));
+		return -rc;
+	}
+	chmod(dir, 0700);
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	rc = mdb_env_create(&st->env);
+	if (rc)
+		goto out_free;
+	mdb_env_set_maxdbs(st->env, 4);
+	mdb_env_set_maxreaders(st->env, 256);
+	rc = mdb_env_set_mapsize(st->env, mapsize);
+	if (rc)
+		goto out_env_close;
+	rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600);
+	if (rc)
+		goto out_env_close;
+	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		goto out_env_close;
+	rc = mdb_dbi_open(txn, "blocks", MDB_CREATE, &st->blocks);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta);
+	if (rc) {
+		mdb_txn_abort(txn);
+		goto out_env_close;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		goto out_env_close;
+	/* A reader slot left by a killed process would pin old pages. */
+	int dead = 0;
+	mdb_reader_check(st->env, &dead);
+	*out = st;
+	return 0;
+
+out_env_close:
+	snprintf(err, errlen, "cannot open cache %s: %s", dir,
+		 mdb_strerror(rc));
+	mdb_env_close(st->env);
+out_free:
+	free(st);
+	return mdb_to_errno(rc);
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	mdb_env_sync(st->env, 1);
+	mdb_env_close(st->env);
+	free(st);
+}
+
+int store_rbegin(struct store *st, struct store_rtxn **out)
+{
+	struct store_rtxn *t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->st = st;
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
+	if (rc) {
+		free(t);
+		return mdb_to_errno(rc);
+	}
+	*out = t;
+	return 0;
+}
+
+void store_rend(struct store_rtxn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+static void block_key(uint8_t k[STORE_FID_LEN + 8], const uint8_t *fid,
+		      uint64_t blk)
+{
+	memcpy(k, fid, STORE_FID_LEN);
+	for (int i = 0; i < 8; i++)
+		k[STORE_FID_LEN + i] = (uint8_t)(blk >> (56 - 8 * i));
+}
+
+int store_block_peek(struct store_rtxn *t, const uint8_t *fid, uint64_t blk,
+		     const void **data, size_t *len)
+{
+	uint8_t k[STORE_FID_LEN + 8];
+	MDB_val key = { sizeof(k), k }, val;
+
+	block_key(k, fid, blk);
+	int rc = mdb_get(t->txn, t->st->blocks, &key, &val);
+	if (rc)
+		return mdb_to_errno(rc);
+	*data = val.mv_data;
+	*len = val.mv_size;
+	return 0;
+}
+
+int store_blocks_put(struct store *st, const struct store_put *v, size_t n)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t k[STORE_FID_LEN + 8];
+		MDB_val key = { sizeof(k), k };
+		MDB_val val = { v[i].len, (void *)v[i].data };
+		block_key(k, v[i].fid, v[i].blk);
+		rc = mdb_put(txn, st->blocks, &key, &val, 0);
+		if (rc)
+			goto out_abort;
+	}
+	rc = mdb_txn_commit(txn);	/* frees txn on success and failure */
+	goto out;
+out_abort:
+	mdb_txn_abort(txn);
+out:
+	return mdb_to_errno(rc);
+}
+
+int store_meta_put(struct store *st, const void *k, size_t klen,
+		   const void *v, size_t vlen)
+{
+	MDB_txn *txn;
+	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		goto out;
+	rc = mdb_put(txn, st->meta, &key, &val, 0);
+	if (rc)
+		goto out_abort;
+	rc = mdb_txn_commit(txn);
+	goto out;
+out_abort:
+	mdb_txn_abort(txn);
+out:
+	return mdb_to_errno(rc);
+}
+
+int store_meta_get(struct store *st, const void *k, size_t klen, void **v,
+		   size_t *vlen)
+{
+	MDB_txn *txn;
+	MDB_val key = { klen, (void *)k }, val;
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_get(txn, st->meta, &key, &val);
+	if (!rc) {
+		char *copy = malloc(val.mv_size + 1);
+		if (!copy) {
+			mdb_txn_abort(txn);
+			return -ENOMEM;
+		}
+		memcpy(copy, val.mv_data, val.mv_size);
+		copy[val.mv_size] = '\0';
+		*v = copy;
+		*vlen = val.mv_size;
+	}
+	mdb_txn_abort(txn);
+	return mdb_to_errno(rc);
+}
+
+int store_meta_del(struct store *st, const void *k, size_t klen)
+{
+	MDB_txn *txn;
+	MDB_val key = { klen, (void *)k };
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		goto out;
+	rc = mdb_del(txn, st->meta, &key, NULL);
+	if (rc)
+		goto out_abort;
+	rc = mdb_txn_commit(txn);
+	goto out;
+out_abort:
+	mdb_txn_abort(txn);
+out:
+	return mdb_to_errno(rc);
+}
+
+int store_meta_scan(struct store *st, const void *prefix, size_t plen,
+		    int (*fn)(void *arg, const void *key, size_t klen,
+			      const void *val, size_t vlen),
+		    void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key = { plen, (void *)prefix }, val;
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_cursor_open(txn, st->meta, &cur);
+	if (rc)
+		goto out_abort;
+	int ret = 0;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	while (!rc && key.mv_size >= plen &&
+	       !memcmp(key.mv_data, prefix, plen)) {
+		ret = fn(arg, key.mv_data, key.mv_size, val.mv_data,
+			 val.mv_size);
+		if (ret)
+			break;
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (ret)
+		return ret;
+	return rc == MDB_NOTFOUND ? 0 : mdb_to_errno(rc);
+out_abort:
+	mdb_txn_abort(txn);
+	return mdb_to_errno(rc);
+}
+
+int store_sync(struct store *st)
+{
+	return mdb_to_errno(mdb_env_sync(st->env, 1));
+}
+
+uint64_t store_used_bytes(struct store *st)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &stat))
+		return 0;
+	return (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+}

@@ -1,0 +1,82 @@
+/*
+ * store.h - the LMDB cache: every fetched byte, directory listings, instance
+ * records and host-key pins, in one environment under the cache directory.
+ *
+ * Module rules (from lmdb.h, restated because they bind every caller):
+ * - One struct store per process, opened in main() before threads start.
+ * - Read transactions are short and per request (MDB_NOTLS: any thread may
+ *   end one it began, but never use one from two threads at once). Pointers
+ *   returned by store_block_peek() are valid only until store_rend().
+ * - Writes are serialised by LMDB itself; the fetcher batches block writes
+ *   in its writer thread so FUSE threads never wait for a commit.
+ * - A crash or kill -9 at any moment leaves the environment consistent
+ *   (LMDB's copy-on-write B+tree; each put is one committed transaction).
+ *
+ * Errors: 0 or -errno; MDB codes are translated in store.c only
+ * (MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL -> -ENOSPC).
+ */
+#ifndef RGT_STORE_H
+#define RGT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_BLOCK_SHIFT 20
+#define STORE_BLOCK_SIZE (1u << STORE_BLOCK_SHIFT)	/* 1 MiB */
+#define STORE_FID_LEN 16
+
+struct store;
+struct store_rtxn;
+
+/*
+ * Open (creating) the environment in @dir (made 0700; files 0600).
+ * @mapsize is the address space reserved for the map (sparse on disk).
+ */
+int store_open(const char *dir, uint64_t mapsize, struct store **out,
+	       char *err, size_t errlen);
+void store_close(struct store *st);
+
+int store_rbegin(struct store *st, struct store_rtxn **out);
+void store_rend(struct store_rtxn *t);
+
+/*
+ * Block @blk of file @fid: *data points into the map, valid until
+ * store_rend(t). -ENOENT if not cached.
+ */
+int store_block_peek(struct store_rtxn *t, const uint8_t *fid, uint64_t blk,
+		     const void **data, size_t *len);
+
+struct store_put {
+	const uint8_t *fid;
+	uint64_t blk;
+	const void *data;
+	size_t len;
+};
+
+/* Write @n blocks in one transaction (all or none). */
+int store_blocks_put(struct store *st, const struct store_put *v, size_t n);
+
+/* Small records (listings, instance snapshots, pins): key -> value. */
+int store_meta_put(struct store *st, const void *key, size_t klen,
+		   const void *val, size_t vlen);
+/* *val is malloc'd (NUL-terminated for convenience; not counted). */
+int store_meta_get(struct store *st, const void *key, size_t klen,
+		   void **val, size_t *vlen);
+int store_meta_del(struct store *st, const void *key, size_t klen);
+/*
+ * Call @fn for every meta record whose key starts with @prefix, in key
+ * order, inside one read transaction (don't write from @fn). Stops when
+ * @fn returns non-zero and returns that value.
+ */
+int store_meta_scan(struct store *st, const void *prefix, size_t plen,
+		    int (*fn)(void *arg, const void *key, size_t klen,
+			      const void *val, size_t vlen),
+		    void *arg);
+
+/* Force everything committed so far to disk. */
+int store_sync(struct store *st);
+
+/* Bytes used by the map file (for statfs and tools). */
+uint64_t store_used_bytes(struct store *st);
+
+#endif
