@@ -1,1 +1,639 @@
-/* placeholder: being written */
+/*
+ * fetch.c - the block fetcher (see fetch.h).
+ *
+ * DESIGN
+ * A job is one block of one file version, keyed by (fid, blk) in a small
+ * hash table. States: QUEUED -> RUNNING -> DONE | FAILED. A DONE job keeps
+ * its bytes until the writer thread has committed them to the store and
+ * taken the job out of the table; only then do readers go to the store.
+ * Because removal happens strictly after the commit, a reader that checks
+ * the table first and the store second (in a read transaction begun after
+ * that check) can never miss a block that was fetched: it sees either the
+ * job or the committed block. Failed jobs leave the table at once, so the
+ * next read retries.
+ *
+ * Two queues feed the workers: demand jobs (a reader is waiting) always go
+ * before read-ahead jobs. Read-ahead is scheduled only while the bytes held
+ * by jobs stay under max_inflight, which bounds memory however fast the
+ * network is compared to the disk.
+ *
+ * Locking: one mutex (f->mu) guards the table, queues, job states and
+ * counters. Nothing blocks on I/O while holding it.
+ *
+ * Rejected: fetching straight from the FUSE thread (no overlap between
+ * requests, no read-ahead) and one writer transaction per block (an fsync
+ * per MiB).
+ */
+#include "fetch.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "remote.h"
+
+#define NBUCKETS 1024
+#define WRITE_BATCH 8
+
+enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
+
+struct job {
+	uint8_t fid[STORE_FID_LEN];
+	uint64_t blk;
+	struct remote *remote;
+	char *path;
+	size_t len;		/* expected bytes */
+	enum job_state state;
+	int err;
+	void *data;
+	int refs;
+	bool in_table;
+	struct job *hnext;
+	struct job *qnext;
+};
+
+struct jobq {
+	struct job *head, *tail;
+};
+
+struct fetcher {
+	struct fetcher_params p;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;		/* workers: a job was queued */
+	pthread_cond_t done_cv;		/* readers: a job finished */
+	pthread_cond_t write_cv;	/* writer: a block to write */
+	struct job *table[NBUCKETS];
+	struct jobq demand, ahead, writeq;
+	bool stop;
+	pthread_t *workers;
+	int nworkers;
+	pthread_t writer;
+	bool writer_started;
+	struct fetch_stats st;
+};
+
+/* ---- pure parts ----------------------------------------------------------- */
+
+void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
+		   const char *id, const char *path, uint64_t size,
+		   int64_t mtime)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	char num[64];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (!c)
+		rgt_die("out of memory");
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	EVP_DigestUpdate(c, platform, strlen(platform) + 1);
+	EVP_DigestUpdate(c, id, strlen(id) + 1);
+	EVP_DigestUpdate(c, path, strlen(path) + 1);
+	int n = snprintf(num, sizeof(num), "%llu%c%lld",
+			 (unsigned long long)size, 0, (long long)mtime);
+	EVP_DigestUpdate(c, num, n + 1);
+	EVP_DigestFinal_ex(c, md, &mdlen);
+	EVP_MD_CTX_free(c);
+	memcpy(fid, md, STORE_FID_LEN);
+}
+
+int fetch_block_range(uint64_t off, uint64_t len, uint64_t size,
+		      uint64_t *first, uint64_t *last)
+{
+	if (off >= size || len == 0)
+		return -ENODATA;
+	if (len > size - off)
+		len = size - off;
+	*first = off >> STORE_BLOCK_SHIFT;
+	*last = (off + len - 1) >> STORE_BLOCK_SHIFT;
+	return 0;
+}
+
+static size_t block_len(uint64_t size, uint64_t blk)
+{
+	uint64_t start = blk << STORE_BLOCK_SHIFT;
+	uint64_t left = size - start;
+	return left < STORE_BLOCK_SIZE ? (size_t)left : STORE_BLOCK_SIZE;
+}
+
+int fetch_file_init(struct fetch_file *ff, struct remote *r,
+		    const char *platform, const char *id, const char *path,
+		    uint64_t size, int64_t mtime)
+{
+	ff->remote = r;
+	ff->path = strdup(path);
+	if (!ff->path)
+		return -ENOMEM;
+	ff->size = size;
+	ff->mtime = mtime;
+	fetch_file_id(ff->fid, platform, id, path, size, mtime);
+	return 0;
+}
+
+void fetch_file_cleanup(struct fetch_file *ff)
+{
+	free(ff->path);
+	ff->path = NULL;
+}
+
+void fetch_stream_init(struct fetch_stream *s)
+{
+	pthread_mutex_init(&s->mu, NULL);
+	s->next_off = 0;
+	s->ra_upto = 0;
+}
+
+void fetch_stream_cleanup(struct fetch_stream *s)
+{
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* ---- table and queues (f->mu held) ------------------------------------------ */
+
+static unsigned bucket(const uint8_t *fid, uint64_t blk)
+{
+	uint64_t h;
+	memcpy(&h, fid, sizeof(h));
+	h ^= blk * 0x9E3779B97F4A7C15ull;
+	return (unsigned)(h % NBUCKETS);
+}
+
+static struct job *table_find(struct fetcher *f, const uint8_t *fid,
+			      uint64_t blk)
+{
+	for (struct job *j = f->table[bucket(fid, blk)]; j; j = j->hnext)
+		if (j->blk == blk && !memcmp(j->fid, fid, STORE_FID_LEN))
+			return j;
+	return NULL;
+}
+
+static void table_remove(struct fetcher *f, struct job *j)
+{
+	if (!j->in_table)
+		return;
+	struct job **pp = &f->table[bucket(j->fid, j->blk)];
+	while (*pp && *pp != j)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = j->hnext;
+	j->in_table = false;
+}
+
+static void unref(struct fetcher *f, struct job *j)
+{
+	if (--j->refs)
+		return;
+	if (j->data) {
+		f->st.inflight -= j->len;
+		free(j->data);
+	}
+	free(j->path);
+	free(j);
+}
+
+static void enqueue(struct jobq *q, struct job *j)
+{
+	j->qnext = NULL;
+	if (q->tail)
+		q->tail->qnext = j;
+	else
+		q->head = j;
+	q->tail = j;
+}
+
+static struct job *dequeue(struct jobq *q)
+{
+	struct job *j = q->head;
+	if (j) {
+		q->head = j->qnext;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	return j;
+}
+
+/* New queued job, in the table, one reference for the queue. */
+static struct job *job_new(struct fetcher *f, const struct fetch_file *ff,
+			   uint64_t blk, bool demand)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->path = strdup(ff->path);
+	if (!j->path) {
+		free(j);
+		return NULL;
+	}
+	memcpy(j->fid, ff->fid, STORE_FID_LEN);
+	j->blk = blk;
+	j->remote = ff->remote;
+	j->len = block_len(ff->size, blk);
+	j->state = J_QUEUED;
+	j->refs = 2;	/* table + queue */
+	j->in_table = true;
+	unsigned b = bucket(j->fid, blk);
+	j->hnext = f->table[b];
+	f->table[b] = j;
+	enqueue(demand ? &f->demand : &f->ahead, j);
+	pthread_cond_signal(&f->work_cv);
+	return j;
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+	struct fetcher *f = arg;
+
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		struct job *j;
+		while (!f->stop && !f->demand.head && !f->ahead.head)
+			pthread_cond_wait(&f->work_cv, &f->mu);
+		if (f->stop)
+			break;
+		j = dequeue(&f->demand);
+		if (!j)
+			j = dequeue(&f->ahead);
+		j->state = J_RUNNING;
+		pthread_mutex_unlock(&f->mu);
+
+		void *data = malloc(j->len ? j->len : 1);
+		ssize_t got = data ? 0 : -ENOMEM;
+		while (data && (size_t)got < j->len) {
+			ssize_t n = remote_pread(j->remote, j->path,
+						 (char *)data + got,
+						 j->len - got,
+						 (j->blk << STORE_BLOCK_SHIFT) +
+							 got);
+			if (n < 0) {
+				got = n;
+				break;
+			}
+			if (n == 0) {
+				/* Shorter than its listed size: the file
+				 * changed under us; never cache a mix. */
+				got = -EIO;
+				break;
+			}
+			got += n;
+		}
+
+		pthread_mutex_lock(&f->mu);
+		if (got < 0) {
+			free(data);
+			j->state = J_FAILED;
+			j->err = (int)got;
+			table_remove(f, j);
+			unref(f, j);	/* the table's */
+		} else {
+			j->data = data;
+			j->state = J_DONE;
+			f->st.inflight += j->len;
+			if (f->st.inflight > f->st.inflight_peak)
+				f->st.inflight_peak = f->st.inflight;
+			f->st.blocks_fetched++;
+			f->st.bytes_fetched += j->len;
+			j->refs++;	/* the write queue's */
+			enqueue(&f->writeq, j);
+			pthread_cond_signal(&f->write_cv);
+		}
+		pthread_cond_broadcast(&f->done_cv);
+		unref(f, j);	/* the queue's */
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+static void *writer_main(void *arg)
+{
+	struct fetcher *f = arg;
+	struct job *batch[WRITE_BATCH];
+	struct store_put puts[WRITE_BATCH];
+
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		while (!f->stop && !f->writeq.head)
+			pthread_cond_wait(&f->write_cv, &f->mu);
+		if (!f->writeq.head)
+			break;	/* stopping, and everything is written */
+		int n = 0;
+		while (n < WRITE_BATCH && f->writeq.head) {
+			batch[n] = dequeue(&f->writeq);
+			puts[n] = (struct store_put){ batch[n]->fid,
+						      batch[n]->blk,
+						      batch[n]->data,
+						      batch[n]->len };
+			n++;
+		}
+		pthread_mutex_unlock(&f->mu);
+		int rc = store_blocks_put(f->p.store, puts, n);
+		if (rc)
+			rgt_log(RGT_WARN, "cannot write %d blocks to the "
+				"cache: %s", n, strerror(-rc));
+		pthread_mutex_lock(&f->mu);
+		if (!rc)
+			f->st.blocks_written += n;
+		for (int i = 0; i < n; i++) {
+			/* Out of the table only after the commit: see top. */
+			if (batch[i]->in_table) {
+				table_remove(f, batch[i]);
+				unref(f, batch[i]);	/* the table's */
+			}
+			unref(f, batch[i]);		/* the queue's */
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+int fetcher_new(const struct fetcher_params *p, struct fetcher **out)
+{
+	struct fetcher *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->p = *p;
+	if (f->p.workers <= 0)
+		f->p.workers = 8;
+	if (!f->p.max_inflight)
+		f->p.max_inflight = 32u << 20;
+	if (f->p.readahead <= 0)
+		f->p.readahead = 16;
+	if (f->p.wait_timeout_ms <= 0)
+		f->p.wait_timeout_ms = 60000;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->work_cv, NULL);
+	pthread_cond_init(&f->done_cv, NULL);
+	pthread_cond_init(&f->write_cv, NULL);
+	f->workers = calloc(f->p.workers, sizeof(*f->workers));
+	if (!f->workers)
+		goto fail;
+	for (; f->nworkers < f->p.workers; f->nworkers++)
+		if (pthread_create(&f->workers[f->nworkers], NULL,
+				   worker_main, f))
+			goto fail;
+	if (pthread_create(&f->writer, NULL, writer_main, f))
+		goto fail;
+	f->writer_started = true;
+	*out = f;
+	return 0;
+fail:
+	fetcher_free(f);
+	return -EAGAIN;
+}
+
+void fetcher_free(struct fetcher *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->stop = true;
+	pthread_cond_broadcast(&f->work_cv);
+	pthread_cond_broadcast(&f->write_cv);
+	pthread_mutex_unlock(&f->mu);
+	for (int i = 0; i < f->nworkers; i++)
+		pthread_join(f->workers[i], NULL);
+	if (f->writer_started)
+		pthread_join(f->writer, NULL);
+	/* Queued jobs nobody ran: drop them. */
+	struct job *j;
+	while ((j = dequeue(&f->demand)) || (j = dequeue(&f->ahead))) {
+		/* No thread is left to hold a reference but the table's and
+		 * the queue's: drop both at once. */
+		table_remove(f, j);
+		j->refs = 1;
+		unref(f, j);
+	}
+	free(f->workers);
+	pthread_cond_destroy(&f->work_cv);
+	pthread_cond_destroy(&f->done_cv);
+	pthread_cond_destroy(&f->write_cv);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+void fetch_get_stats(struct fetcher *f, struct fetch_stats *out)
+{
+	pthread_mutex_lock(&f->mu);
+	*out = f->st;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- reads ----------------------------------------------------------------------- */
+
+/* Queue read-ahead for blocks [from, to] not cached or in flight. */
+static void schedule_ahead(struct fetcher *f, struct fetch_file *ff,
+			   uint64_t from, uint64_t to)
+{
+	struct store_rtxn *t;
+	if (store_rbegin(f->p.store, &t))
+		return;
+	for (uint64_t b = from; b <= to; b++) {
+		const void *d;
+		size_t l;
+		pthread_mutex_lock(&f->mu);
+		bool busy = table_find(f, ff->fid, b) != NULL;
+		bool full = f->st.inflight + (size_t)(f->demand.head ||
+						      f->ahead.head) *
+						     STORE_BLOCK_SIZE >=
+			    f->p.max_inflight;
+		pthread_mutex_unlock(&f->mu);
+		if (full)
+			break;
+		if (busy || !store_block_peek(t, ff->fid, b, &d, &l))
+			continue;
+		pthread_mutex_lock(&f->mu);
+		if (!table_find(f, ff->fid, b))
+			job_new(f, ff, b, false);
+		pthread_mutex_unlock(&f->mu);
+	}
+	store_rend(t);
+}
+
+/* Count of queued read-ahead bytes is approximated above; fine as a bound
+ * because each worker holds at most one block. */
+
+static void readahead(struct fetcher *f, struct fetch_file *ff,
+		      struct fetch_stream *s, uint64_t off, size_t len,
+		      uint64_t last)
+{
+	uint64_t nblocks = (ff->size + STORE_BLOCK_SIZE - 1) >>
+			   STORE_BLOCK_SHIFT;
+	uint64_t from, to;
+
+	pthread_mutex_lock(&s->mu);
+	bool seq = off == s->next_off || off == 0;
+	s->next_off = off + len;
+	if (!seq) {
+		s->ra_upto = 0;
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	from = last + 1 > s->ra_upto ? last + 1 : s->ra_upto;
+	to = last + f->p.readahead;
+	if (to >= nblocks)
+		to = nblocks ? nblocks - 1 : 0;
+	/* Refill only when half the window is used, in one go. */
+	if (from > to || (s->ra_upto && s->ra_upto > last + f->p.readahead / 2)) {
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	s->ra_upto = to + 1;
+	pthread_mutex_unlock(&s->mu);
+	schedule_ahead(f, ff, from, to);
+}
+
+static int warm_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
+		     size_t len, uint64_t first, uint64_t last,
+		     fetch_reply_fn reply, void *arg, int *rc_out)
+{
+	struct iovec iov[8];
+	struct store_rtxn *t;
+	int n = 0;
+
+	if (last - first + 1 > 8 || store_rbegin(f->p.store, &t))
+		return 0;
+	for (uint64_t b = first; b <= last; b++) {
+		const void *d;
+		size_t l;
+		if (store_block_peek(t, ff->fid, b, &d, &l) ||
+		    l != block_len(ff->size, b)) {
+			store_rend(t);
+			return 0;
+		}
+		uint64_t bstart = b << STORE_BLOCK_SHIFT;
+		size_t from = b == first ? (size_t)(off - bstart) : 0;
+		size_t to = b == last ? (size_t)(off + len - bstart) : l;
+		iov[n].iov_base = (char *)d + from;
+		iov[n].iov_len = to - from;
+		n++;
+	}
+	*rc_out = reply(arg, iov, n);
+	store_rend(t);
+	pthread_mutex_lock(&f->mu);
+	f->st.hits += n;
+	pthread_mutex_unlock(&f->mu);
+	return 1;
+}
+
+int fetch_read(struct fetcher *f, struct fetch_file *ff,
+	       struct fetch_stream *s, uint64_t off, size_t len,
+	       fetch_reply_fn reply, void *arg)
+{
+	uint64_t first, last;
+	int rc;
+
+	if (fetch_block_range(off, len, ff->size, &first, &last))
+		return reply(arg, NULL, 0);	/* EOF */
+	if (len > ff->size - off)
+		len = (size_t)(ff->size - off);
+	if (s)
+		readahead(f, ff, s, off, len, last);
+	if (warm_read(f, ff, off, len, first, last, reply, arg, &rc))
+		return rc;
+
+	/* Cold: collect each block from a job or the store. */
+	size_t nb = (size_t)(last - first + 1);
+	struct job **jobs = calloc(nb, sizeof(*jobs));
+	char *out = malloc(len);
+	if (!jobs || !out) {
+		free(jobs);
+		free(out);
+		return -ENOMEM;
+	}
+	rc = 0;
+	for (size_t i = 0; i < nb && !rc; i++) {
+		uint64_t b = first + i;
+		uint64_t bstart = b << STORE_BLOCK_SHIFT;
+		size_t from = b == first ? (size_t)(off - bstart) : 0;
+		size_t to = b == last ? (size_t)(off + len - bstart) :
+					block_len(ff->size, b);
+		size_t dst = (size_t)(bstart + from - off);
+
+		pthread_mutex_lock(&f->mu);
+		struct job *j = table_find(f, ff->fid, b);
+		if (j) {
+			j->refs++;
+			jobs[i] = j;
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (j)
+			continue;
+		/* Not in flight: committed already, or never fetched. */
+		struct store_rtxn *t;
+		const void *d;
+		size_t l;
+		rc = store_rbegin(f->p.store, &t);
+		if (rc)
+			break;
+		if (!store_block_peek(t, ff->fid, b, &d, &l) &&
+		    l == block_len(ff->size, b)) {
+			memcpy(out + dst, (const char *)d + from, to - from);
+			store_rend(t);
+			continue;
+		}
+		store_rend(t);
+		pthread_mutex_lock(&f->mu);
+		j = table_find(f, ff->fid, b);
+		if (!j)
+			j = job_new(f, ff, b, true);
+		if (j) {
+			j->refs++;
+			jobs[i] = j;
+		} else {
+			rc = -ENOMEM;
+		}
+		pthread_mutex_unlock(&f->mu);
+	}
+
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += f->p.wait_timeout_ms / 1000;
+	deadline.tv_nsec += (f->p.wait_timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+
+	pthread_mutex_lock(&f->mu);
+	for (size_t i = 0; i < nb; i++) {
+		struct job *j = jobs[i];
+		if (!j)
+			continue;
+		while (!rc && j->state != J_DONE && j->state != J_FAILED) {
+			if (pthread_cond_timedwait(&f->done_cv, &f->mu,
+						   &deadline) == ETIMEDOUT) {
+				rc = -ETIMEDOUT;
+				rgt_log(RGT_WARN, "read of %s timed out "
+					"waiting for block %llu", ff->path,
+					(unsigned long long)j->blk);
+			}
+		}
+		if (!rc && j->state == J_FAILED)
+			rc = j->err;
+		if (!rc) {
+			uint64_t b = first + i;
+			uint64_t bstart = b << STORE_BLOCK_SHIFT;
+			size_t from = b == first ? (size_t)(off - bstart) : 0;
+			size_t to = b == last ? (size_t)(off + len - bstart) :
+						j->len;
+			memcpy(out + (size_t)(bstart + from - off),
+			       (char *)j->data + from, to - from);
+		}
+		unref(f, j);
+	}
+	pthread_mutex_unlock(&f->mu);
+	free(jobs);
+
+	if (!rc) {
+		struct iovec iov = { out, len };
+		rc = reply(arg, &iov, 1);
+	}
+	free(out);
+	return rc;
+}

@@ -1,1 +1,811 @@
-/* placeholder: being written */
+/*
+ * remote.c - one instance's remote side (see remote.h).
+ *
+ * DESIGN
+ * Sessions. Up to max_sessions transport sessions per instance, kept in an
+ * idle stack. A session is owned by exactly one thread between acquire and
+ * release (libssh2's rule: one thread per session). A session whose last
+ * call failed at the session level is closed on release, never reused.
+ * Endpoint changes bump a generation; sessions of an older generation are
+ * closed when they come back, so a re-created box is reached at its new
+ * port without a remount.
+ *
+ * Fail fast. When every endpoint failed, the error is remembered for
+ * RETRY_AFTER seconds and returned at once to the next caller, so a dead
+ * box costs one connect timeout, not one per file.
+ *
+ * Host keys. Trust on first use, pinned per (platform, instance id) in the
+ * store, never per host:port (ports are reused by other boxes). A different
+ * key later is refused with -EACCES until the user removes the pin.
+ *
+ * Listings. A directory listing is fetched whole (names with attributes in
+ * one SFTP readdir pass), kept in memory for max_age seconds and written to
+ * the store when it changes, so the tree still lists after the box is gone.
+ */
+#include "remote.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "log.h"
+#include "store.h"
+
+#define RETRY_AFTER 2		/* seconds a failed connect is remembered */
+#define MAX_SESSIONS 16
+#define MAX_LISTING 200000	/* entries per directory */
+#define MEM_LISTINGS 64
+
+struct memdir {
+	char *path;
+	struct rlisting *l;	/* one reference held here */
+	int is_attr;		/* attr record of one file (l->n == 1) */
+};
+
+struct remote {
+	struct remote_params p;	/* strings owned */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct rgt_endpoint ep[2];
+	int n_ep;
+	unsigned gen;		/* bumped when endpoints change */
+	struct {
+		struct xfer *x;
+		unsigned gen;
+	} idle[MAX_SESSIONS];
+	int n_idle;
+	int n_open;		/* idle + in use + connecting */
+	time_t fail_at;		/* last failed connect, 0 if none */
+	int fail_rc;
+	char err[512];
+	struct memdir mem[MEM_LISTINGS];
+	unsigned mem_next;
+};
+
+struct rlisting_int {
+	struct rlisting l;
+	int refs;
+	pthread_mutex_t mu;
+};
+
+/* ---- host keys ----------------------------------------------------------- */
+
+static size_t key_of(char *buf, size_t len, const char *kind,
+		     const struct remote *r, const char *path)
+{
+	int n = snprintf(buf, len, "%s%c%s%c%s", kind, 0, r->p.platform, 0,
+			 r->p.id);
+	if (path && n >= 0 && (size_t)n + 1 < len)
+		n += 1 + snprintf(buf + n + 1, len - n - 1, "%s", path);
+	return n < 0 ? 0 : ((size_t)n >= len ? len - 1 : (size_t)n);
+}
+
+static void fingerprint(const unsigned char *key, size_t len, char *out,
+			size_t outlen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	unsigned char b64[64];
+
+	EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL);
+	int n = EVP_EncodeBlock(b64, md, (int)mdlen);
+	while (n > 0 && b64[n - 1] == '=')
+		n--;
+	b64[n] = '\0';
+	snprintf(out, outlen, "SHA256:%s", b64);
+}
+
+struct hk_ctx {
+	struct remote *r;
+	const struct rgt_endpoint *ep;
+};
+
+static int hostkey_check(void *arg, const char *type, const unsigned char *key,
+			 size_t keylen, char *err, size_t errlen)
+{
+	struct hk_ctx *c = arg;
+	struct remote *r = c->r;
+	char k[512], fp[128];
+	size_t klen = key_of(k, sizeof(k), "hostkey", r, NULL);
+	void *pin = NULL;
+	size_t pinlen = 0;
+	int rc;
+
+	fingerprint(key, keylen, fp, sizeof(fp));
+	if (r->p.strict_host_keys) {
+		char *kh = config_expand_home("~/.ssh/known_hosts");
+		rc = kh ? xfer_known_hosts_check(kh, c->ep->host, c->ep->port,
+						 type, key, keylen) :
+			  -ENOMEM;
+		free(kh);
+		if (rc) {
+			snprintf(err, errlen,
+				 "host key %s %s of %s:%d is not in "
+				 "~/.ssh/known_hosts (strict_host_keys = yes)",
+				 type, fp, c->ep->host, c->ep->port);
+			return -EACCES;
+		}
+		return 0;
+	}
+	/* Pin record: type NUL raw key. */
+	size_t tlen = strlen(type);
+	rc = store_meta_get(r->p.store, k, klen, &pin, &pinlen);
+	if (rc == -ENOENT) {
+		char *rec = malloc(tlen + 1 + keylen);
+		if (!rec)
+			return -ENOMEM;
+		memcpy(rec, type, tlen + 1);
+		memcpy(rec + tlen + 1, key, keylen);
+		rc = store_meta_put(r->p.store, k, klen, rec, tlen + 1 + keylen);
+		free(rec);
+		if (rc) {
+			snprintf(err, errlen, "cannot record host key: %s",
+				 strerror(-rc));
+			return rc;
+		}
+		rgt_log(RGT_INFO, "%s/%s: trusting host key %s %s on first use",
+			r->p.platform, r->p.id, type, fp);
+		return 0;
+	}
+	if (rc) {
+		snprintf(err, errlen, "cannot read host key pin: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	int same = pinlen == tlen + 1 + keylen && !memcmp(pin, type, tlen + 1) &&
+		   !memcmp((char *)pin + tlen + 1, key, keylen);
+	if (!same) {
+		char pfp[128] = "?";
+		size_t pt = strnlen(pin, pinlen);
+		if (pt < pinlen)
+			fingerprint((unsigned char *)pin + pt + 1,
+				    pinlen - pt - 1, pfp, sizeof(pfp));
+		snprintf(err, errlen,
+			 "host key changed for %s/%s: pinned %.*s %s, offered "
+			 "%s %s; refusing (if the box was re-created, remove "
+			 "the pin: rgtfs-store forget-hostkey %s/%s)",
+			 r->p.platform, r->p.id, (int)pt, (char *)pin, pfp,
+			 type, fp, r->p.platform, r->p.id);
+		free(pin);
+		return -EACCES;
+	}
+	free(pin);
+	return 0;
+}
+
+int remote_pinned_key(struct remote *r, char *buf, size_t len)
+{
+	char k[512], fp[128];
+	size_t klen = key_of(k, sizeof(k), "hostkey", r, NULL);
+	void *pin;
+	size_t pinlen;
+	int rc = store_meta_get(r->p.store, k, klen, &pin, &pinlen);
+	if (rc)
+		return rc;
+	size_t pt = strnlen(pin, pinlen);
+	if (pt >= pinlen) {
+		free(pin);
+		return -EIO;
+	}
+	fingerprint((unsigned char *)pin + pt + 1, pinlen - pt - 1, fp,
+		    sizeof(fp));
+	snprintf(buf, len, "%s %s", (char *)pin, fp);
+	free(pin);
+	return 0;
+}
+
+/* ---- sessions -------------------------------------------------------------- */
+
+int remote_new(const struct remote_params *p, struct remote **out)
+{
+	struct remote *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->p = *p;
+	r->p.platform = strdup(p->platform);
+	r->p.id = strdup(p->id);
+	r->p.user = strdup(p->user ? p->user : "root");
+	r->p.key_path = p->key_path ? strdup(p->key_path) : NULL;
+	if (r->p.max_sessions < 1)
+		r->p.max_sessions = 1;
+	if (r->p.max_sessions > MAX_SESSIONS)
+		r->p.max_sessions = MAX_SESSIONS;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if (!r->p.platform || !r->p.id || !r->p.user ||
+	    (p->key_path && !r->p.key_path)) {
+		remote_free(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+void remote_free(struct remote *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < r->n_idle; i++)
+		r->idle[i].x->ops->close(r->idle[i].x);
+	for (int i = 0; i < MEM_LISTINGS; i++) {
+		free(r->mem[i].path);
+		rlisting_free(r->mem[i].l);
+	}
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free((char *)r->p.platform);
+	free((char *)r->p.id);
+	free((char *)r->p.user);
+	free((char *)r->p.key_path);
+	free(r);
+}
+
+void remote_set_endpoints(struct remote *r, const struct rgt_endpoint *ep,
+			  int n)
+{
+	pthread_mutex_lock(&r->mu);
+	if (n > 2)
+		n = 2;
+	int changed = n != r->n_ep;
+	for (int i = 0; !changed && i < n; i++)
+		changed = strcmp(ep[i].host, r->ep[i].host) ||
+			  ep[i].port != r->ep[i].port;
+	if (changed) {
+		memcpy(r->ep, ep, n * sizeof(*ep));
+		r->n_ep = n;
+		r->gen++;
+		r->fail_at = 0;	/* new address: try at once */
+		/* Idle sessions point at the old address. */
+		for (int i = 0; i < r->n_idle; i++) {
+			r->idle[i].x->ops->close(r->idle[i].x);
+			r->n_open--;
+		}
+		r->n_idle = 0;
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+int remote_endpoint(struct remote *r, struct rgt_endpoint *ep)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&r->mu);
+	if (r->n_ep) {
+		*ep = r->ep[0];
+		rc = 0;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+void remote_error(struct remote *r, char *buf, size_t len)
+{
+	pthread_mutex_lock(&r->mu);
+	snprintf(buf, len, "%s", r->err);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Try every endpoint in order; called without the lock. */
+static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
+		       int n_ep, struct xfer **out, char *err, size_t errlen)
+{
+	int rc = -EHOSTUNREACH;
+
+	snprintf(err, errlen, "%s/%s: no SSH endpoint known", r->p.platform,
+		 r->p.id);
+	for (int i = 0; i < n_ep; i++) {
+		struct hk_ctx hk = { r, &ep[i] };
+		struct xfer_params xp = {
+			.host = ep[i].host,
+			.port = ep[i].port,
+			.user = r->p.user,
+			.key_path = r->p.key_path,
+			.connect_timeout_ms = r->p.connect_timeout_ms,
+			.io_timeout_ms = r->p.io_timeout_ms,
+			.hostkey = hostkey_check,
+			.hostkey_arg = &hk,
+		};
+		char e[384];
+		e[0] = '\0';
+		rc = xfer_sftp_ops.open(&xp, out, e, sizeof(e));
+		if (!rc)
+			return 0;
+		snprintf(err, errlen, "%.200s:%d (%s): %s", ep[i].host, ep[i].port,
+			 i == 0 ? "direct" : "proxy", e);
+		/* A refused host key is a verdict on the box, not the path. */
+		if (rc == -EACCES)
+			break;
+	}
+	return rc;
+}
+
+int remote_acquire(struct remote *r, struct xfer **out)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += (r->p.connect_timeout_ms * 2 +
+			    r->p.io_timeout_ms * 2) / 1000 + 1;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (r->n_idle) {
+			r->n_idle--;
+			if (r->idle[r->n_idle].gen == r->gen) {
+				*out = r->idle[r->n_idle].x;
+				pthread_mutex_unlock(&r->mu);
+				return 0;
+			}
+			r->idle[r->n_idle].x->ops->close(r->idle[r->n_idle].x);
+			r->n_open--;
+		}
+		if (r->fail_at && time(NULL) - r->fail_at < RETRY_AFTER) {
+			int rc = r->fail_rc;
+			pthread_mutex_unlock(&r->mu);
+			return rc;
+		}
+		if (r->n_open < r->p.max_sessions)
+			break;
+		if (pthread_cond_timedwait(&r->cv, &r->mu, &deadline) ==
+		    ETIMEDOUT) {
+			pthread_mutex_unlock(&r->mu);
+			return -ETIMEDOUT;
+		}
+	}
+	r->n_open++;
+	struct rgt_endpoint ep[2];
+	int n_ep = r->n_ep;
+	unsigned gen = r->gen;
+	memcpy(ep, r->ep, sizeof(ep));
+	pthread_mutex_unlock(&r->mu);
+
+	char err[400];
+	struct xfer *x = NULL;
+	int rc = connect_any(r, ep, n_ep, &x, err, sizeof(err));
+
+	pthread_mutex_lock(&r->mu);
+	if (rc) {
+		r->n_open--;
+		if (gen == r->gen) {
+			r->fail_at = time(NULL);
+			r->fail_rc = rc;
+		}
+		if (strcmp(r->err, err))
+			rgt_log(RGT_WARN, "%s/%s: %s", r->p.platform, r->p.id,
+				err);
+		snprintf(r->err, sizeof(r->err), "%s", err);
+	} else {
+		r->fail_at = 0;
+		r->err[0] = '\0';
+		*out = x;
+	}
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+static int session_broken(int rc)
+{
+	return rc == -ENOTCONN || rc == -ETIMEDOUT || rc == -EIO ||
+	       rc == -ECONNRESET || rc == -EPIPE;
+}
+
+void remote_release(struct remote *r, struct xfer *x, int rc)
+{
+	pthread_mutex_lock(&r->mu);
+	if (session_broken(rc) || r->n_idle >= MAX_SESSIONS) {
+		x->ops->close(x);
+		r->n_open--;
+	} else {
+		r->idle[r->n_idle].x = x;
+		r->idle[r->n_idle].gen = r->gen;
+		r->n_idle++;
+	}
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- listings ---------------------------------------------------------------- */
+
+static struct rlisting *listing_new(void)
+{
+	struct rlisting_int *li = calloc(1, sizeof(*li));
+	if (!li)
+		return NULL;
+	li->refs = 1;
+	pthread_mutex_init(&li->mu, NULL);
+	return &li->l;
+}
+
+static struct rlisting *listing_ref(struct rlisting *l)
+{
+	struct rlisting_int *li = (struct rlisting_int *)l;
+	pthread_mutex_lock(&li->mu);
+	li->refs++;
+	pthread_mutex_unlock(&li->mu);
+	return l;
+}
+
+void rlisting_free(struct rlisting *l)
+{
+	if (!l)
+		return;
+	struct rlisting_int *li = (struct rlisting_int *)l;
+	pthread_mutex_lock(&li->mu);
+	int left = --li->refs;
+	pthread_mutex_unlock(&li->mu);
+	if (left)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+	pthread_mutex_destroy(&li->mu);
+	free(li);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct rentry *)a)->name,
+		      ((const struct rentry *)b)->name);
+}
+
+const struct rentry *rlisting_find(const struct rlisting *l,
+				   const char *name)
+{
+	struct rentry key = { .name = (char *)name };
+	return bsearch(&key, l->v, l->n, sizeof(*l->v), cmp_entry);
+}
+
+struct collect {
+	struct rlisting *l;
+	size_t cap;
+};
+
+static int collect_fn(void *arg, const char *name,
+		      const struct xfer_attr *a)
+{
+	struct collect *c = arg;
+	if (!S_ISREG(a->mode) && !S_ISDIR(a->mode))
+		return 0;	/* symlinks, sockets, ...: not served */
+	if (c->l->n >= MAX_LISTING)
+		return -EFBIG;
+	if (c->l->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 32;
+		struct rentry *nv = realloc(c->l->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		c->l->v = nv;
+		c->cap = nc;
+	}
+	char *n = strdup(name);
+	if (!n)
+		return -ENOMEM;
+	c->l->v[c->l->n].name = n;
+	c->l->v[c->l->n].attr = *a;
+	c->l->n++;
+	return 0;
+}
+
+/* Serialised: u32 n, then per entry u16 len, name, u64 size, i64 mtime,
+ * u32 mode; all little-endian host order (the cache is not portable). */
+static int listing_encode(const struct rlisting *l, struct buf *b)
+{
+	uint32_t n = (uint32_t)l->n;
+	int rc = buf_append(b, &n, sizeof(n));
+	for (size_t i = 0; !rc && i < l->n; i++) {
+		uint16_t len = (uint16_t)strlen(l->v[i].name);
+		rc = buf_append(b, &len, sizeof(len));
+		if (!rc)
+			rc = buf_append(b, l->v[i].name, len);
+		if (!rc)
+			rc = buf_append(b, &l->v[i].attr.size, 8);
+		if (!rc)
+			rc = buf_append(b, &l->v[i].attr.mtime, 8);
+		if (!rc)
+			rc = buf_append(b, &l->v[i].attr.mode, 4);
+	}
+	return rc;
+}
+
+static int listing_decode(const unsigned char *p, size_t len,
+			  struct rlisting **out)
+{
+	uint32_t n;
+	size_t off = sizeof(n);
+	if (len < off)
+		return -EIO;
+	memcpy(&n, p, sizeof(n));
+	if (n > MAX_LISTING)
+		return -EIO;
+	struct rlisting *l = listing_new();
+	if (!l)
+		return -ENOMEM;
+	l->v = calloc(n ? n : 1, sizeof(*l->v));
+	if (!l->v) {
+		rlisting_free(l);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t nl;
+		if (len - off < 2)
+			goto bad;
+		memcpy(&nl, p + off, 2);
+		off += 2;
+		if (len - off < (size_t)nl + 20)
+			goto bad;
+		l->v[i].name = strndup((const char *)p + off, nl);
+		if (!l->v[i].name)
+			goto bad;
+		l->n++;
+		off += nl;
+		memcpy(&l->v[i].attr.size, p + off, 8);
+		memcpy(&l->v[i].attr.mtime, p + off + 8, 8);
+		memcpy(&l->v[i].attr.mode, p + off + 16, 4);
+		off += 20;
+	}
+	*out = l;
+	return 0;
+bad:
+	rlisting_free(l);
+	return -EIO;
+}
+
+static int listing_same(const struct rlisting *a, const struct rlisting *b)
+{
+	if (a->n != b->n)
+		return 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i].name, b->v[i].name) ||
+		    a->v[i].attr.size != b->v[i].attr.size ||
+		    a->v[i].attr.mtime != b->v[i].attr.mtime ||
+		    a->v[i].attr.mode != b->v[i].attr.mode)
+			return 0;
+	return 1;
+}
+
+/* Memory cache slot for (@path, @is_attr), or -1. Caller holds r->mu. */
+static int mem_find(struct remote *r, const char *path, int is_attr)
+{
+	for (int i = 0; i < MEM_LISTINGS; i++)
+		if (r->mem[i].path && r->mem[i].is_attr == is_attr &&
+		    !strcmp(r->mem[i].path, path))
+			return i;
+	return -1;
+}
+
+/* Install @l for @path (takes a new reference); persist if it changed. */
+static void remember(struct remote *r, const char *path, int is_attr,
+		     struct rlisting *l)
+{
+	struct rlisting *old = NULL;
+	int persist = 1;
+
+	pthread_mutex_lock(&r->mu);
+	int i = mem_find(r, path, is_attr);
+	if (i < 0) {
+		i = r->mem_next++ % MEM_LISTINGS;
+		free(r->mem[i].path);
+		rlisting_free(r->mem[i].l);
+		r->mem[i].path = strdup(path);
+		r->mem[i].l = NULL;
+		r->mem[i].is_attr = is_attr;
+	} else {
+		old = r->mem[i].l;
+		persist = !old || !listing_same(old, l);
+	}
+	if (!r->mem[i].path) {
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	r->mem[i].l = listing_ref(l);
+	pthread_mutex_unlock(&r->mu);
+	rlisting_free(old);
+
+	if (!persist)
+		return;
+	char k[4608];
+	size_t klen = key_of(k, sizeof(k), is_attr ? "attr" : "dir", r, path);
+	struct buf b;
+	buf_init(&b, 64u << 20);
+	if (!listing_encode(l, &b)) {
+		int rc = store_meta_put(r->p.store, k, klen, b.data, b.len);
+		if (rc)
+			rgt_log(RGT_WARN, "%s/%s: cannot cache listing: %s",
+				r->p.platform, r->p.id, strerror(-rc));
+	}
+	buf_cleanup(&b);
+}
+
+/* Last known listing: memory, then store. */
+static int recall(struct remote *r, const char *path, int is_attr,
+		  struct rlisting **out)
+{
+	pthread_mutex_lock(&r->mu);
+	int i = mem_find(r, path, is_attr);
+	if (i >= 0 && r->mem[i].l) {
+		*out = listing_ref(r->mem[i].l);
+		pthread_mutex_unlock(&r->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&r->mu);
+
+	char k[4608];
+	size_t klen = key_of(k, sizeof(k), is_attr ? "attr" : "dir", r, path);
+	void *v;
+	size_t vlen;
+	int rc = store_meta_get(r->p.store, k, klen, &v, &vlen);
+	if (rc)
+		return rc;
+	rc = listing_decode(v, vlen, out);
+	free(v);
+	return rc;
+}
+
+/* Fresh-enough copy from memory, or NULL. */
+static struct rlisting *fresh(struct remote *r, const char *path, int is_attr,
+			      int max_age)
+{
+	struct rlisting *l = NULL;
+	pthread_mutex_lock(&r->mu);
+	int i = mem_find(r, path, is_attr);
+	if (i >= 0 && r->mem[i].l && !r->mem[i].l->stale &&
+	    time(NULL) - r->mem[i].l->fetched <= max_age)
+		l = listing_ref(r->mem[i].l);
+	pthread_mutex_unlock(&r->mu);
+	return l;
+}
+
+/*
+ * Run @op on a session; if a reused session turns out dead (the box
+ * restarted), retry once on a new one.
+ */
+typedef int (*session_op)(struct xfer *x, void *arg);
+
+static int with_session(struct remote *r, session_op op, void *arg)
+{
+	int rc = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct xfer *x;
+		rc = remote_acquire(r, &x);
+		if (rc)
+			return rc;
+		rc = op(x, arg);
+		if (rc && session_broken(rc)) {
+			pthread_mutex_lock(&r->mu);
+			snprintf(r->err, sizeof(r->err), "%s", x->err);
+			pthread_mutex_unlock(&r->mu);
+		}
+		remote_release(r, x, rc);
+		if (!session_broken(rc))
+			return rc;
+	}
+	return rc;
+}
+
+struct list_arg {
+	const char *path;
+	struct rlisting *l;
+	struct collect c;
+};
+
+static int list_op(struct xfer *x, void *arg)
+{
+	struct list_arg *a = arg;
+	for (size_t i = 0; i < a->l->n; i++)
+		free(a->l->v[i].name);
+	a->l->n = 0;
+	return x->ops->readdir(x, a->path, collect_fn, &a->c);
+}
+
+static int stat_op(struct xfer *x, void *arg)
+{
+	struct list_arg *a = arg;
+	struct xfer_attr at;
+	int rc = x->ops->stat(x, a->path, &at);
+	if (rc)
+		return rc;
+	return collect_fn(&a->c, "", &at);
+}
+
+static int fetch_listing(struct remote *r, const char *path, int is_attr,
+			 int max_age, struct rlisting **out)
+{
+	struct rlisting *l = fresh(r, path, is_attr, max_age);
+	if (l) {
+		*out = l;
+		return 0;
+	}
+	l = listing_new();
+	if (!l)
+		return -ENOMEM;
+	struct list_arg a = { .path = path, .l = l, .c = { .l = l } };
+	int rc = with_session(r, is_attr ? stat_op : list_op, &a);
+	if (!rc) {
+		qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
+		l->fetched = time(NULL);
+		remember(r, path, is_attr, l);
+		*out = l;
+		return 0;
+	}
+	rlisting_free(l);
+	if (rc == -ENOENT || rc == -ENOTDIR || rc == -EFBIG)
+		return rc;
+	/* The box could not answer: serve the last known, marked stale. */
+	struct rlisting *old;
+	if (!recall(r, path, is_attr, &old)) {
+		if (!old->stale) {
+			/* listings are shared; mark a private copy stale */
+			struct rlisting *cp = listing_new();
+			if (!cp) {
+				rlisting_free(old);
+				return -ENOMEM;
+			}
+			cp->v = calloc(old->n ? old->n : 1, sizeof(*cp->v));
+			for (size_t i = 0; cp->v && i < old->n; i++) {
+				cp->v[i].name = strdup(old->v[i].name);
+				cp->v[i].attr = old->v[i].attr;
+				if (cp->v[i].name)
+					cp->n++;
+			}
+			cp->fetched = old->fetched;
+			cp->stale = true;
+			rlisting_free(old);
+			old = cp;
+		}
+		*out = old;
+		return 0;
+	}
+	return rc;
+}
+
+int remote_list(struct remote *r, const char *path, int max_age,
+		struct rlisting **out)
+{
+	return fetch_listing(r, path, 0, max_age, out);
+}
+
+int remote_stat(struct remote *r, const char *path, int max_age,
+		struct xfer_attr *out)
+{
+	struct rlisting *l;
+	int rc = fetch_listing(r, path, 1, max_age, &l);
+	if (rc)
+		return rc;
+	if (l->n != 1) {
+		rlisting_free(l);
+		return -EIO;
+	}
+	*out = l->v[0].attr;
+	rlisting_free(l);
+	return 0;
+}
+
+struct pread_arg {
+	const char *path;
+	void *buf;
+	size_t len;
+	uint64_t off;
+	ssize_t got;
+};
+
+static int pread_op(struct xfer *x, void *arg)
+{
+	struct pread_arg *a = arg;
+	ssize_t n = x->ops->pread(x, a->path, a->buf, a->len, a->off);
+	if (n < 0)
+		return (int)n;
+	a->got = n;
+	return 0;
+}
+
+ssize_t remote_pread(struct remote *r, const char *path, void *buf,
+		     size_t len, uint64_t off)
+{
+	struct pread_arg a = { path, buf, len, off, 0 };
+	int rc = with_session(r, pread_op, &a);
+	return rc ? rc : a.got;
+}

@@ -1,0 +1,97 @@
+/*
+ * fetch.h - the block fetcher: serves byte ranges of remote files from the
+ * store, fetching missing 1 MiB blocks through the instance's remote.
+ *
+ * - Warm reads are answered straight from the LMDB map (zero copy: the
+ *   reply callback gets iovecs pointing into the map).
+ * - Each missing block is fetched once however many readers want it
+ *   (in-flight table), by a pool of worker threads, each request on its own
+ *   transport session; sequential readers get read-ahead.
+ * - Fetched blocks are written to the store by one writer thread in
+ *   batched transactions: FUSE threads never wait for a commit.
+ * - Memory is bounded: read-ahead stops while the bytes held in flight
+ *   (fetched, not yet committed) exceed max_inflight.
+ *
+ * Threads: all functions may be called from any thread.
+ */
+#ifndef RGT_FETCH_H
+#define RGT_FETCH_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "store.h"
+
+struct remote;
+struct fetcher;
+
+struct fetcher_params {
+	struct store *store;
+	int workers;			/* fetch threads, default 8 */
+	size_t max_inflight;		/* bytes, default 32 MiB */
+	int readahead;			/* blocks ahead of a sequential reader */
+	long wait_timeout_ms;		/* bound on one read's wait */
+};
+
+int fetcher_new(const struct fetcher_params *p, struct fetcher **out);
+/* Stops the threads, writes what was fetched, frees. */
+void fetcher_free(struct fetcher *f);
+
+/* One version of one remote file: its identity is (path, size, mtime). */
+struct fetch_file {
+	struct remote *remote;	/* borrowed; outlives the file */
+	char *path;
+	uint64_t size;
+	int64_t mtime;
+	uint8_t fid[STORE_FID_LEN];
+};
+
+int fetch_file_init(struct fetch_file *ff, struct remote *r,
+		    const char *platform, const char *id, const char *path,
+		    uint64_t size, int64_t mtime);
+void fetch_file_cleanup(struct fetch_file *ff);
+
+/* The identity key of a file version (pure; unit-tested). */
+void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
+		   const char *id, const char *path, uint64_t size,
+		   int64_t mtime);
+
+/* Per-open-file sequential detection (embed in the file handle). */
+struct fetch_stream {
+	pthread_mutex_t mu;
+	uint64_t next_off;	/* where a sequential reader reads next */
+	uint64_t ra_upto;	/* blocks below this were scheduled */
+};
+
+void fetch_stream_init(struct fetch_stream *s);
+void fetch_stream_cleanup(struct fetch_stream *s);
+
+/* Called once with the data; must not keep the pointers. */
+typedef int (*fetch_reply_fn)(void *arg, const struct iovec *iov, int n);
+
+/*
+ * Read [off, off+len) of @ff (clamped to its size). On success calls
+ * @reply once and returns its result; otherwise returns -errno (-EIO,
+ * -EACCES, -ETIMEDOUT...) without calling it. Bounded by wait_timeout_ms.
+ */
+int fetch_read(struct fetcher *f, struct fetch_file *ff,
+	       struct fetch_stream *s, uint64_t off, size_t len,
+	       fetch_reply_fn reply, void *arg);
+
+/* Block math (pure): blocks covering [off, off+len) of a file of @size. */
+int fetch_block_range(uint64_t off, uint64_t len, uint64_t size,
+		      uint64_t *first, uint64_t *last);
+
+struct fetch_stats {
+	uint64_t blocks_fetched;
+	uint64_t bytes_fetched;
+	uint64_t blocks_written;
+	uint64_t hits;		/* block reads served from the store */
+	size_t inflight;	/* bytes held right now */
+	size_t inflight_peak;
+};
+void fetch_get_stats(struct fetcher *f, struct fetch_stats *out);
+
+#endif

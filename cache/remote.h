@@ -1,0 +1,105 @@
+/*
+ * remote.h - one instance's remote side: its SSH endpoints, a small pool of
+ * transport sessions, the host-key pin, and remote names and attributes
+ * (listings) remembered in the store so they outlive the box.
+ *
+ * Threads: every function may be called from any thread. A session taken
+ * with remote_acquire() belongs to the caller until remote_release().
+ *
+ * Bounds: remote_acquire() returns within (endpoints x connect timeout); a
+ * connect that failed less than RETRY_AFTER seconds ago fails at once with
+ * the same error, so a `cp -r` over a dead box does not wait per file.
+ */
+#ifndef RGT_REMOTE_H
+#define RGT_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "platform.h"
+#include "xfer.h"
+
+struct store;
+struct remote;
+
+struct remote_params {
+	const char *platform;		/* "vastai" */
+	const char *id;			/* instance id */
+	const char *user;
+	const char *key_path;		/* NULL: ssh-agent */
+	bool strict_host_keys;		/* only ~/.ssh/known_hosts */
+	long connect_timeout_ms;
+	long io_timeout_ms;
+	int max_sessions;
+	struct store *store;
+};
+
+int remote_new(const struct remote_params *p, struct remote **out);
+void remote_free(struct remote *r);
+
+/* Replace the endpoints (direct first). Called by the poller. */
+void remote_set_endpoints(struct remote *r, const struct rgt_endpoint *ep,
+			  int n);
+/* Copy the endpoint a shell user should use into @ep; -ENOENT if none. */
+int remote_endpoint(struct remote *r, struct rgt_endpoint *ep);
+
+/*
+ * Take a connected session (connecting if needed). -EHOSTUNREACH (no
+ * endpoint), -EACCES (host key or auth refused), -ETIMEDOUT, -ECONNREFUSED,
+ * -EIO; the reason is readable with remote_error().
+ */
+int remote_acquire(struct remote *r, struct xfer **out);
+/* Give a session back; @rc is the result of the last call made on it. */
+void remote_release(struct remote *r, struct xfer *x, int rc);
+
+/*
+ * Read @len bytes at @off of remote file @path on any session (a reused
+ * session found dead is replaced once). Returns bytes read or -errno.
+ */
+ssize_t remote_pread(struct remote *r, const char *path, void *buf,
+		     size_t len, uint64_t off);
+
+/* Last connection-level problem ("" when the last connect worked). */
+void remote_error(struct remote *r, char *buf, size_t len);
+
+/* --- names and attributes ------------------------------------------------ */
+
+struct rentry {
+	char *name;
+	struct xfer_attr attr;
+};
+
+struct rlisting {
+	struct rentry *v;	/* sorted by name */
+	size_t n;
+	time_t fetched;		/* when it came from the box */
+	bool stale;		/* served from memory/store, box unreachable */
+};
+
+/*
+ * The listing of remote directory @path: fresh (at most @max_age seconds
+ * old) from the box when it can be reached, else the last one known (in
+ * memory or in the store) with ->stale set. Only regular files and
+ * directories are listed. -ENOENT if the box says there is no such dir;
+ * a connection error if nothing is known. Free with rlisting_free().
+ */
+int remote_list(struct remote *r, const char *path, int max_age,
+		struct rlisting **out);
+void rlisting_free(struct rlisting *l);
+/* Entry @name of @l, or NULL. */
+const struct rentry *rlisting_find(const struct rlisting *l,
+				   const char *name);
+
+/*
+ * Attributes of one remote file (the log): fresh when reachable, else the
+ * last known; same errors as remote_list().
+ */
+int remote_stat(struct remote *r, const char *path, int max_age,
+		struct xfer_attr *out);
+
+/* Read the pinned host key description ("ssh-ed25519 SHA256:...") */
+int remote_pinned_key(struct remote *r, char *buf, size_t len);
+
+#endif
