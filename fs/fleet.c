@@ -1,1 +1,601 @@
-/* placeholder: being written */
+/*
+ * fleet.c - platform pollers and the instance model (see fleet.h).
+ *
+ * DESIGN
+ * Each platform has a mutex, its instances (an array that only grows: an
+ * instance that leaves is flagged hidden, never freed while mounted, so a
+ * struct remote handed to a FUSE thread stays valid), the time of the last
+ * successful list call and the reason of the last failure.
+ *
+ * The poller owns the adapter handle; nobody else calls it. It sleeps on a
+ * condition variable so unmount stops it at once. One list call per
+ * interval serves every file read in the tree: readers never trigger calls.
+ *
+ * Records: "inst\0PLAT\0ID" -> JSON {state, status_msg, info, endpoints,
+ * seen}. Written only when something but `seen` changed, so an idle mount
+ * does not write the disk every poll.
+ */
+#include "fleet.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "platform.h"
+#include "remote.h"
+#include "store.h"
+
+struct finst {
+	char id[RGT_ID_MAX];
+	enum rgt_state state;
+	char *status_msg;
+	char *info_json;
+	struct rgt_endpoint ep[2];
+	int n_ep;
+	bool listed;		/* in the last successful list */
+	bool hidden;		/* not listed and no cached data */
+	time_t seen;		/* last time a list contained it */
+	struct remote *remote;
+};
+
+struct fplat {
+	struct fleet *fl;
+	const struct rgt_section *sec;
+	const struct platform_ops *ops;
+	struct platform *p;
+	pthread_mutex_t mu;
+	struct finst *inst;
+	size_t n;
+	time_t last_ok;		/* last successful list */
+	char error[512];	/* "" while healthy */
+	unsigned long polls;
+	pthread_t thread;
+	bool started;
+};
+
+struct fleet {
+	const struct rgt_config *cfg;
+	struct store *st;
+	struct fplat *pl;
+	size_t npl;
+	pthread_mutex_t stop_mu;
+	pthread_cond_t stop_cv;
+	bool stop;
+};
+
+static size_t inst_key(char *buf, size_t len, const char *plat,
+		       const char *id)
+{
+	int n = snprintf(buf, len, "inst%c%s%c%s", 0, plat, 0, id);
+	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+static char *record_encode(const struct finst *in)
+{
+	json_t *eps = json_array();
+	for (int i = 0; i < in->n_ep; i++)
+		json_array_append_new(eps, json_pack("{s:s,s:i}", "host",
+						     in->ep[i].host, "port",
+						     in->ep[i].port));
+	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I}", "state",
+			      rgt_state_name(in->state), "status_msg",
+			      in->status_msg ? in->status_msg : "", "info",
+			      in->info_json ? in->info_json : "", "endpoints",
+			      eps, "seen", (json_int_t)in->seen);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(o);
+	return s;
+}
+
+static enum rgt_state state_from_name(const char *s)
+{
+	for (int st = RGT_ST_UNKNOWN; st <= RGT_ST_GONE; st++)
+		if (!strcmp(rgt_state_name(st), s))
+			return st;
+	return RGT_ST_UNKNOWN;
+}
+
+static int record_decode(const void *v, size_t len, struct finst *in)
+{
+	json_error_t je;
+	json_t *o = json_loadb(v, len, 0, &je);
+	const char *state = "unknown", *msg = "", *info = "";
+	json_t *eps = NULL;
+	json_int_t seen = 0;
+
+	if (!o || json_unpack(o, "{s?s,s?s,s?s,s?o,s?I}", "state", &state,
+			      "status_msg", &msg, "info", &info, "endpoints",
+			      &eps, "seen", &seen)) {
+		json_decref(o);
+		return -EIO;
+	}
+	in->state = state_from_name(state);
+	in->status_msg = strdup(msg);
+	in->info_json = strdup(info);
+	in->seen = (time_t)seen;
+	size_t i;
+	json_t *e;
+	in->n_ep = 0;
+	json_array_foreach(eps, i, e) {
+		const char *h;
+		int port;
+		if (in->n_ep < 2 &&
+		    !json_unpack(e, "{s:s,s:i}", "host", &h, "port", &port) &&
+		    strlen(h) < RGT_HOST_MAX) {
+			snprintf(in->ep[in->n_ep].host, RGT_HOST_MAX, "%s", h);
+			in->ep[in->n_ep].port = port;
+			in->n_ep++;
+		}
+	}
+	json_decref(o);
+	return 0;
+}
+
+static void record_save(struct fplat *pl, const struct finst *in)
+{
+	char k[256];
+	size_t klen = inst_key(k, sizeof(k), pl->sec->kind, in->id);
+	char *rec = record_encode(in);
+	if (!rec || !klen) {
+		free(rec);
+		return;
+	}
+	int rc = store_meta_put(pl->fl->st, k, klen, rec, strlen(rec));
+	if (rc)
+		rgt_log(RGT_WARN, "%s/%s: cannot record instance: %s",
+			pl->sec->kind, in->id, strerror(-rc));
+	free(rec);
+}
+
+/* Does the cache hold anything fetched from this instance? */
+static int found_fn(void *arg, const void *k, size_t kl, const void *v,
+		    size_t vl)
+{
+	return 1;
+}
+
+static bool has_data(struct fplat *pl, const char *id)
+{
+	char k[256];
+	int n = snprintf(k, sizeof(k), "dir%c%s%c%s%c", 0, pl->sec->kind, 0,
+			 id, 0);
+	if (n > 0 && (size_t)n < sizeof(k) &&
+	    store_meta_scan(pl->fl->st, k, n, found_fn, NULL) == 1)
+		return true;
+	n = snprintf(k, sizeof(k), "attr%c%s%c%s%c", 0, pl->sec->kind, 0, id,
+		     0);
+	return n > 0 && (size_t)n < sizeof(k) &&
+	       store_meta_scan(pl->fl->st, k, n, found_fn, NULL) == 1;
+}
+
+/* ---- instances (pl->mu held) --------------------------------------------- */
+
+static struct finst *find(struct fplat *pl, const char *id)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		if (!strcmp(pl->inst[i].id, id))
+			return &pl->inst[i];
+	return NULL;
+}
+
+/*
+ * Add an instance slot. The array only grows, but its elements move on
+ * realloc, so nothing outside pl->mu keeps a struct finst pointer (remotes
+ * are separate allocations and do not move).
+ */
+static struct finst *add(struct fplat *pl, const char *id)
+{
+	struct finst *ni = realloc(pl->inst, (pl->n + 1) * sizeof(*ni));
+	if (!ni)
+		return NULL;
+	pl->inst = ni;
+	struct finst *in = &ni[pl->n++];
+	memset(in, 0, sizeof(*in));
+	snprintf(in->id, sizeof(in->id), "%s", id);
+	return in;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
+		       time_t now)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		pl->inst[i].listed = false;
+	for (size_t k = 0; k < l->n; k++) {
+		struct rgt_instance *ri = &l->v[k];
+		struct finst *in = find(pl, ri->id);
+		if (!in && !(in = add(pl, ri->id)))
+			continue;
+		bool changed = in->state != ri->state || in->hidden ||
+			       !same_str(in->status_msg, ri->status_msg) ||
+			       !same_str(in->info_json, ri->info_json) ||
+			       in->n_ep != ri->n_ep ||
+			       memcmp(in->ep, ri->ep,
+				      ri->n_ep * sizeof(ri->ep[0]));
+		in->listed = true;
+		in->hidden = false;
+		in->seen = now;
+		in->state = ri->state;
+		free(in->status_msg);
+		in->status_msg = ri->status_msg;
+		ri->status_msg = NULL;
+		free(in->info_json);
+		in->info_json = ri->info_json;
+		ri->info_json = NULL;
+		memcpy(in->ep, ri->ep, sizeof(in->ep));
+		in->n_ep = ri->n_ep;
+		if (in->remote)
+			remote_set_endpoints(in->remote, in->ep, in->n_ep);
+		if (changed)
+			record_save(pl, in);
+	}
+	for (size_t i = 0; i < pl->n; i++) {
+		struct finst *in = &pl->inst[i];
+		if (in->listed || in->hidden)
+			continue;
+		if (has_data(pl, in->id)) {
+			if (in->state != RGT_ST_GONE) {
+				in->state = RGT_ST_GONE;
+				record_save(pl, in);
+			}
+		} else {
+			char k[256];
+			size_t klen = inst_key(k, sizeof(k), pl->sec->kind,
+					       in->id);
+			in->hidden = true;
+			if (klen)
+				store_meta_del(pl->fl->st, k, klen);
+		}
+	}
+}
+
+/* ---- poller ---------------------------------------------------------------- */
+
+static bool wait_or_stop(struct fleet *fl, int seconds)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += seconds;
+	pthread_mutex_lock(&fl->stop_mu);
+	while (!fl->stop &&
+	       pthread_cond_timedwait(&fl->stop_cv, &fl->stop_mu, &ts) !=
+		       ETIMEDOUT)
+		;
+	bool stop = fl->stop;
+	pthread_mutex_unlock(&fl->stop_mu);
+	return stop;
+}
+
+static void *poller_main(void *arg)
+{
+	struct fplat *pl = arg;
+
+	do {
+		struct rgt_instance_list l = { 0 };
+		char err[512] = "";
+		int rc = pl->ops->list(pl->p, &l, err, sizeof(err));
+		time_t now = time(NULL);
+
+		pthread_mutex_lock(&pl->mu);
+		pl->polls++;
+		if (!rc) {
+			apply_list(pl, &l, now);
+			pl->last_ok = now;
+			if (pl->error[0])
+				rgt_log(RGT_INFO, "%s: API answers again",
+					pl->sec->kind);
+			pl->error[0] = '\0';
+		} else {
+			if (!err[0])
+				snprintf(err, sizeof(err), "%s",
+					 strerror(-rc));
+			if (strcmp(pl->error, err))
+				rgt_log(RGT_WARN, "%s: %s", pl->sec->kind,
+					err);
+			snprintf(pl->error, sizeof(pl->error), "%s", err);
+		}
+		pthread_mutex_unlock(&pl->mu);
+		rgt_instance_list_free(&l);
+	} while (!wait_or_stop(pl->fl, pl->sec->poll_interval));
+	return NULL;
+}
+
+/* ---- setup --------------------------------------------------------------------- */
+
+struct load_ctx {
+	struct fplat *pl;
+	size_t plen;
+};
+
+static int load_fn(void *arg, const void *k, size_t kl, const void *v,
+		   size_t vl)
+{
+	struct load_ctx *c = arg;
+	const char *id = (const char *)k + c->plen;
+	size_t idlen = kl - c->plen;
+	char idbuf[RGT_ID_MAX];
+
+	if (!idlen || idlen >= sizeof(idbuf))
+		return 0;
+	memcpy(idbuf, id, idlen);
+	idbuf[idlen] = '\0';
+	if (!platform_id_valid(idbuf))
+		return 0;
+	struct finst *in = add(c->pl, idbuf);
+	if (in && record_decode(v, vl, in))
+		c->pl->n--;	/* unreadable record: ignore it */
+	return 0;
+}
+
+int fleet_new(const struct rgt_config *cfg, struct store *st,
+	      struct fleet **out, char *err, size_t errlen)
+{
+	struct fleet *fl = calloc(1, sizeof(*fl));
+	if (!fl)
+		return -ENOMEM;
+	fl->cfg = cfg;
+	fl->st = st;
+	pthread_mutex_init(&fl->stop_mu, NULL);
+	pthread_cond_init(&fl->stop_cv, NULL);
+	fl->pl = calloc(cfg->nsec ? cfg->nsec : 1, sizeof(*fl->pl));
+	if (!fl->pl) {
+		fleet_free(fl);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->nsec; i++) {
+		const struct rgt_section *sec = &cfg->sec[i];
+		const struct platform_ops *ops = platform_find(sec->kind);
+		if (!ops) {
+			if (strcmp(sec->kind, "cloud"))
+				rgt_log(RGT_WARN,
+					"%s:%d: [%s%s%s] is not supported yet; "
+					"skipped", cfg->path ? cfg->path : "",
+					sec->line, sec->kind,
+					strcmp(sec->kind, sec->name) ? ":" : "",
+					strcmp(sec->kind, sec->name) ?
+						sec->name : "");
+			continue;
+		}
+		struct fplat *pl = &fl->pl[fl->npl];
+		pl->fl = fl;
+		pl->sec = sec;
+		pl->ops = ops;
+		pthread_mutex_init(&pl->mu, NULL);
+		fl->npl++;
+		int rc = ops->open(sec, &pl->p, err, errlen);
+		if (rc) {
+			fleet_free(fl);
+			return rc;
+		}
+		char k[64];
+		int n = snprintf(k, sizeof(k), "inst%c%s%c", 0, sec->kind, 0);
+		struct load_ctx lc = { pl, (size_t)n };
+		store_meta_scan(st, k, n, load_fn, &lc);
+		/* Loaded instances count as last seen at their record time;
+		 * `status` turns "unknown" once that is stale_after old. */
+		for (size_t k2 = 0; k2 < pl->n; k2++)
+			if (pl->inst[k2].seen > pl->last_ok)
+				pl->last_ok = pl->inst[k2].seen;
+	}
+	*out = fl;
+	return 0;
+}
+
+int fleet_start(struct fleet *fl)
+{
+	for (size_t i = 0; i < fl->npl; i++) {
+		if (pthread_create(&fl->pl[i].thread, NULL, poller_main,
+				   &fl->pl[i]))
+			return -EAGAIN;
+		fl->pl[i].started = true;
+	}
+	return 0;
+}
+
+void fleet_free(struct fleet *fl)
+{
+	if (!fl)
+		return;
+	pthread_mutex_lock(&fl->stop_mu);
+	fl->stop = true;
+	pthread_cond_broadcast(&fl->stop_cv);
+	pthread_mutex_unlock(&fl->stop_mu);
+	for (size_t i = 0; i < fl->npl; i++) {
+		struct fplat *pl = &fl->pl[i];
+		if (pl->started)
+			pthread_join(pl->thread, NULL);
+		for (size_t k = 0; k < pl->n; k++) {
+			free(pl->inst[k].status_msg);
+			free(pl->inst[k].info_json);
+			remote_free(pl->inst[k].remote);
+		}
+		free(pl->inst);
+		if (pl->p)
+			pl->ops->close(pl->p);
+		pthread_mutex_destroy(&pl->mu);
+	}
+	free(fl->pl);
+	pthread_mutex_destroy(&fl->stop_mu);
+	pthread_cond_destroy(&fl->stop_cv);
+	free(fl);
+}
+
+/* ---- queries -------------------------------------------------------------------- */
+
+size_t fleet_nplatforms(struct fleet *fl)
+{
+	return fl->npl;
+}
+
+const char *fleet_platform_name(struct fleet *fl, size_t pi)
+{
+	return fl->pl[pi].sec->kind;
+}
+
+int fleet_platform_index(struct fleet *fl, const char *name)
+{
+	for (size_t i = 0; i < fl->npl; i++)
+		if (!strcmp(fl->pl[i].sec->kind, name))
+			return (int)i;
+	return -1;
+}
+
+const struct rgt_section *fleet_section(struct fleet *fl, size_t pi)
+{
+	return fl->pl[pi].sec;
+}
+
+unsigned long fleet_polls(struct fleet *fl, size_t pi)
+{
+	pthread_mutex_lock(&fl->pl[pi].mu);
+	unsigned long n = fl->pl[pi].polls;
+	pthread_mutex_unlock(&fl->pl[pi].mu);
+	return n;
+}
+
+void fleet_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int fleet_instance_ids(struct fleet *fl, size_t pi, char ***ids, size_t *n)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	char **v = calloc(pl->n ? pl->n : 1, sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; v && i < pl->n; i++)
+		if (!pl->inst[i].hidden && (v[k] = strdup(pl->inst[i].id)))
+			k++;
+	pthread_mutex_unlock(&pl->mu);
+	if (!v)
+		return -ENOMEM;
+	*ids = v;
+	*n = k;
+	return 0;
+}
+
+bool fleet_instance_visible(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	bool vis = in && !in->hidden;
+	pthread_mutex_unlock(&pl->mu);
+	return vis;
+}
+
+/* What `status` says now (pl->mu held). */
+static enum rgt_state shown_state(struct fplat *pl, const struct finst *in)
+{
+	if (in->state == RGT_ST_GONE)
+		return RGT_ST_GONE;
+	if (pl->error[0] || !in->listed) {
+		/* No fresh answer about it: last known, for a while. */
+		if (time(NULL) - pl->last_ok > pl->sec->stale_after)
+			return RGT_ST_UNKNOWN;
+	}
+	return in->state;
+}
+
+int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
+			enum fleet_file which, struct buf *out)
+{
+	struct fplat *pl = &fl->pl[pi];
+	struct remote *r = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (!in || in->hidden) {
+		pthread_mutex_unlock(&pl->mu);
+		return -ENOENT;
+	}
+	switch (which) {
+	case FF_STATUS:
+		rc = buf_appendf(out, "%s\n",
+				 rgt_state_name(shown_state(pl, in)));
+		break;
+	case FF_STATUS_MSG:
+		rc = buf_appendf(out, "%s\n",
+				 in->status_msg ? in->status_msg : "");
+		break;
+	case FF_INFO:
+		rc = buf_appendf(out, "%s", in->info_json && *in->info_json ?
+						    in->info_json :
+						    "{}\n");
+		break;
+	case FF_SSH:
+		if (in->n_ep)
+			rc = buf_appendf(out, "ssh -p %d %s@%s\n",
+					 in->ep[0].port, pl->sec->ssh_user,
+					 in->ep[0].host);
+		break;
+	case FF_TEARDOWN:
+		break;
+	case FF_ERROR:
+		r = in->remote;
+		break;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	if (r) {
+		char e[512];
+		remote_error(r, e, sizeof(e));
+		if (e[0])
+			rc = buf_appendf(out, "%s\n", e);
+	}
+	return rc;
+}
+
+int fleet_platform_error(struct fleet *fl, size_t pi, struct buf *out)
+{
+	struct fplat *pl = &fl->pl[pi];
+	int rc = 0;
+	pthread_mutex_lock(&pl->mu);
+	if (pl->error[0])
+		rc = buf_appendf(out, "%s\n", pl->error);
+	pthread_mutex_unlock(&pl->mu);
+	return rc;
+}
+
+struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	struct remote *r = NULL;
+
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in && !in->remote) {
+		struct remote_params p = {
+			.platform = pl->sec->kind,
+			.id = in->id,
+			.user = pl->sec->ssh_user,
+			.key_path = pl->sec->ssh_key,
+			.strict_host_keys = pl->sec->strict_host_keys,
+			.connect_timeout_ms = fl->cfg->connect_timeout_ms,
+			.io_timeout_ms = fl->cfg->io_timeout_ms,
+			.max_sessions = 4,
+			.store = fl->st,
+		};
+		if (!remote_new(&p, &in->remote))
+			remote_set_endpoints(in->remote, in->ep, in->n_ep);
+	}
+	if (in)
+		r = in->remote;
+	pthread_mutex_unlock(&pl->mu);
+	return r;
+}

@@ -1,0 +1,68 @@
+/*
+ * fleet.h - what the tree knows about instances: one poller thread per
+ * configured platform calls its adapter's list() once per poll_interval and
+ * keeps the answer (and the last failure's reason) for the FUSE threads.
+ *
+ * Every instance ever listed is recorded in the store, so after a remount
+ * with no network the platform directory still shows the last known
+ * instances. Status rules (SPEC.md): a listed instance shows its state; when
+ * the API fails, the last state stays for stale_after seconds after the last
+ * good answer and then reads "unknown"; an instance a successful list no
+ * longer contains shows "gone" while the cache holds data of it, and is
+ * dropped otherwise.
+ *
+ * Threads: all functions may be called from any thread. struct remote
+ * pointers handed out stay valid until fleet_free().
+ */
+#ifndef RGT_FLEET_H
+#define RGT_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+struct rgt_config;
+struct rgt_section;
+struct store;
+struct remote;
+struct fleet;
+
+int fleet_new(const struct rgt_config *cfg, struct store *st,
+	      struct fleet **out, char *err, size_t errlen);
+/* Start the poller threads (after any fork). */
+int fleet_start(struct fleet *fl);
+/* Stop pollers, free instances and their remotes. */
+void fleet_free(struct fleet *fl);
+
+size_t fleet_nplatforms(struct fleet *fl);
+const char *fleet_platform_name(struct fleet *fl, size_t pi);
+int fleet_platform_index(struct fleet *fl, const char *name);
+const struct rgt_section *fleet_section(struct fleet *fl, size_t pi);
+
+/* Visible instance ids of platform @pi; free with fleet_ids_free(). */
+int fleet_instance_ids(struct fleet *fl, size_t pi, char ***ids, size_t *n);
+void fleet_ids_free(char **ids, size_t n);
+bool fleet_instance_visible(struct fleet *fl, size_t pi, const char *id);
+
+enum fleet_file {
+	FF_STATUS,
+	FF_STATUS_MSG,
+	FF_INFO,
+	FF_SSH,
+	FF_TEARDOWN,
+	FF_ERROR,
+};
+
+/* Current content of an instance's virtual file. -ENOENT: no instance. */
+int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
+			enum fleet_file which, struct buf *out);
+/* MOUNT/<platform>/.error: empty, or the last failure's reason + "\n". */
+int fleet_platform_error(struct fleet *fl, size_t pi, struct buf *out);
+/* The instance's remote (created on first use); NULL if no instance. */
+struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id);
+
+/* Number of list calls made so far (tests and tools). */
+unsigned long fleet_polls(struct fleet *fl, size_t pi);
+
+#endif
