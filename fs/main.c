@@ -1,1 +1,212 @@
-int main(void){return 0;}
+/*
+ * main.c - process lifecycle only: options and config, mount, daemonize,
+ * then the store, fetcher and pollers (threads and LMDB must start after
+ * fork), the FUSE loop, and the reverse unwind. No filesystem logic.
+ */
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "fleet.h"
+#include "http.h"
+#include "log.h"
+#include "node.h"
+#include "ops.h"
+#include "rgtfs_build.h"
+#include "store.h"
+
+struct rgt_opts {
+	char *config;
+	char *cache;
+	char *cache_size;
+	int show_help;
+	int show_version;
+};
+
+#define OPT(t, p) { t, offsetof(struct rgt_opts, p), 1 }
+static const struct fuse_opt rgt_opt_spec[] = {
+	OPT("config=%s", config),
+	OPT("cache=%s", cache),
+	OPT("cache_size=%s", cache_size),
+	OPT("-h", show_help),
+	OPT("--help", show_help),
+	OPT("-V", show_version),
+	OPT("--version", show_version),
+	FUSE_OPT_END
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [FUSE options] [-o rgtfs options] MOUNTPOINT\n\n"
+	       "rgtfs options:\n"
+	       "    -o config=FILE       INI configuration (default "
+	       "$XDG_CONFIG_HOME/rgtfs/config.ini)\n"
+	       "    -o cache=DIR         cache directory (default "
+	       "$XDG_CACHE_HOME/rgtfs), created 0700\n"
+	       "    -o cache_size=SIZE   bound on evictable cache data, "
+	       "e.g. 20G\n\n",
+	       prog);
+}
+
+/* Address space reserved for the cache map: sparse, not disk. */
+static uint64_t map_size(uint64_t cache_size)
+{
+	uint64_t floor = 1ull << 40;	/* 1 TiB */
+	if (cache_size && cache_size * 2 > floor)
+		return cache_size * 2;
+	return floor;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct rgt_opts opts = { 0 };
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct rgt_config cfg = { 0 };
+	struct rgt_ctx ctx = { 0 };
+	struct fuse_session *se = NULL;
+	char err[1024];
+	int ret = 1, rc;
+
+	if (fuse_opt_parse(&args, &opts, rgt_opt_spec, NULL))
+		return 1;
+	if (opts.show_version) {
+		printf("rgtfs %s\nFUSE library %s\n", RGTFS_VERSION,
+		       fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (fuse_parse_cmdline(&args, &cmd)) {
+		ret = 1;
+		goto out_args;
+	}
+	if (opts.show_help || !cmd.mountpoint) {
+		usage(argv[0]);
+		if (opts.show_help)
+			fuse_lowlevel_help();
+		ret = opts.show_help ? 0 : 1;
+		goto out_cmd;
+	}
+	if (cmd.debug || getenv("RGTFS_DEBUG"))
+		rgt_log_set_level(RGT_DEBUG);
+
+	char *cfg_path = opts.config ? strdup(opts.config) :
+				       config_default_path();
+	rc = config_load(cfg_path, &cfg, err, sizeof(err));
+	free(cfg_path);
+	if (rc) {
+		fprintf(stderr, "rgtfs: %s\n", err);
+		goto out_cmd;
+	}
+	cfg.cache_dir = opts.cache ? strdup(opts.cache) :
+				     config_default_cache_dir();
+	if (opts.cache_size &&
+	    config_parse_size(opts.cache_size, &cfg.cache_size)) {
+		fprintf(stderr, "rgtfs: cache_size: cannot parse '%s' "
+			"(want e.g. 20G, 512M)\n", opts.cache_size);
+		goto out_cfg;
+	}
+
+	/* Everything under the mount is read-only; permissions are the
+	 * kernel's to check, against the modes we report. */
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	fuse_opt_add_arg(&args, "-ofsname=rgtfs");
+	fuse_opt_add_arg(&args, "-osubtype=rgtfs");
+
+	ctx.cfg = &cfg;
+	ctx.uid = getuid();
+	ctx.gid = getgid();
+	ctx.mount_time = time(NULL);
+	se = fuse_session_new(&args, &rgt_ops, sizeof(rgt_ops), &ctx);
+	if (!se)
+		goto out_cfg;
+	if (fuse_set_signal_handlers(se))
+		goto out_session;
+	if (fuse_session_mount(se, cmd.mountpoint))
+		goto out_signals;
+	fuse_daemonize(cmd.foreground);
+
+	/* After the fork: LMDB environments and threads do not survive it. */
+	rc = store_open(cfg.cache_dir, map_size(cfg.cache_size), &ctx.store,
+			err, sizeof(err));
+	if (rc) {
+		rgt_log(RGT_ERR, "%s", err);
+		goto out_unmount;
+	}
+	if (http_global_init()) {
+		rgt_log(RGT_ERR, "cannot initialise libcurl");
+		goto out_store;
+	}
+	if (nodes_new(&ctx.nodes))
+		goto out_http;
+	struct fetcher_params fp = {
+		.store = ctx.store,
+		.workers = 8,
+		.max_inflight = 32u << 20,
+		.readahead = 16,
+		/* A read waits for at most two connects on both endpoints and
+		 * a few I/O timeouts, never forever. */
+		.wait_timeout_ms = 4L * cfg.connect_timeout_ms +
+				   4L * cfg.io_timeout_ms,
+	};
+	if (fetcher_new(&fp, &ctx.fetcher))
+		goto out_nodes;
+	rc = fleet_new(&cfg, ctx.store, &ctx.fleet, err, sizeof(err));
+	if (rc) {
+		rgt_log(RGT_ERR, "%s", err);
+		goto out_fetcher;
+	}
+	if (fleet_start(ctx.fleet))
+		goto out_fleet;
+
+	if (cmd.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out_fleet;
+		fuse_loop_cfg_set_clone_fd(lc, cmd.clone_fd);
+		fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads);
+		/* libfuse leaves max_threads at UINT_MAX when unset. */
+		if (cmd.max_threads && cmd.max_threads <= 1000)
+			fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
+		ret = fuse_session_loop_mt(se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	ret = ret ? 1 : 0;
+
+out_fleet:
+	fleet_free(ctx.fleet);
+out_fetcher:
+	fetcher_free(ctx.fetcher);
+out_nodes:
+	nodes_free(ctx.nodes);
+out_http:
+	http_global_cleanup();
+out_store:
+	store_close(ctx.store);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_cfg:
+	config_cleanup(&cfg);
+out_cmd:
+	free(cmd.mountpoint);
+out_args:
+	fuse_opt_free_args(&args);
+	free(opts.config);
+	free(opts.cache);
+	free(opts.cache_size);
+	return ret;
+}

@@ -1,1 +1,812 @@
-/* placeholder: being written */
+/*
+ * ops.c - FUSE low-level operations over the virtual tree.
+ *
+ * DESIGN
+ * Each rgt_<op> resolves its node, calls one fleet_/remote_/fetch_ function
+ * that returns -errno, and replies exactly once. Nothing here touches
+ * libssh2, libcurl or LMDB.
+ *
+ * The tree (SPEC.md "The tree"):
+ *   /                    platforms + archive/
+ *   /<platform>/         .error + one directory per visible instance
+ *   /<platform>/<id>/    status status_msg info.json ssh log teardown
+ *                        .error checkpoints/
+ *   .../checkpoints/...  the remote checkpoint_dir, regular files and
+ *                        directories only
+ *
+ * Everything is read-only. Writes, creates, renames and unlinks fail with
+ * EROFS; rmdir fails with EPERM (teardown is its own piece of work and is
+ * not wired to rmdir yet), so `rm -rf` changes nothing anywhere.
+ *
+ * Virtual files are rendered at open() into the file handle and served
+ * with direct_io, so a shell loop re-reading `status` sees every change and
+ * never a torn value. Remote files are served by the fetcher; their page
+ * cache is kept across opens while (size, mtime) is unchanged.
+ */
+#include <fuse_lowlevel.h>
+
+#include "ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "fetch.h"
+#include "fleet.h"
+#include "log.h"
+#include "node.h"
+#include "remote.h"
+
+#define ATTR_TIMEOUT 1.0	/* seconds the kernel may cache attributes */
+#define LIST_MAX_AGE 1		/* seconds a remote listing is reused */
+#define VFILE_MAX (1u << 20)	/* bound on one rendered virtual file */
+
+static const struct {
+	const char *name;
+	int vf;
+} vfiles[] = {
+	{ "status", FF_STATUS },
+	{ "status_msg", FF_STATUS_MSG },
+	{ "info.json", FF_INFO },
+	{ "ssh", FF_SSH },
+	{ "teardown", FF_TEARDOWN },
+	{ ".error", FF_ERROR },
+};
+
+static struct rgt_ctx *ctx_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Errors of the remote side as a reader should see them. */
+static int io_errno(int rc)
+{
+	switch (-rc) {
+	case EACCES:
+	case ENOMEM:
+	case ENOENT:
+	case ENAMETOOLONG:
+		return -rc;
+	default:
+		return EIO;
+	}
+}
+
+static struct remote *remote_of(struct rgt_ctx *c, const struct node *n)
+{
+	if (n->pi < 0 || !n->id)
+		return NULL;
+	return fleet_remote(c->fleet, (size_t)n->pi, n->id);
+}
+
+static int join(char *out, size_t len, const char *dir, const char *name)
+{
+	int n = snprintf(out, len, "%s%s%s", dir,
+			 dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ---- rendering virtual files ------------------------------------------------ */
+
+static int render(struct rgt_ctx *c, const struct node *n, struct buf *b)
+{
+	if (n->kind == NK_PERROR)
+		return fleet_platform_error(c->fleet, (size_t)n->pi, b);
+	return fleet_instance_file(c->fleet, (size_t)n->pi, n->id, n->vf, b);
+}
+
+/* ---- attributes -------------------------------------------------------------- */
+
+static void dir_stat(struct rgt_ctx *c, const struct node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_uid = c->uid;
+	st->st_gid = c->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = c->mount_time;
+	st->st_blksize = 4096;
+}
+
+/* Fresh attributes of a remote file or dir from its parent's listing. */
+static int refresh_remote(struct rgt_ctx *c, struct node *n, int max_age)
+{
+	struct remote *r = remote_of(c, n);
+	if (!r)
+		return -ENOENT;
+	if (n->kind == NK_LOG) {
+		struct xfer_attr a;
+		int rc = remote_stat(r, n->rpath, max_age, &a);
+		if (!rc)
+			node_set_attr(c->nodes, n, &a);
+		return rc;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", n->rpath);
+	char *slash = strrchr(dir, '/');
+	if (!slash || n->kind == NK_RDIR)
+		return 0;	/* directories: the listing that found it */
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	struct rlisting *l;
+	int rc = remote_list(r, dir, max_age, &l);
+	if (rc)
+		return rc;
+	const struct rentry *e = rlisting_find(l, n->name);
+	if (e && S_ISREG(e->attr.mode))
+		node_set_attr(c->nodes, n, &e->attr);
+	else
+		rc = -ENOENT;
+	rlisting_free(l);
+	return rc;
+}
+
+static int node_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		     double *timeout)
+{
+	*timeout = ATTR_TIMEOUT;
+	switch (n->kind) {
+	case NK_ROOT:
+	case NK_PLATFORM:
+	case NK_ARCHIVE:
+	case NK_INSTANCE:
+		dir_stat(c, n, st);
+		return 0;
+	case NK_RDIR: {
+		dir_stat(c, n, st);
+		struct xfer_attr a = node_attr(c->nodes, n);
+		if (a.mtime)
+			st->st_mtime = st->st_ctime = a.mtime;
+		return 0;
+	}
+	case NK_VFILE:
+	case NK_PERROR: {
+		struct buf b;
+		buf_init(&b, VFILE_MAX);
+		int rc = render(c, n, &b);
+		memset(st, 0, sizeof(*st));
+		st->st_ino = n->ino;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_uid = c->uid;
+		st->st_gid = c->gid;
+		st->st_size = b.len;
+		st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
+		st->st_blksize = 4096;
+		buf_cleanup(&b);
+		*timeout = 0;	/* changes with every poll */
+		return rc;
+	}
+	case NK_LOG:
+	case NK_RFILE: {
+		int rc = refresh_remote(c, n, LIST_MAX_AGE);
+		if (rc == -ENOENT && n->kind == NK_RFILE)
+			return rc;
+		struct xfer_attr a = node_attr(c->nodes, n);
+		memset(st, 0, sizeof(*st));
+		st->st_ino = n->ino;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_uid = c->uid;
+		st->st_gid = c->gid;
+		st->st_size = (off_t)a.size;
+		st->st_blocks = (a.size + 511) / 512;
+		st->st_mtime = st->st_ctime = st->st_atime = a.mtime;
+		st->st_blksize = STORE_BLOCK_SIZE;
+		if (n->kind == NK_LOG)
+			*timeout = 0;
+		return 0;
+	}
+	}
+	return -EIO;
+}
+
+/* ---- lookup --------------------------------------------------------------------- */
+
+/* Describe child @name of @p in @t (strings borrowed or in @path). */
+static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
+		   struct node *t, char *path, size_t pathlen)
+{
+	memset(t, 0, sizeof(*t));
+	t->pi = p->pi;
+	t->id = p->id;
+	switch (p->kind) {
+	case NK_ROOT:
+		if (!strcmp(name, "archive")) {
+			t->kind = NK_ARCHIVE;
+			return 0;
+		}
+		t->pi = fleet_platform_index(c->fleet, name);
+		if (t->pi < 0)
+			return -ENOENT;
+		t->kind = NK_PLATFORM;
+		return 0;
+	case NK_PLATFORM:
+		if (!strcmp(name, ".error")) {
+			t->kind = NK_PERROR;
+			return 0;
+		}
+		if (!fleet_instance_visible(c->fleet, (size_t)p->pi, name))
+			return -ENOENT;
+		t->kind = NK_INSTANCE;
+		t->id = (char *)name;
+		return 0;
+	case NK_INSTANCE: {
+		const struct rgt_section *sec =
+			fleet_section(c->fleet, (size_t)p->pi);
+		if (!fleet_instance_visible(c->fleet, (size_t)p->pi, p->id))
+			return -ENOENT;
+		for (size_t i = 0; i < sizeof(vfiles) / sizeof(vfiles[0]);
+		     i++) {
+			if (!strcmp(name, vfiles[i].name)) {
+				t->kind = NK_VFILE;
+				t->vf = vfiles[i].vf;
+				return 0;
+			}
+		}
+		if (!strcmp(name, "log")) {
+			t->kind = NK_LOG;
+			t->rpath = (char *)(sec->log_path ? sec->log_path :
+							    "");
+			return 0;
+		}
+		if (!strcmp(name, "checkpoints")) {
+			t->kind = NK_RDIR;
+			t->rpath = (char *)sec->checkpoint_dir;
+			return 0;
+		}
+		return -ENOENT;
+	}
+	case NK_RDIR: {
+		struct remote *r = remote_of(c, p);
+		struct rlisting *l;
+		if (!r)
+			return -ENOENT;
+		int rc = join(path, pathlen, p->rpath, name);
+		if (rc)
+			return rc;
+		rc = remote_list(r, p->rpath, LIST_MAX_AGE, &l);
+		if (rc)
+			return rc;
+		const struct rentry *e = rlisting_find(l, name);
+		if (!e) {
+			rlisting_free(l);
+			return -ENOENT;
+		}
+		t->kind = S_ISDIR(e->attr.mode) ? NK_RDIR : NK_RFILE;
+		t->attr = e->attr;
+		t->rpath = path;
+		rlisting_free(l);
+		return 0;
+	}
+	case NK_ARCHIVE:
+		return -ENOENT;
+	default:
+		return -ENOTDIR;
+	}
+}
+
+static void rgt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *p = node_get(c->nodes, parent);
+	struct node t;
+	char path[PATH_MAX];
+	struct fuse_entry_param e;
+	int rc;
+
+	if (!p) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = resolve(c, p, name, &t, path, sizeof(path));
+	if (rc) {
+		if (rc == -ENOENT) {
+			/* A negative entry the kernel may keep briefly. */
+			memset(&e, 0, sizeof(e));
+			e.entry_timeout = 0;
+			fuse_reply_entry(req, &e);
+		} else {
+			fuse_reply_err(req, io_errno(rc));
+		}
+		return;
+	}
+	struct node *n = node_child(c->nodes, p, name, &t, true, &rc);
+	if (!n) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	rc = node_stat(c, n, &e.attr, &e.attr_timeout);
+	if (rc) {
+		node_forget(c->nodes, n->ino, 1);
+		fuse_reply_err(req, io_errno(rc));
+		return;
+	}
+	e.ino = n->ino;
+	e.generation = 1;
+	e.entry_timeout = ATTR_TIMEOUT;
+	if (fuse_reply_entry(req, &e))
+		node_forget(c->nodes, n->ino, 1);
+}
+
+static void rgt_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(ctx_of(req)->nodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void rgt_forget_multi(fuse_req_t req, size_t count,
+			     struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(ctx_of(req)->nodes, forgets[i].ino,
+			    forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void rgt_getattr(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *n = node_get(c->nodes, ino);
+	struct stat st;
+	double timeout;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = node_stat(c, n, &st, &timeout);
+	if (rc)
+		fuse_reply_err(req, io_errno(rc));
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+/* ---- directories ---------------------------------------------------------------- */
+
+struct dent {
+	char *name;
+	uint64_t ino;
+	mode_t type;
+};
+
+struct dirh {
+	struct dent *v;
+	size_t n, cap;
+};
+
+static int dir_add(struct dirh *d, const char *name, uint64_t ino,
+		   mode_t type)
+{
+	if (d->n == d->cap) {
+		size_t nc = d->cap ? d->cap * 2 : 16;
+		struct dent *nv = realloc(d->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = nc;
+	}
+	if (!(d->v[d->n].name = strdup(name)))
+		return -ENOMEM;
+	d->v[d->n].ino = ino;
+	d->v[d->n].type = type;
+	d->n++;
+	return 0;
+}
+
+static void dir_free(struct dirh *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i].name);
+	free(d->v);
+	free(d);
+}
+
+static int add_child(struct dirh *d, const struct node *n, const char *name,
+		     mode_t type)
+{
+	return dir_add(d, name, node_ino_for(n->ino, name), type);
+}
+
+static int fill_dir(struct rgt_ctx *c, struct node *n, struct dirh *d)
+{
+	int rc = dir_add(d, ".", n->ino, S_IFDIR);
+	if (!rc)
+		rc = dir_add(d, "..", n->parent, S_IFDIR);
+	switch (n->kind) {
+	case NK_ROOT:
+		for (size_t i = 0; !rc && i < fleet_nplatforms(c->fleet); i++)
+			rc = add_child(d, n, fleet_platform_name(c->fleet, i),
+				       S_IFDIR);
+		if (!rc)
+			rc = add_child(d, n, "archive", S_IFDIR);
+		return rc;
+	case NK_ARCHIVE:
+		return rc;
+	case NK_PLATFORM: {
+		char **ids;
+		size_t k;
+		if (!rc)
+			rc = add_child(d, n, ".error", S_IFREG);
+		if (rc || (rc = fleet_instance_ids(c->fleet, (size_t)n->pi,
+						   &ids, &k)))
+			return rc;
+		for (size_t i = 0; !rc && i < k; i++)
+			rc = add_child(d, n, ids[i], S_IFDIR);
+		fleet_ids_free(ids, k);
+		return rc;
+	}
+	case NK_INSTANCE:
+		if (!fleet_instance_visible(c->fleet, (size_t)n->pi, n->id))
+			return -ENOENT;
+		for (size_t i = 0;
+		     !rc && i < sizeof(vfiles) / sizeof(vfiles[0]); i++)
+			rc = add_child(d, n, vfiles[i].name, S_IFREG);
+		if (!rc)
+			rc = add_child(d, n, "log", S_IFREG);
+		if (!rc)
+			rc = add_child(d, n, "checkpoints", S_IFDIR);
+		return rc;
+	case NK_RDIR: {
+		struct remote *r = remote_of(c, n);
+		struct rlisting *l;
+		if (rc)
+			return rc;
+		if (!r)
+			return -ENOENT;
+		rc = remote_list(r, n->rpath, LIST_MAX_AGE, &l);
+		if (rc == -ENOENT &&
+		    !strcmp(n->rpath, fleet_section(c->fleet, (size_t)n->pi)
+						->checkpoint_dir))
+			return 0;	/* no checkpoint_dir yet: empty */
+		if (rc)
+			return rc;
+		for (size_t i = 0; !rc && i < l->n; i++)
+			rc = add_child(d, n, l->v[i].name,
+				       S_ISDIR(l->v[i].attr.mode) ? S_IFDIR :
+								    S_IFREG);
+		rlisting_free(l);
+		return rc;
+	}
+	default:
+		return -ENOTDIR;
+	}
+}
+
+static void rgt_opendir(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *n = node_get(c->nodes, ino);
+	struct dirh *d;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!(d = calloc(1, sizeof(*d)))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = fill_dir(c, n, d);
+	if (rc) {
+		dir_free(d);
+		fuse_reply_err(req, io_errno(rc));
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi))
+		dir_free(d);
+}
+
+static void rgt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off, struct fuse_file_info *fi)
+{
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct stat st = { .st_ino = d->v[i].ino,
+				   .st_mode = d->v[i].type };
+		size_t need = fuse_add_direntry(req, buf + used, size - used,
+						d->v[i].name, &st,
+						(off_t)(i + 1));
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void rgt_releasedir(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi)
+{
+	dir_free((struct dirh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- files ----------------------------------------------------------------------- */
+
+enum fh_kind { FH_VFILE, FH_REMOTE };
+
+struct fh {
+	enum fh_kind kind;
+	struct buf text;		/* FH_VFILE */
+	struct fetch_file ff;		/* FH_REMOTE */
+	struct fetch_stream stream;
+};
+
+static void fh_free(struct fh *h)
+{
+	if (!h)
+		return;
+	if (h->kind == FH_VFILE) {
+		buf_cleanup(&h->text);
+	} else {
+		fetch_file_cleanup(&h->ff);
+		fetch_stream_cleanup(&h->stream);
+	}
+	free(h);
+}
+
+static void rgt_open(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *n = node_get(c->nodes, ino);
+	struct fh *h;
+	int rc;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (!(h = calloc(1, sizeof(*h)))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	switch (n->kind) {
+	case NK_VFILE:
+	case NK_PERROR:
+		h->kind = FH_VFILE;
+		buf_init(&h->text, VFILE_MAX);
+		rc = render(c, n, &h->text);
+		fi->direct_io = 1;
+		break;
+	case NK_LOG:
+	case NK_RFILE: {
+		struct remote *r = remote_of(c, n);
+		h->kind = FH_REMOTE;
+		fetch_stream_init(&h->stream);
+		if (!r) {
+			rc = -ENOENT;
+			break;
+		}
+		if (n->kind == NK_LOG && !*n->rpath) {
+			/* No log_path configured: an empty log. */
+			struct xfer_attr empty = { 0 };
+			node_set_attr(c->nodes, n, &empty);
+			rc = 0;
+		} else {
+			/* The log grows: always ask. Checkpoints: reuse a
+			 * listing that is at most LIST_MAX_AGE old. */
+			rc = refresh_remote(c, n,
+					    n->kind == NK_LOG ? 0 :
+								LIST_MAX_AGE);
+			if (rc && rc != -ENOENT && rc != -EACCES)
+				rc = 0;	/* unreachable: last known attrs */
+			if (rc == -ENOENT && n->kind == NK_LOG) {
+				struct xfer_attr empty = { 0 };
+				node_set_attr(c->nodes, n, &empty);
+				rc = 0;
+			}
+		}
+		if (rc)
+			break;
+		struct xfer_attr a = node_attr(c->nodes, n);
+		rc = fetch_file_init(&h->ff, r,
+				     fleet_platform_name(c->fleet,
+							 (size_t)n->pi),
+				     n->id, *n->rpath ? n->rpath : "/dev/null",
+				     a.size, a.mtime);
+		if (n->kind == NK_LOG)
+			fi->direct_io = 1;
+		else
+			fi->keep_cache = node_same_identity(c->nodes, n,
+							    a.size, a.mtime);
+		break;
+	}
+	default:
+		rc = -EISDIR;
+	}
+	if (rc) {
+		fh_free(h);
+		fuse_reply_err(req, io_errno(rc));
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi))
+		fh_free(h);
+}
+
+struct reply_arg {
+	fuse_req_t req;
+	int replied;
+};
+
+static int reply_iov(void *arg, const struct iovec *iov, int n)
+{
+	struct reply_arg *a = arg;
+	a->replied = 1;
+	if (!n)
+		return fuse_reply_buf(a->req, NULL, 0);
+	return fuse_reply_iov(a->req, iov, n);
+}
+
+static void rgt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	if (h->kind == FH_VFILE) {
+		if ((size_t)off >= h->text.len) {
+			fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+		size_t n = h->text.len - (size_t)off;
+		fuse_reply_buf(req, h->text.data + off, n < size ? n : size);
+		return;
+	}
+	struct reply_arg a = { req, 0 };
+	int rc = fetch_read(c->fetcher, &h->ff, &h->stream, (uint64_t)off,
+			    size, reply_iov, &a);
+	if (!a.replied)
+		fuse_reply_err(req, io_errno(rc));
+}
+
+static void rgt_release(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	fh_free((struct fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- everything that would change something ---------------------------------- */
+
+static void rgt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *p = node_get(c->nodes, parent);
+
+	if (p && p->kind == NK_PLATFORM)
+		rgt_log(RGT_INFO, "rmdir %s/%s refused: verified teardown "
+			"is not available in this version; nothing was "
+			"changed", fleet_platform_name(c->fleet, (size_t)p->pi),
+			name);
+	fuse_reply_err(req, EPERM);
+}
+
+static void rgt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		     const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		      size_t size, off_t off, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = STORE_BLOCK_SIZE;
+	sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void rgt_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Parallel reads on one file let the kernel's read-ahead overlap with
+	 * ours; readdir is answered from our own snapshot. */
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+const struct fuse_lowlevel_ops rgt_ops = {
+	.init = rgt_init,
+	.lookup = rgt_lookup,
+	.forget = rgt_forget,
+	.forget_multi = rgt_forget_multi,
+	.getattr = rgt_getattr,
+	.setattr = rgt_setattr,
+	.mknod = rgt_mknod,
+	.mkdir = rgt_mkdir,
+	.unlink = rgt_unlink,
+	.rmdir = rgt_rmdir,
+	.symlink = rgt_symlink,
+	.rename = rgt_rename,
+	.link = rgt_link,
+	.open = rgt_open,
+	.read = rgt_read,
+	.write = rgt_write,
+	.release = rgt_release,
+	.opendir = rgt_opendir,
+	.readdir = rgt_readdir,
+	.releasedir = rgt_releasedir,
+	.statfs = rgt_statfs,
+	.create = rgt_create,
+};

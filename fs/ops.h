@@ -1,0 +1,32 @@
+/*
+ * ops.h - the FUSE low-level operation table and the per-mount context it
+ * reaches through fuse_req_userdata(). Only ops.c and main.c include
+ * <fuse_lowlevel.h>.
+ */
+#ifndef RGT_OPS_H
+#define RGT_OPS_H
+
+#include <sys/types.h>
+#include <time.h>
+
+struct rgt_config;
+struct store;
+struct fetcher;
+struct fleet;
+struct nodes;
+
+struct rgt_ctx {
+	const struct rgt_config *cfg;
+	struct store *store;
+	struct fetcher *fetcher;
+	struct fleet *fleet;
+	struct nodes *nodes;
+	uid_t uid;		/* the mounting user */
+	gid_t gid;
+	time_t mount_time;
+};
+
+struct fuse_lowlevel_ops;
+extern const struct fuse_lowlevel_ops rgt_ops;
+
+#endif
