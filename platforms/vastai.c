@@ -1,1 +1,1061 @@
-/* placeholder: being written */
+/*
+ * vastai.c - the vast.ai adapter: v0 REST API, Bearer key, DELETE to end an
+ * instance (PLATFORMS.md section 1).
+ *
+ * DESIGN
+ *
+ * - Translation only, no policy: list() turns one
+ *   GET /api/v0/instances?owner=me into rgt_instance values, destroy() sends
+ *   one DELETE /api/v0/instances/{id}/ and reports what vast.ai said. When
+ *   to destroy, and what a state means for the data, is decided above.
+ * - The JSON is hostile until proven otherwise. The reply is capped
+ *   (VASTAI_MAX_BODY) before it is parsed; every field is type-checked where
+ *   it is read; the shape traps of PLATFORMS.md 8.11 are accepted (a single
+ *   object or null under the plural "instances" key of a show reply, HostPort
+ *   as a string or a number, public_ipaddr with whitespace around it, "ports"
+ *   as null, {}, a list or missing). One malformed instance is skipped and
+ *   counted, not allowed to blank the whole platform; a reply that is not
+ *   JSON or has no "instances" is -EBADMSG, never an empty list, because
+ *   an empty list would make every instance look gone.
+ * - Secrets: the key travels only in the Authorization header, never in a
+ *   URL (the vendor CLI's ?api_key= is deliberately not copied). http:// is
+ *   refused for anything but loopback hosts, where the tests run. info_json
+ *   drops every field that can carry a secret (jupyter_token, onstart,
+ *   extra_env, image_login, container args, and any key whose name looks like
+ *   a token, password or credential), recursively. Any text vast.ai sends
+ *   back that ends up in err has the key masked, in case a server echoes it.
+ * - destroy() is never retried by this adapter, not even on a timeout: the
+ *   DELETE may have been carried out, and the rule (PLATFORMS.md 8.7) is to
+ *   re-read state before trying again. vast.ai's DELETE is also eventually
+ *   consistent; the caller polls list() afterwards.
+ * - list() retries transport errors, 429 and 5xx inside one time budget
+ *   (api_timeout, default 20 s) so a poll never overruns by much.
+ *
+ * Threads: a struct platform is used by one thread at a time (platform.h);
+ * vastai_map_state() and vastai_parse_instances() are pure and reentrant.
+ *
+ * Rejected: the paginated v1 list. v0 answers the whole list in one call,
+ * which is what SPEC.md asks for (one list call per poll interval); v1's
+ * cursor parameter is not confirmed (PLATFORMS.md 1.2).
+ */
+#define _GNU_SOURCE /* asprintf, strcasestr */
+#include "vastai.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_API_URL "https://console.vast.ai"
+#define VENDOR_KEY_FILE "~/.config/vastai/vast_api_key"
+#define CONNECT_MS 10000L
+#define TIMEOUT_MS 20000L
+#define LIST_RETRIES 3
+#define BACKOFF_MS 250L
+#define BACKOFF_MAX_MS 2000L
+#define STATUS_MSG_MAX 512
+#define SERVER_MSG_MAX 300
+
+struct platform {
+	char *api_url;	/* "https://host[:port]", no trailing slash */
+	char *key;	/* for masking echoes in messages */
+	char *auth_hdr; /* "Authorization: Bearer KEY" */
+	char *ssh_user;
+	long connect_ms;
+	long timeout_ms;
+};
+
+/* ---- pure helpers ------------------------------------------------------ */
+
+/* String value of @v, or NULL for anything that is not a string. */
+static const char *jstr(json_t *v)
+{
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool streq(const char *a, const char *b)
+{
+	return a && !strcasecmp(a, b);
+}
+
+/*
+ * One line of at most @cap bytes: control characters become spaces, runs
+ * of spaces at the ends are dropped, and a cut never splits a UTF-8
+ * sequence (jansson hands us valid UTF-8). malloc'd; NULL on ENOMEM.
+ */
+static char *one_line(const char *s, size_t n, size_t cap)
+{
+	size_t a = 0, b, i;
+	char *o;
+
+	if (!s)
+		n = 0;
+	while (a < n && ((unsigned char)s[a] <= 0x20 || s[a] == 0x7f))
+		a++;
+	b = n;
+	while (b > a && ((unsigned char)s[b - 1] <= 0x20 || s[b - 1] == 0x7f))
+		b--;
+	if (b - a > cap) {
+		b = a + cap;
+		while (b > a && ((unsigned char)s[b] & 0xc0) == 0x80)
+			b--;
+	}
+	o = malloc(b - a + 1);
+	if (!o)
+		return NULL;
+	for (i = 0; i < b - a; i++) {
+		unsigned char c = s[a + i];
+
+		o[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	o[i] = '\0';
+	return o;
+}
+
+/* The human-readable text of a vast.ai error object, one line, or NULL. */
+static char *server_msg(json_t *root)
+{
+	static const char *const keys[] = {"msg", "error", "detail"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *m = json_object_get(root, keys[i]);
+
+		if (json_is_string(m) && json_string_length(m))
+			return one_line(json_string_value(m),
+					json_string_length(m), SERVER_MSG_MAX);
+	}
+	return NULL;
+}
+
+/* Overwrite every occurrence of @key in @s with '*'. */
+static void mask_key(char *s, const char *key)
+{
+	size_t kl = key ? strlen(key) : 0;
+	char *p;
+
+	if (!s || kl < 4)
+		return;
+	while ((p = strstr(s, key)))
+		memset(p, '*', kl);
+}
+
+static bool is_bid(json_t *inst)
+{
+	json_t *b = json_object_get(inst, "is_bid");
+
+	return json_is_true(b) || (json_is_integer(b) && json_integer_value(b));
+}
+
+enum rgt_state vastai_map_state(json_t *inst)
+{
+	json_t *ja;
+	const char *actual, *intended, *cur;
+
+	if (!json_is_object(inst))
+		return RGT_ST_UNKNOWN;
+	ja = json_object_get(inst, "actual_status");
+	if (ja && !json_is_null(ja) && !json_is_string(ja))
+		return RGT_ST_UNKNOWN;
+	actual = jstr(ja);
+	if (actual && !actual[0])
+		actual = NULL;
+	intended = jstr(json_object_get(inst, "intended_status"));
+	cur = jstr(json_object_get(inst, "cur_state"));
+
+	/* Released by a DELETE but still listed. */
+	if (streq(cur, "unloaded") || streq(actual, "destroyed"))
+		return RGT_ST_DESTROYING;
+	/*
+	 * An outbid interruptible instance keeps intended_status=running
+	 * while the box is paused (PLATFORMS.md 1.6). A brand-new bid that
+	 * has not started yet looks the same (actual null) for a moment;
+	 * calling that preempted is the lesser error, since missing a real
+	 * preemption hides a box that bills disk and may never resume.
+	 */
+	if (is_bid(inst) && streq(intended, "running") &&
+	    (!actual || streq(actual, "stopped") || streq(actual, "exited") ||
+	     streq(actual, "scheduling")))
+		return RGT_ST_PREEMPTED;
+	if (!actual || streq(actual, "loading") || streq(actual, "created") ||
+	    streq(actual, "rebooting") || streq(actual, "scheduling"))
+		return RGT_ST_PROVISIONING;
+	if (streq(actual, "running"))
+		return RGT_ST_RUNNING;
+	if (streq(actual, "stopped") || streq(actual, "frozen") ||
+	    streq(actual, "exited"))
+		return RGT_ST_STOPPED;
+	if (streq(actual, "offline"))
+		return RGT_ST_OFFLINE;
+	return RGT_ST_UNKNOWN;
+}
+
+/* 1..65535 from a JSON integer or a decimal string; 0 otherwise. */
+static int json_port(json_t *v)
+{
+	long long p = -1;
+
+	if (json_is_integer(v)) {
+		p = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		char *end;
+
+		while (n && isspace((unsigned char)*s)) {
+			s++;
+			n--;
+		}
+		if (!n || n > 5 || !isdigit((unsigned char)*s))
+			return 0;
+		p = strtoll(s, &end, 10);
+		while (isspace((unsigned char)*end))
+			end++;
+		if (*end)
+			return 0;
+	}
+	return p >= 1 && p <= 65535 ? (int)p : 0;
+}
+
+/*
+ * A host name or address from @v, whitespace trimmed, into @out. Only
+ * characters of names and IP literals are accepted, and no leading '-',
+ * because the host ends up in a paste-able ssh command line.
+ */
+static bool json_host(json_t *v, char out[RGT_HOST_MAX])
+{
+	const char *s;
+	size_t n;
+
+	if (!json_is_string(v))
+		return false;
+	s = json_string_value(v);
+	n = json_string_length(v);
+	while (n && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (!n || n >= RGT_HOST_MAX || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(".-_:", s[i]))
+			return false;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * ep[0] direct (public_ipaddr + the host port mapped to 22/tcp), then the
+ * proxy (ssh_host:ssh_port); either may be missing. Returns whether the
+ * direct endpoint was found.
+ */
+static bool find_endpoints(json_t *inst, struct rgt_instance *ri)
+{
+	json_t *ports = json_object_get(inst, "ports");
+	json_t *p22 =
+	    json_is_object(ports) ? json_object_get(ports, "22/tcp") : NULL;
+	json_t *first = json_is_array(p22) ? json_array_get(p22, 0) : NULL;
+	bool direct = false;
+	struct rgt_endpoint *ep;
+
+	ri->n_ep = 0;
+	ep = &ri->ep[0];
+	if (json_is_object(first) &&
+	    json_host(json_object_get(inst, "public_ipaddr"), ep->host) &&
+	    (ep->port = json_port(json_object_get(first, "HostPort")))) {
+		ri->n_ep++;
+		direct = true;
+	}
+	ep = &ri->ep[ri->n_ep];
+	if (json_host(json_object_get(inst, "ssh_host"), ep->host) &&
+	    (ep->port = json_port(json_object_get(inst, "ssh_port"))))
+		ri->n_ep++;
+	return direct;
+}
+
+/*
+ * Field names whose values can carry secrets. Matched case-insensitively:
+ * the exact names in the first list, any name containing one of the second.
+ */
+static bool secret_field(const char *k)
+{
+	static const char *const exact[] = {
+	    "onstart",	  "onstart_cmd", "extra_env", "env",
+	    "image_args", "args",	 "args_str",
+	};
+	static const char *const part[] = {
+	    "token",   "secret", "passw",      "passphrase",
+	    "api_key", "apikey", "access_key", "credential",
+	    "private", "auth",	 "cookie",     "login",
+	};
+
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (!strcasecmp(k, exact[i]))
+			return true;
+	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
+		if (strcasestr(k, part[i]))
+			return true;
+	return false;
+}
+
+/* Drop secret fields from @v and everything below it. */
+static void scrub(json_t *v)
+{
+	if (json_is_object(v)) {
+		void *it = json_object_iter(v);
+
+		while (it) {
+			const char *k = json_object_iter_key(it);
+			json_t *x = json_object_iter_value(it);
+			void *next = json_object_iter_next(v, it);
+
+			if (secret_field(k))
+				json_object_del(v, k);
+			else
+				scrub(x);
+			it = next;
+		}
+	} else if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			scrub(json_array_get(v, i));
+	}
+}
+
+static char *make_info_json(json_t *inst, const struct rgt_instance *ri,
+			    bool has_direct, const char *ssh_user)
+{
+	json_t *copy, *meta, *eps;
+	char *s = NULL, *t;
+	size_t n;
+
+	copy = json_deep_copy(inst);
+	if (!copy)
+		return NULL;
+	scrub(copy);
+	eps = json_array();
+	meta = json_pack("{s:s, s:s, s:s, s:o}", "platform", "vastai", "state",
+			 rgt_state_name(ri->state), "ssh_user", ssh_user,
+			 "endpoints", eps);
+	if (!meta)
+		goto out_copy;
+	for (int i = 0; i < ri->n_ep; i++) {
+		const char *kind = i == 0 && has_direct ? "direct" : "proxy";
+
+		if (json_array_append_new(
+			eps, json_pack("{s:s, s:s, s:i}", "kind", kind, "host",
+				       ri->ep[i].host, "port", ri->ep[i].port)))
+			goto out_meta;
+	}
+	/* Replaces any "rgtfs" key the platform sent; releases meta. */
+	if (json_object_set_new(copy, "rgtfs", meta))
+		goto out_copy;
+	s = json_dumps(copy, JSON_INDENT(2) | JSON_SORT_KEYS |
+				 JSON_REAL_PRECISION(15));
+	if (!s)
+		goto out_copy;
+	n = strlen(s);
+	t = realloc(s, n + 2);
+	if (!t) {
+		free(s);
+		s = NULL;
+		goto out_copy;
+	}
+	s = t;
+	s[n] = '\n';
+	s[n + 1] = '\0';
+	goto out_copy;
+out_meta:
+	json_decref(meta);
+out_copy:
+	json_decref(copy);
+	return s;
+}
+
+/* A vast.ai id (a positive integer, as a JSON integer or decimal string)
+ * in canonical decimal form. */
+static bool json_id(json_t *v, char out[RGT_ID_MAX])
+{
+	unsigned long long id;
+
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) <= 0)
+			return false;
+		id = (unsigned long long)json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+
+		if (!n || n > 19 || strspn(s, "0123456789") != n)
+			return false;
+		id = strtoull(s, NULL, 10);
+		if (!id)
+			return false;
+	} else {
+		return false;
+	}
+	snprintf(out, RGT_ID_MAX, "%llu", id);
+	return platform_id_valid(out);
+}
+
+static void instance_cleanup(struct rgt_instance *ri)
+{
+	free(ri->status_msg);
+	free(ri->info_json);
+	memset(ri, 0, sizeof(*ri));
+}
+
+/*
+ * One instance object into @ri. -EINVAL with a reason in @why for a
+ * malformed entry (skip it), -ENOMEM otherwise fatal.
+ */
+static int parse_one(json_t *inst, const char *ssh_user,
+		     struct rgt_instance *ri, char *why, size_t whylen)
+{
+	json_t *m;
+	bool direct;
+
+	memset(ri, 0, sizeof(*ri));
+	if (!json_is_object(inst)) {
+		snprintf(why, whylen, "not an object");
+		return -EINVAL;
+	}
+	if (!json_id(json_object_get(inst, "id"), ri->id)) {
+		snprintf(why, whylen, "no positive integer \"id\"");
+		return -EINVAL;
+	}
+	ri->state = vastai_map_state(inst);
+	m = json_object_get(inst, "status_msg");
+	ri->status_msg = json_is_string(m)
+			     ? one_line(json_string_value(m),
+					json_string_length(m), STATUS_MSG_MAX)
+			     : one_line("", 0, 0);
+	if (!ri->status_msg)
+		goto out_nomem;
+	direct = find_endpoints(inst, ri);
+	ri->info_json = make_info_json(inst, ri, direct, ssh_user);
+	if (!ri->info_json)
+		goto out_nomem;
+	return 0;
+out_nomem:
+	instance_cleanup(ri);
+	return -ENOMEM;
+}
+
+struct order {
+	struct rgt_instance *ri;
+	size_t pos; /* position in the reply: the first of equals wins */
+};
+
+/* Numeric order of canonical decimal ids, then reply order. */
+static int order_cmp(const void *a, const void *b)
+{
+	const struct order *x = a, *y = b;
+	size_t lx = strlen(x->ri->id), ly = strlen(y->ri->id);
+	int c;
+
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	c = strcmp(x->ri->id, y->ri->id);
+	if (c)
+		return c;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * Sort @l by id and drop repeated ids (each id is one directory). Returns
+ * how many were dropped, or -ENOMEM.
+ */
+static long sort_unique(struct rgt_instance_list *l)
+{
+	struct order *o;
+	struct rgt_instance *v;
+	size_t i, n = 0;
+
+	if (l->n < 2)
+		return 0;
+	o = malloc(l->n * sizeof(*o));
+	v = malloc(l->n * sizeof(*v));
+	if (!o || !v) {
+		free(o);
+		free(v);
+		return -ENOMEM;
+	}
+	for (i = 0; i < l->n; i++)
+		o[i] = (struct order){&l->v[i], i};
+	qsort(o, l->n, sizeof(*o), order_cmp);
+	for (i = 0; i < l->n; i++) {
+		if (n && !strcmp(v[n - 1].id, o[i].ri->id))
+			instance_cleanup(o[i].ri);
+		else
+			v[n++] = *o[i].ri;
+	}
+	free(o);
+	free(l->v);
+	l->v = v;
+	i = l->n - n;
+	l->n = n;
+	return (long)i;
+}
+
+/* -EBADMSG with a reason that says where the JSON broke. */
+static int bad_json(const char *body, size_t len, const json_error_t *je,
+		    char *err, size_t errlen)
+{
+	size_t i = 0;
+
+	while (i < len && isspace((unsigned char)body[i]))
+		i++;
+	if (i == len)
+		snprintf(err, errlen, "vast.ai: empty response");
+	else if (body[i] == '<')
+		snprintf(err, errlen,
+			 "vast.ai: response is not JSON (an "
+			 "HTML page?) at line %d col %d",
+			 je->line, je->column);
+	else if ((size_t)je->position >= len)
+		snprintf(err, errlen,
+			 "vast.ai: response is not valid JSON "
+			 "(truncated?) at line %d col %d",
+			 je->line, je->column);
+	else
+		snprintf(err, errlen,
+			 "vast.ai: response is not valid JSON at "
+			 "line %d col %d",
+			 je->line, je->column);
+	return -EBADMSG;
+}
+
+int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
+			   struct rgt_instance_list *out, char *err,
+			   size_t errlen)
+{
+	char why[96], first[160] = "";
+	size_t n, i, skipped = 0;
+	json_t *root, *insts;
+	json_error_t je;
+	long dup;
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	if (err && errlen)
+		err[0] = '\0';
+	if (!ssh_user)
+		ssh_user = "root";
+	if (len > VASTAI_MAX_BODY) {
+		snprintf(err, errlen,
+			 "vast.ai: response larger than %zu "
+			 "bytes",
+			 VASTAI_MAX_BODY);
+		return -EFBIG;
+	}
+	root = body ? json_loadb(body, len, 0, &je) : NULL;
+	if (!root)
+		return bad_json(body ? body : "", body ? len : 0, &je, err,
+				errlen);
+	if (!json_is_object(root)) {
+		snprintf(err, errlen, "vast.ai: response is not a JSON object");
+		rc = -EBADMSG;
+		goto out_root;
+	}
+	if (json_is_false(json_object_get(root, "success"))) {
+		char *m = server_msg(root);
+
+		snprintf(err, errlen, "vast.ai: request failed: %s",
+			 m ? m : "(no message)");
+		free(m);
+		rc = -EIO;
+		goto out_root;
+	}
+	insts = json_object_get(root, "instances");
+	if (!insts) {
+		snprintf(err, errlen,
+			 "vast.ai: response has no \"instances\" "
+			 "key");
+		rc = -EBADMSG;
+		goto out_root;
+	}
+	if (json_is_null(insts)) {
+		n = 0;
+	} else if (json_is_object(insts)) {
+		n = 1;
+	} else if (json_is_array(insts)) {
+		n = json_array_size(insts);
+	} else {
+		snprintf(err, errlen,
+			 "vast.ai: \"instances\" is neither a "
+			 "list, an object nor null");
+		rc = -EBADMSG;
+		goto out_root;
+	}
+	out->v = calloc(n ? n : 1, sizeof(*out->v));
+	if (!out->v) {
+		rc = -ENOMEM;
+		goto out_nomem;
+	}
+	for (i = 0; i < n; i++) {
+		json_t *inst =
+		    json_is_array(insts) ? json_array_get(insts, i) : insts;
+
+		rc = parse_one(inst, ssh_user, &out->v[out->n], why,
+			       sizeof(why));
+		if (rc == -ENOMEM)
+			goto out_nomem;
+		if (rc) {
+			if (!skipped++)
+				snprintf(first, sizeof(first), "entry %zu: %s",
+					 i, why);
+			continue;
+		}
+		out->n++;
+	}
+	dup = sort_unique(out);
+	if (dup < 0) {
+		rc = -ENOMEM;
+		goto out_nomem;
+	}
+	if (dup && !skipped)
+		snprintf(first, sizeof(first), "a repeated id");
+	skipped += dup;
+	if (skipped)
+		snprintf(err, errlen,
+			 "vast.ai: skipped %zu malformed "
+			 "instance(s); first: %s",
+			 skipped, first);
+	rc = 0;
+	goto out_root;
+out_nomem:
+	rgt_instance_list_free(out);
+	snprintf(err, errlen, "vast.ai: out of memory");
+out_root:
+	json_decref(root);
+	return rc;
+}
+
+/* ---- the adapter ------------------------------------------------------- */
+
+static bool loopback_host(const char *h)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!strcasecmp(h, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, h, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+/*
+ * Check api_url and reduce it to "scheme://authority". Only a scheme, a
+ * host and a port are accepted: rgtfs adds the API path itself.
+ */
+static int parse_api_url(const char *url, char **origin, char *err,
+			 size_t errlen)
+{
+	char host[RGT_HOST_MAX];
+	const char *auth, *end, *hs, *he, *port = NULL;
+	bool plain;
+	size_t sl;
+
+	if (!strncasecmp(url, "https://", 8)) {
+		plain = false;
+		sl = 5;
+	} else if (!strncasecmp(url, "http://", 7)) {
+		plain = true;
+		sl = 4;
+	} else {
+		snprintf(err, errlen,
+			 "vastai: api_url must start with "
+			 "https://");
+		return -EINVAL;
+	}
+	auth = url + sl + 3;
+	end = auth + strcspn(auth, "/?#");
+	if (*end == '?' || *end == '#' || (*end == '/' && end[1])) {
+		snprintf(err, errlen,
+			 "vastai: api_url takes a scheme, a host "
+			 "and a port only (rgtfs adds /api/v0 itself)");
+		return -EINVAL;
+	}
+	for (const char *c = auth; c < end; c++) {
+		if (*c == '@') {
+			snprintf(err, errlen,
+				 "vastai: api_url must not "
+				 "contain user:password@");
+			return -EINVAL;
+		}
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
+			snprintf(err, errlen,
+				 "vastai: api_url has a space or "
+				 "an unexpected character in its host");
+			return -EINVAL;
+		}
+	}
+	if (*auth == '[') {
+		hs = auth + 1;
+		he = memchr(hs, ']', end - hs);
+		if (he && he + 1 < end) {
+			if (he[1] != ':')
+				he = NULL;
+			else
+				port = he + 2;
+		}
+	} else {
+		hs = auth;
+		he = memchr(hs, ':', end - hs);
+		if (he)
+			port = he + 1;
+		else
+			he = end;
+		if (port && memchr(port, ':', end - port))
+			he = NULL; /* an IPv6 literal needs [] */
+	}
+	if (!he || he == hs || (size_t)(he - hs) >= sizeof(host)) {
+		snprintf(err, errlen, "vastai: api_url has no valid host");
+		return -EINVAL;
+	}
+	memcpy(host, hs, he - hs);
+	host[he - hs] = '\0';
+	if (port) {
+		size_t pl = end - port;
+		long pv = pl && pl <= 5 && strspn(port, "0123456789") >= pl
+			      ? strtol(port, NULL, 10)
+			      : 0;
+
+		if (pv < 1 || pv > 65535) {
+			snprintf(err, errlen,
+				 "vastai: api_url has an invalid "
+				 "port");
+			return -EINVAL;
+		}
+	}
+	if (plain && !loopback_host(host)) {
+		snprintf(err, errlen,
+			 "vastai: api_url must be https (http "
+			 "would send the API key in clear text; it is allowed "
+			 "only for loopback hosts)");
+		return -EINVAL;
+	}
+	if (asprintf(origin, "%s://%.*s", plain ? "http" : "https",
+		     (int)(end - auth), auth) < 0) {
+		*origin = NULL;
+		snprintf(err, errlen, "vastai: out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* api_timeout = SECONDS (a decimal number, 0 < s <= 600). */
+static int parse_timeout(const struct rgt_section *sec, long *total_ms,
+			 char *err, size_t errlen)
+{
+	const char *v = config_get(sec, "api_timeout");
+	char *end;
+	double s;
+
+	*total_ms = TIMEOUT_MS;
+	if (!v)
+		return 0;
+	errno = 0;
+	s = strtod(v, &end);
+	while (end != v && isspace((unsigned char)*end))
+		end++;
+	if (end == v || *end || errno || !isfinite(s) || s <= 0 || s > 600) {
+		snprintf(err, errlen,
+			 "vastai: api_timeout must be a number of "
+			 "seconds between 0 and 600");
+		return -EINVAL;
+	}
+	*total_ms = (long)(s * 1000 + 0.5);
+	if (*total_ms < 1)
+		*total_ms = 1;
+	return 0;
+}
+
+static void vastai_close(struct platform *p)
+{
+	if (!p)
+		return;
+	if (p->key) {
+		explicit_bzero(p->key, strlen(p->key));
+		free(p->key);
+	}
+	if (p->auth_hdr) {
+		explicit_bzero(p->auth_hdr, strlen(p->auth_hdr));
+		free(p->auth_hdr);
+	}
+	free(p->api_url);
+	free(p->ssh_user);
+	free(p);
+}
+
+static int vastai_open(const struct rgt_section *sec, struct platform **out,
+		       char *err, size_t errlen)
+{
+	struct platform *p;
+	int rc;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "vastai: out of memory");
+		return -ENOMEM;
+	}
+	rc = parse_api_url(sec->api_url && sec->api_url[0] ? sec->api_url
+							   : DEFAULT_API_URL,
+			   &p->api_url, err, errlen);
+	if (rc)
+		goto out_free;
+	rc = parse_timeout(sec, &p->timeout_ms, err, errlen);
+	if (rc)
+		goto out_free;
+	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
+	p->ssh_user =
+	    strdup(sec->ssh_user && sec->ssh_user[0] ? sec->ssh_user : "root");
+	if (!p->ssh_user) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "vastai: out of memory");
+		goto out_free;
+	}
+	p->key = platform_load_key(sec, VENDOR_KEY_FILE, err, errlen);
+	if (!p->key) {
+		rc = -ENOKEY;
+		goto out_free;
+	}
+	if (asprintf(&p->auth_hdr, "Authorization: Bearer %s", p->key) < 0) {
+		p->auth_hdr = NULL;
+		rc = -ENOMEM;
+		snprintf(err, errlen, "vastai: out of memory");
+		goto out_free;
+	}
+	*out = p;
+	return 0;
+out_free:
+	vastai_close(p);
+	return rc;
+}
+
+/* Reason for a failed http_do(); keeps its errno. */
+static int transport_error(struct platform *p, int rc, const char *herr,
+			   char *err, size_t errlen)
+{
+	if (rc == -ETIMEDOUT)
+		snprintf(err, errlen, "vast.ai did not answer within %gs",
+			 p->timeout_ms / 1000.0);
+	else if (rc == -EFBIG)
+		snprintf(err, errlen, "vast.ai: response larger than %zu bytes",
+			 VASTAI_MAX_BODY);
+	else
+		snprintf(err, errlen, "vast.ai: %s", herr);
+	return rc;
+}
+
+/* -errno and a reason for a non-2xx answer. */
+static int status_error(struct platform *p, const struct http_resp *resp,
+			const char *what, char *err, size_t errlen)
+{
+	long st = resp->status;
+	json_t *root = NULL;
+	char *m = NULL;
+
+	if (st == 401 || st == 403) {
+		snprintf(err, errlen, "vast.ai refused the API key (HTTP %ld)",
+			 st);
+		return -EACCES;
+	}
+	if (st == 429) {
+		if (resp->attempts > 1)
+			snprintf(err, errlen,
+				 "vast.ai is rate-limiting %s "
+				 "(HTTP 429, %d attempts)",
+				 what, resp->attempts);
+		else
+			snprintf(err, errlen,
+				 "vast.ai is rate-limiting %s "
+				 "(HTTP 429)",
+				 what);
+		return -EAGAIN;
+	}
+	if (st >= 500 && st <= 599) {
+		snprintf(err, errlen, "vast.ai answered HTTP %ld to %s", st,
+			 what);
+		return -EIO;
+	}
+	if (resp->body.len)
+		root = json_loadb(resp->body.data, resp->body.len, 0, NULL);
+	if (json_is_object(root))
+		m = server_msg(root);
+	snprintf(err, errlen, "vast.ai answered HTTP %ld to %s%s%s", st, what,
+		 m ? ": " : "", m ? m : "");
+	mask_key(err, p->key);
+	free(m);
+	json_decref(root);
+	return st == 404 ? -ENOENT : -EIO;
+}
+
+static int vastai_list(struct platform *p, struct rgt_instance_list *out,
+		       char *err, size_t errlen)
+{
+	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
+	struct http_req req = {
+	    .method = "GET",
+	    .headers = hdrs,
+	    .connect_timeout_ms = p->connect_ms,
+	    .timeout_ms = p->timeout_ms,
+	    .max_body = VASTAI_MAX_BODY,
+	    .max_retries = LIST_RETRIES,
+	    .backoff_ms = BACKOFF_MS,
+	    .backoff_max_ms = BACKOFF_MAX_MS,
+	};
+	struct http_resp resp;
+	char herr[256];
+	char *url;
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	if (err && errlen)
+		err[0] = '\0';
+	if (asprintf(&url, "%s/api/v0/instances?owner=me", p->api_url) < 0) {
+		snprintf(err, errlen, "vast.ai: out of memory");
+		return -ENOMEM;
+	}
+	req.url = url;
+	rc = http_do(&req, &resp, herr, sizeof(herr));
+	if (rc) {
+		transport_error(p, rc, herr, err, errlen);
+		goto out_resp;
+	}
+	if (resp.status == 404) {
+		/* The list endpoint itself missing: a wrong api_url, not an
+		 * empty account, and certainly not "everything is gone". */
+		status_error(p, &resp, "the instance list", err, errlen);
+		rc = -EIO;
+		goto out_resp;
+	}
+	if (resp.status < 200 || resp.status > 299) {
+		rc = status_error(p, &resp, "the instance list", err, errlen);
+		goto out_resp;
+	}
+	rc = vastai_parse_instances(resp.body.data, resp.body.len, p->ssh_user,
+				    out, err, errlen);
+	/* rc 0 with a note in err: some entries were skipped; the caller
+	 * decides whether to say so. */
+	mask_key(err, p->key);
+out_resp:
+	http_resp_cleanup(&resp);
+	free(url);
+	return rc;
+}
+
+static int vastai_destroy(struct platform *p, const char *id, char *err,
+			  size_t errlen)
+{
+	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
+			      "Content-Type: application/json", NULL};
+	struct http_req req = {
+	    .method = "DELETE",
+	    .headers = hdrs,
+	    .body = "{}",
+	    .body_len = 2,
+	    .connect_timeout_ms = p->connect_ms,
+	    .timeout_ms = p->timeout_ms,
+	    .max_body = VASTAI_MAX_BODY,
+	    .max_retries = 0, /* never blind-retry a destroy */
+	};
+	struct http_resp resp;
+	json_t *root = NULL;
+	char herr[256];
+	char *url, *m;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!id || !platform_id_valid(id) ||
+	    strspn(id, "0123456789") != strlen(id)) {
+		snprintf(err, errlen, "vast.ai: not a vast.ai instance id");
+		return -EINVAL;
+	}
+	if (asprintf(&url, "%s/api/v0/instances/%s/", p->api_url, id) < 0) {
+		snprintf(err, errlen, "vast.ai: out of memory");
+		return -ENOMEM;
+	}
+	req.url = url;
+	rc = http_do(&req, &resp, herr, sizeof(herr));
+	if (rc == -ETIMEDOUT) {
+		snprintf(err, errlen,
+			 "vast.ai did not answer the destroy of "
+			 "instance %s within %gs; its state is unknown until "
+			 "the next list",
+			 id, p->timeout_ms / 1000.0);
+		goto out_resp;
+	}
+	if (rc) {
+		transport_error(p, rc, herr, err, errlen);
+		goto out_resp;
+	}
+	if (resp.status == 404) {
+		snprintf(err, errlen, "vast.ai has no instance %s (HTTP 404)",
+			 id);
+		rc = -ENOENT;
+		goto out_resp;
+	}
+	if (resp.status < 200 || resp.status > 299) {
+		rc = status_error(p, &resp, "the destroy", err, errlen);
+		goto out_resp;
+	}
+	root = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len,
+			  0, NULL);
+	if (json_is_object(root) &&
+	    json_is_true(json_object_get(root, "success"))) {
+		rc = 0;
+		goto out_root;
+	}
+	if (json_is_object(root) &&
+	    json_is_false(json_object_get(root, "success"))) {
+		m = server_msg(root);
+		snprintf(err, errlen,
+			 "vast.ai refused to destroy instance "
+			 "%s: %s",
+			 id, m ? m : "(no message)");
+		free(m);
+		mask_key(err, p->key);
+		rc = -EIO;
+		goto out_root;
+	}
+	snprintf(err, errlen,
+		 "vast.ai: the reply to the destroy of instance "
+		 "%s (HTTP %ld) does not say \"success\": true",
+		 id, resp.status);
+	rc = -EBADMSG;
+out_root:
+	json_decref(root);
+out_resp:
+	http_resp_cleanup(&resp);
+	free(url);
+	return rc;
+}
+
+const struct platform_ops vastai_platform_ops = {
+    .name = "vastai",
+    .open = vastai_open,
+    .list = vastai_list,
+    .destroy = vastai_destroy,
+    .close = vastai_close,
+};

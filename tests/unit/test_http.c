@@ -1,0 +1,91 @@
+/*
+ * test_http.c - the pure part of http.c: HTTP status -> errno, and the
+ * argument checks of http_do() that fail before any network I/O. Requests
+ * against a live server belong to the integration suite.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(expr)                                                            \
+	do {                                                                   \
+		if (!(expr)) {                                                 \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #expr);                              \
+			failures++;                                            \
+		}                                                              \
+	} while (0)
+
+static void test_status_to_errno(void)
+{
+	CHECK(http_status_to_errno(200) == 0);
+	CHECK(http_status_to_errno(201) == 0);
+	CHECK(http_status_to_errno(204) == 0);
+	CHECK(http_status_to_errno(299) == 0);
+	CHECK(http_status_to_errno(401) == -EACCES);
+	CHECK(http_status_to_errno(403) == -EACCES);
+	CHECK(http_status_to_errno(404) == -ENOENT);
+	CHECK(http_status_to_errno(429) == -EAGAIN);
+	CHECK(http_status_to_errno(503) == -EAGAIN);
+	CHECK(http_status_to_errno(408) == -ETIMEDOUT);
+	CHECK(http_status_to_errno(504) == -ETIMEDOUT);
+	CHECK(http_status_to_errno(500) == -EIO);
+	CHECK(http_status_to_errno(502) == -EIO);
+	CHECK(http_status_to_errno(400) == -EIO);
+	CHECK(http_status_to_errno(301) == -EIO);
+	CHECK(http_status_to_errno(100) == -EIO);
+	CHECK(http_status_to_errno(0) == -EIO);
+	CHECK(http_status_to_errno(-1) == -EIO);
+	CHECK(http_status_to_errno(999) == -EIO);
+}
+
+/* Refused before any I/O; the query string stays out of the message. */
+static void test_bad_url(void)
+{
+	struct http_req req = {.method = "GET",
+			       .url = "ftp://example.com/x?api_key=SEKRIT"};
+	struct http_resp resp;
+	char err[256];
+
+	CHECK(http_do(&req, &resp, err, sizeof(err)) == -EINVAL);
+	CHECK(resp.attempts == 0 && resp.status == 0);
+	CHECK(strstr(err, "SEKRIT") == NULL);
+	CHECK(strstr(err, "ftp://example.com/x") != NULL);
+	http_resp_cleanup(&resp);
+
+	req.url = "file:///etc/passwd";
+	CHECK(http_do(&req, &resp, err, sizeof(err)) == -EINVAL);
+	http_resp_cleanup(&resp);
+
+	/* A header with a line break is refused before any I/O. */
+	const char *hdrs[] = {"Authorization: Bearer k\r\nX-Evil: 1", NULL};
+	req.url = "http://127.0.0.1:1/x";
+	req.headers = hdrs;
+	CHECK(http_do(&req, &resp, err, sizeof(err)) == -EINVAL);
+	CHECK(resp.attempts == 0);
+	CHECK(strstr(err, "line break") != NULL);
+	CHECK(strstr(err, "Bearer") == NULL);
+	http_resp_cleanup(&resp);
+	req.headers = NULL;
+
+	req.url = NULL;
+	CHECK(http_do(&req, &resp, err, sizeof(err)) == -EINVAL);
+	http_resp_cleanup(&resp);
+	http_resp_cleanup(NULL);
+}
+
+int main(void)
+{
+	test_status_to_errno();
+	test_bad_url();
+	if (failures) {
+		fprintf(stderr, "test_http: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test_http: all checks passed\n");
+	return 0;
+}

@@ -1,0 +1,645 @@
+/*
+ * test_vastai.c - the vast.ai adapter's pure parts (state mapping, reply
+ * parsing, secret scrubbing) and the platform.c helpers, against the canned
+ * replies in tests/fixtures/platforms/vastai/. No network: open() is
+ * exercised for its validation only, and list()/destroy() are left to the
+ * integration tests against a fake API.
+ *
+ * Fixtures are found from __FILE__ (meson compiles with a path relative to
+ * the build root and runs us in build/tests), or from $RGT_FIXTURES.
+ */
+#include "config.h"
+#include "platform.h"
+#include "vastai.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failures;
+
+#define CHECK(expr)                                                            \
+	do {                                                                   \
+		if (!(expr)) {                                                 \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #expr);                              \
+			failures++;                                            \
+		}                                                              \
+	} while (0)
+
+/* A failure after which the rest of a test makes no sense. */
+#define REQUIRE(expr)                                                          \
+	do {                                                                   \
+		if (!(expr)) {                                                 \
+			fprintf(stderr, "%s:%d: REQUIRE failed: %s\n",         \
+				__FILE__, __LINE__, #expr);                    \
+			exit(1);                                               \
+		}                                                              \
+	} while (0)
+
+static char fixture_dir[4096];
+
+static void find_fixtures(void)
+{
+	const char *env = getenv("RGT_FIXTURES");
+	const char *tail = "unit/test_vastai.c";
+	const char *f = __FILE__;
+	size_t n = strlen(f), tl = strlen(tail);
+	char probe[4200];
+
+	if (env) {
+		snprintf(fixture_dir, sizeof(fixture_dir), "%s", env);
+		return;
+	}
+	REQUIRE(n >= tl && !strcmp(f + n - tl, tail));
+	/* As given (absolute, or relative to the cwd), then relative to the
+	 * cwd's parent (meson: build root, while we run in build/tests). */
+	for (int up = 0; up < 2; up++) {
+		snprintf(fixture_dir, sizeof(fixture_dir), "%s%.*sfixtures",
+			 up && f[0] != '/' ? "../" : "", (int)(n - tl), f);
+		snprintf(probe, sizeof(probe), "%s/platforms/vastai/list.json",
+			 fixture_dir);
+		if (!access(probe, R_OK))
+			return;
+	}
+	fprintf(stderr, "cannot find the fixtures near %s; set RGT_FIXTURES\n",
+		f);
+	exit(1);
+}
+
+static char *slurp(const char *name, size_t *len)
+{
+	char path[4200];
+	char *b = NULL;
+	size_t n = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/platforms/vastai/%s", fixture_dir,
+		 name);
+	fp = fopen(path, "rb");
+	if (!fp) {
+		fprintf(stderr, "%s: cannot open\n", path);
+		exit(1);
+	}
+	for (;;) {
+		b = realloc(b, n + 4096 + 1);
+		REQUIRE(b);
+		size_t r = fread(b + n, 1, 4096, fp);
+		n += r;
+		if (r < 4096)
+			break;
+	}
+	fclose(fp);
+	b[n] = '\0';
+	*len = n;
+	return b;
+}
+
+static int parse_fixture(const char *name, struct rgt_instance_list *l,
+			 char *err, size_t errlen)
+{
+	size_t len;
+	char *b = slurp(name, &len);
+	int rc = vastai_parse_instances(b, len, "root", l, err, errlen);
+
+	free(b);
+	return rc;
+}
+
+static const struct rgt_instance *find(const struct rgt_instance_list *l,
+				       const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].id, id))
+			return &l->v[i];
+	return NULL;
+}
+
+static bool one_line_ok(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static void test_state_names(void)
+{
+	CHECK(!strcmp(rgt_state_name(RGT_ST_PROVISIONING), "provisioning"));
+	CHECK(!strcmp(rgt_state_name(RGT_ST_RUNNING), "running"));
+	CHECK(!strcmp(rgt_state_name(RGT_ST_STOPPED), "stopped"));
+	CHECK(!strcmp(rgt_state_name(RGT_ST_PREEMPTED), "preempted"));
+	CHECK(!strcmp(rgt_state_name(RGT_ST_OFFLINE), "offline"));
+	CHECK(!strcmp(rgt_state_name(RGT_ST_DESTROYING), "destroying"));
+	CHECK(!strcmp(rgt_state_name(RGT_ST_GONE), "gone"));
+	CHECK(!strcmp(rgt_state_name(RGT_ST_UNKNOWN), "unknown"));
+	CHECK(!strcmp(rgt_state_name((enum rgt_state)99), "unknown"));
+}
+
+static void test_registry(void)
+{
+	CHECK(platform_find("vastai") == &vastai_platform_ops);
+	CHECK(platform_find("nosuch") == NULL);
+	CHECK(platform_find(NULL) == NULL);
+	CHECK(!strcmp(vastai_platform_ops.name, "vastai"));
+}
+
+static void test_id_valid(void)
+{
+	char big[RGT_ID_MAX + 1];
+
+	CHECK(platform_id_valid("12345678"));
+	CHECK(platform_id_valid("pro-abc_1.2"));
+	CHECK(!platform_id_valid(""));
+	CHECK(!platform_id_valid(NULL));
+	CHECK(!platform_id_valid("."));
+	CHECK(!platform_id_valid(".."));
+	CHECK(!platform_id_valid(".error"));
+	CHECK(!platform_id_valid("-rf"));
+	CHECK(!platform_id_valid("a/b"));
+	CHECK(!platform_id_valid("a b"));
+	CHECK(!platform_id_valid("a\nb"));
+	CHECK(!platform_id_valid("\xc3\xa9"));
+	memset(big, 'a', RGT_ID_MAX);
+	big[RGT_ID_MAX] = '\0';
+	CHECK(!platform_id_valid(big));
+	big[RGT_ID_MAX - 1] = '\0';
+	CHECK(platform_id_valid(big));
+}
+
+static enum rgt_state st(const char *json)
+{
+	json_t *j = json_loads(json, 0, NULL);
+	enum rgt_state s;
+
+	REQUIRE(j);
+	s = vastai_map_state(j);
+	json_decref(j);
+	return s;
+}
+
+static void test_map_state(void)
+{
+	CHECK(st("{\"actual_status\":null}") == RGT_ST_PROVISIONING);
+	CHECK(st("{}") == RGT_ST_PROVISIONING);
+	CHECK(st("{\"actual_status\":\"loading\"}") == RGT_ST_PROVISIONING);
+	CHECK(st("{\"actual_status\":\"created\"}") == RGT_ST_PROVISIONING);
+	CHECK(st("{\"actual_status\":\"rebooting\"}") == RGT_ST_PROVISIONING);
+	CHECK(st("{\"actual_status\":\"running\"}") == RGT_ST_RUNNING);
+	CHECK(st("{\"actual_status\":\"stopped\","
+		 "\"intended_status\":\"stopped\"}") == RGT_ST_STOPPED);
+	CHECK(st("{\"actual_status\":\"frozen\"}") == RGT_ST_STOPPED);
+	CHECK(st("{\"actual_status\":\"exited\","
+		 "\"intended_status\":\"running\"}") == RGT_ST_STOPPED);
+	CHECK(st("{\"actual_status\":\"offline\"}") == RGT_ST_OFFLINE);
+	CHECK(st("{\"actual_status\":\"unknown\"}") == RGT_ST_UNKNOWN);
+	CHECK(st("{\"actual_status\":\"teleporting\"}") == RGT_ST_UNKNOWN);
+	CHECK(st("{\"actual_status\":42}") == RGT_ST_UNKNOWN);
+	CHECK(st("[]") == RGT_ST_UNKNOWN);
+	CHECK(vastai_map_state(NULL) == RGT_ST_UNKNOWN);
+	/* Preempted: a bid that should run but does not. */
+	CHECK(st("{\"is_bid\":true,\"intended_status\":\"running\","
+		 "\"actual_status\":\"stopped\"}") == RGT_ST_PREEMPTED);
+	CHECK(st("{\"is_bid\":true,\"intended_status\":\"running\","
+		 "\"actual_status\":\"exited\"}") == RGT_ST_PREEMPTED);
+	CHECK(st("{\"is_bid\":true,\"intended_status\":\"running\","
+		 "\"actual_status\":null}") == RGT_ST_PREEMPTED);
+	CHECK(st("{\"is_bid\":true,\"intended_status\":\"running\","
+		 "\"actual_status\":\"scheduling\"}") == RGT_ST_PREEMPTED);
+	CHECK(st("{\"is_bid\":1,\"intended_status\":\"running\","
+		 "\"actual_status\":\"stopped\"}") == RGT_ST_PREEMPTED);
+	/* ... but not a bid the user stopped, nor one that runs. */
+	CHECK(st("{\"is_bid\":true,\"intended_status\":\"stopped\","
+		 "\"actual_status\":\"stopped\"}") == RGT_ST_STOPPED);
+	CHECK(st("{\"is_bid\":true,\"intended_status\":\"running\","
+		 "\"actual_status\":\"running\"}") == RGT_ST_RUNNING);
+	CHECK(st("{\"is_bid\":false,\"intended_status\":\"running\","
+		 "\"actual_status\":\"stopped\"}") == RGT_ST_STOPPED);
+	/* Released by a DELETE but still listed. */
+	CHECK(st("{\"cur_state\":\"unloaded\",\"actual_status\":\"exited\"}") ==
+	      RGT_ST_DESTROYING);
+	CHECK(st("{\"cur_state\":\"unloaded\",\"actual_status\":\"running\","
+		 "\"is_bid\":true,\"intended_status\":\"running\"}") ==
+	      RGT_ST_DESTROYING);
+}
+
+static void test_list(void)
+{
+	struct rgt_instance_list l;
+	const struct rgt_instance *i;
+	char err[512];
+	int rc;
+
+	rc = parse_fixture("list.json", &l, err, sizeof(err));
+	REQUIRE(rc == 0);
+	CHECK(l.n == 11);
+	/* The bad id and the non-object entry are skipped and reported. */
+	CHECK(strstr(err, "skipped 2 malformed") != NULL);
+	CHECK(strstr(err, "12/../x") == NULL);
+	/* Sorted by numeric id. */
+	CHECK(!strcmp(l.v[0].id, "12345678"));
+	CHECK(!strcmp(l.v[1].id, "20000001"));
+	for (size_t k = 0; k < l.n; k++) {
+		CHECK(platform_id_valid(l.v[k].id));
+		CHECK(l.v[k].status_msg && one_line_ok(l.v[k].status_msg));
+		CHECK(l.v[k].info_json &&
+		      l.v[k].info_json[strlen(l.v[k].info_json) - 1] == '\n');
+		CHECK(l.v[k].n_ep >= 0 && l.v[k].n_ep <= 2);
+	}
+
+	i = find(&l, "12345678");
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_RUNNING);
+	CHECK(i->n_ep == 2);
+	CHECK(!strcmp(i->ep[0].host, "203.0.113.44")); /* trimmed */
+	CHECK(i->ep[0].port == 40122);		       /* from a string */
+	CHECK(!strcmp(i->ep[1].host, "ssh5.vast.ai"));
+	CHECK(i->ep[1].port == 34567);
+	CHECK(!strcmp(i->status_msg,
+		      "success, running pytorch/pytorch_2.4.0-"
+		      "cuda12.4-cudnn9-runtime/ssh second line after a tab"));
+	CHECK(strstr(i->info_json, "\"kind\": \"direct\"") != NULL);
+	CHECK(strstr(i->info_json, "\"state\": \"running\"") != NULL);
+	CHECK(strstr(i->info_json, "\"platform\": \"vastai\"") != NULL);
+	CHECK(strstr(i->info_json, "\"gpu_name\": \"RTX 4090\"") != NULL);
+	CHECK(strstr(i->info_json, "\"dph_total\": 0.3866") != NULL);
+	CHECK(strstr(i->info_json, "jt-list-") == NULL);
+	CHECK(strstr(i->info_json, "onstart") == NULL);
+	CHECK(strstr(i->info_json, "WANDB_MODE") == NULL);
+
+	i = find(&l, "20000001"); /* ports null, ssh_port a string */
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_PROVISIONING);
+	CHECK(i->n_ep == 1);
+	CHECK(!strcmp(i->ep[0].host, "ssh2.vast.ai") && i->ep[0].port == 34568);
+	CHECK(strstr(i->info_json, "\"kind\": \"proxy\"") != NULL);
+	CHECK(strstr(i->info_json, "\"kind\": \"direct\"") == NULL);
+
+	i = find(&l, "20000002"); /* ports {} */
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_STOPPED);
+	CHECK(i->n_ep == 1 && i->ep[0].port == 34569);
+	CHECK(!strcmp(i->status_msg, ""));
+
+	i = find(&l, "20000003"); /* ports a list; exited, not a bid */
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_STOPPED);
+	CHECK(i->n_ep == 1 && !strcmp(i->ep[0].host, "ssh4.vast.ai"));
+
+	i = find(&l, "20000004");
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_PREEMPTED);
+	CHECK(i->n_ep == 2 && i->ep[0].port == 40222);
+
+	i = find(&l, "20000005");
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_STOPPED); /* frozen */
+
+	i = find(&l, "20000006");
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_DESTROYING);
+	CHECK(strstr(i->info_json, "\"state\": \"destroying\"") != NULL);
+
+	i = find(&l, "20000007"); /* numeric string id, HostPort int */
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_OFFLINE);
+	CHECK(i->n_ep == 2);
+	CHECK(!strcmp(i->ep[0].host, "2001:db8::7") && i->ep[0].port == 40200);
+
+	i = find(&l, "20000008"); /* HostPort 99999, ssh_port 0 */
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_UNKNOWN);
+	CHECK(i->n_ep == 0);
+
+	i = find(&l, "20000009"); /* hostile ssh_host, unknown state */
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_UNKNOWN);
+	CHECK(i->n_ep == 0);
+
+	i = find(&l, "20000010"); /* "22/tcp": [] */
+	REQUIRE(i);
+	CHECK(i->state == RGT_ST_PROVISIONING);
+	CHECK(i->n_ep == 0);
+	CHECK(strstr(i->info_json, "\"endpoints\": []") != NULL);
+
+	rgt_instance_list_free(&l);
+	CHECK(l.v == NULL && l.n == 0);
+	rgt_instance_list_free(&l); /* twice is harmless */
+	rgt_instance_list_free(NULL);
+}
+
+static void test_show(void)
+{
+	struct rgt_instance_list l;
+	char err[512];
+
+	CHECK(parse_fixture("show.json", &l, err, sizeof(err)) == 0);
+	CHECK(err[0] == '\0');
+	REQUIRE(l.n == 1);
+	CHECK(!strcmp(l.v[0].id, "12345678"));
+	CHECK(l.v[0].state == RGT_ST_RUNNING);
+	CHECK(l.v[0].n_ep == 2 && l.v[0].ep[0].port == 40122);
+	CHECK(strstr(l.v[0].info_json, "jt-show-") == NULL);
+	rgt_instance_list_free(&l);
+
+	CHECK(parse_fixture("show_null.json", &l, err, sizeof(err)) == 0);
+	CHECK(l.n == 0);
+	rgt_instance_list_free(&l);
+}
+
+static void test_bad_replies(void)
+{
+	struct rgt_instance_list l;
+	char err[512];
+
+	CHECK(parse_fixture("truncated.json", &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(l.n == 0 && l.v == NULL);
+	CHECK(strstr(err, "not valid JSON (truncated?) at line") != NULL);
+
+	CHECK(parse_fixture("not_json.json", &l, err, sizeof(err)) == -EBADMSG);
+	CHECK(strstr(err, "not JSON (an HTML page?)") != NULL);
+	CHECK(strstr(err, "line 1 col 1") != NULL);
+
+	CHECK(parse_fixture("success_false.json", &l, err, sizeof(err)) ==
+	      -EIO);
+	CHECK(l.n == 0);
+	CHECK(strstr(err, "Instance list unavailable: please retry  later") !=
+	      NULL);
+	CHECK(one_line_ok(err));
+
+	CHECK(parse_fixture("no_instances.json", &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(strstr(err, "no \"instances\"") != NULL);
+
+	CHECK(vastai_parse_instances("", 0, NULL, &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(strstr(err, "empty") != NULL);
+	CHECK(vastai_parse_instances(NULL, 0, NULL, &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(vastai_parse_instances("[1,2]", 5, NULL, &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(vastai_parse_instances("{\"instances\": 7}", 16, NULL, &l, err,
+				     sizeof(err)) == -EBADMSG);
+	CHECK(vastai_parse_instances("{\"instances\": []} trailing", 26, NULL,
+				     &l, err, sizeof(err)) == -EBADMSG);
+	/* The length is what counts, not a NUL. */
+	CHECK(vastai_parse_instances("{\"instances\": []}XXXX", 17, NULL, &l,
+				     err, sizeof(err)) == 0);
+	CHECK(l.n == 0);
+	rgt_instance_list_free(&l);
+	CHECK(vastai_parse_instances("{}", VASTAI_MAX_BODY + 1, NULL, &l, err,
+				     sizeof(err)) == -EFBIG);
+}
+
+static void test_edge_entries(void)
+{
+	struct rgt_instance_list l;
+	char err[512], *j, *p;
+	const char *dup = "{\"instances\":[{\"id\":5,\"status_msg\":\"first\"},"
+			  "{\"id\":\"5\",\"status_msg\":\"second\"},"
+			  "{\"id\":\"005\"},{\"id\":-3},{\"id\":1.5},"
+			  "{\"id\":\"\"},{\"id\":\"99999999999999999999\"},"
+			  "{\"id\":3}]}";
+
+	CHECK(vastai_parse_instances(dup, strlen(dup), NULL, &l, err,
+				     sizeof(err)) == 0);
+	REQUIRE(l.n == 2);
+	CHECK(!strcmp(l.v[0].id, "3") && !strcmp(l.v[1].id, "5"));
+	CHECK(!strcmp(l.v[1].status_msg, "first")); /* first one wins */
+	/* "5" and "005" repeat 5; -3, 1.5, "" and 20 digits are bad. */
+	CHECK(strstr(err, "skipped 6 malformed") != NULL);
+	rgt_instance_list_free(&l);
+
+	/* A long multi-byte status_msg is capped on a character boundary. */
+	j = malloc(4096);
+	REQUIRE(j);
+	p = j + sprintf(j, "{\"instances\":{\"id\":1,\"status_msg\":\"");
+	for (int k = 0; k < 400; k++)
+		p += sprintf(p, "\xc3\xa9"); /* é, 2 bytes */
+	sprintf(p, "\"}}");
+	CHECK(vastai_parse_instances(j, strlen(j), NULL, &l, err,
+				     sizeof(err)) == 0);
+	REQUIRE(l.n == 1);
+	CHECK(strlen(l.v[0].status_msg) <= 512);
+	CHECK(strlen(l.v[0].status_msg) >= 510);
+	CHECK(strlen(l.v[0].status_msg) % 2 == 0);
+	rgt_instance_list_free(&l);
+	free(j);
+}
+
+static void test_secrets(void)
+{
+	static const char *const values[] = {
+	    "SECRET-jupyter-7f3a9c",	 "SECRET-hf-onstart-1b2c",
+	    "SECRET-onstart-cmd-55aa",	 "SECRET-wandb-e4d5",
+	    "SECRET-registry-pass-77",	 "SECRET-image-arg-0c0c",
+	    "SECRET-apikey-hint-3141",	 "SECRET-nested-pass-2718",
+	    "SECRET-in-array-1618",	 "SECRET-cred-aws-9999",
+	    "SECRET-spoofed-rgtfs-0000", "SECRET",
+	};
+	struct rgt_instance_list l;
+	char err[512];
+
+	CHECK(parse_fixture("secrets.json", &l, err, sizeof(err)) == 0);
+	REQUIRE(l.n == 1);
+	for (size_t k = 0; k < sizeof(values) / sizeof(values[0]); k++)
+		if (strstr(l.v[0].info_json, values[k])) {
+			fprintf(stderr, "secret %s leaked into info_json\n",
+				values[k]);
+			failures++;
+		}
+	/* What is not secret stays. */
+	CHECK(strstr(l.v[0].info_json, "\"gpu_name\": \"H100 SXM\"") != NULL);
+	CHECK(strstr(l.v[0].info_json, "\"name\": \"pytorch\"") != NULL);
+	CHECK(strstr(l.v[0].info_json, "\"platform\": \"vastai\"") != NULL);
+	CHECK(strstr(l.v[0].info_json, "\"ssh_user\": \"root\"") != NULL);
+	rgt_instance_list_free(&l);
+}
+
+/* ---- platform_load_key() and open() ------------------------------------ */
+
+static void sec_init(struct rgt_section *s)
+{
+	static char kind[] = "vastai";
+
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->name = kind;
+	s->ssh_user = "root";
+}
+
+static char *tmpfile_with(const char *content)
+{
+	char *path = strdup("/tmp/rgt-test-key-XXXXXX");
+	int fd;
+
+	REQUIRE(path);
+	fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, content, strlen(content)) ==
+		(ssize_t)strlen(content));
+	close(fd);
+	return path;
+}
+
+static void test_load_key(void)
+{
+	struct rgt_section s;
+	char err[512], *k, *f;
+
+	sec_init(&s);
+	s.api_key_env = "RGT_TEST_VAST_KEY";
+	setenv("RGT_TEST_VAST_KEY", "  k3y-abc123\n", 1);
+	k = platform_load_key(&s, NULL, err, sizeof(err));
+	CHECK(k && !strcmp(k, "k3y-abc123"));
+	free(k);
+
+	setenv("RGT_TEST_VAST_KEY", " \n\t", 1);
+	CHECK(platform_load_key(&s, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "RGT_TEST_VAST_KEY is empty") != NULL);
+
+	setenv("RGT_TEST_VAST_KEY", "k3y-abc\r\nX-Injected: 1", 1);
+	CHECK(platform_load_key(&s, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "k3y") == NULL && strstr(err, "Injected") == NULL);
+
+	unsetenv("RGT_TEST_VAST_KEY");
+	CHECK(platform_load_key(&s, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "not set") != NULL);
+
+	sec_init(&s);
+	f = tmpfile_with("\n  filekey-777  \n\n");
+	s.api_key_file = f;
+	k = platform_load_key(&s, NULL, err, sizeof(err));
+	CHECK(k && !strcmp(k, "filekey-777"));
+	free(k);
+	unlink(f);
+	free(f);
+
+	f = tmpfile_with("");
+	s.api_key_file = f;
+	CHECK(platform_load_key(&s, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "is empty") != NULL);
+	unlink(f);
+	free(f);
+
+	f = tmpfile_with("secretpart1 secretpart2\n");
+	s.api_key_file = f;
+	CHECK(platform_load_key(&s, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "secretpart") == NULL);
+	unlink(f);
+	free(f);
+
+	s.api_key_file = "/nonexistent/rgt/key";
+	CHECK(platform_load_key(&s, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "/nonexistent/rgt/key") != NULL);
+
+	/* Vendor file, relative to $HOME. */
+	sec_init(&s);
+	setenv("HOME", "/nonexistent-home", 1);
+	CHECK(platform_load_key(&s, "~/.config/vastai/vast_api_key", err,
+				sizeof(err)) == NULL);
+	CHECK(strstr(err, "no API key") != NULL);
+	CHECK(platform_load_key(&s, NULL, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "no API key") != NULL);
+}
+
+static int try_open(const char *url, const char *timeout, char *err,
+		    size_t errlen)
+{
+	static char key[] = "api_timeout";
+	struct rgt_kv kv = {key, (char *)timeout, 3};
+	struct platform *p = NULL;
+	struct rgt_section s;
+	int rc;
+
+	sec_init(&s);
+	s.api_url = url;
+	s.api_key_env = "RGT_TEST_VAST_KEY";
+	if (timeout) {
+		s.kv = &kv;
+		s.nkv = 1;
+	}
+	rc = vastai_platform_ops.open(&s, &p, err, errlen);
+	CHECK(rc == 0 ? p != NULL : p == NULL);
+	if (p)
+		vastai_platform_ops.close(p);
+	vastai_platform_ops.close(NULL);
+	return rc;
+}
+
+static void test_open(void)
+{
+	char err[512];
+
+	setenv("RGT_TEST_VAST_KEY", "openkey-4242", 1);
+	CHECK(try_open(NULL, NULL, err, sizeof(err)) == 0);
+	CHECK(try_open("https://console.vast.ai", NULL, err, sizeof(err)) == 0);
+	CHECK(try_open("https://console.vast.ai/", NULL, err, sizeof(err)) ==
+	      0);
+	CHECK(try_open("HTTPS://console.vast.ai:8443", NULL, err,
+		       sizeof(err)) == 0);
+	CHECK(try_open("http://127.0.0.1:8080", "0.5", err, sizeof(err)) == 0);
+	CHECK(try_open("http://127.3.4.5", NULL, err, sizeof(err)) == 0);
+	CHECK(try_open("http://localhost:9/", NULL, err, sizeof(err)) == 0);
+	CHECK(try_open("http://[::1]:8080", NULL, err, sizeof(err)) == 0);
+
+	CHECK(try_open("http://console.vast.ai", NULL, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(strstr(err, "api_url must be https") != NULL);
+	CHECK(try_open("http://10.0.0.1:8080", NULL, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(try_open("http://localhost.evil.com", NULL, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(try_open("https://console.vast.ai/api/v0", NULL, err,
+		       sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "scheme, a host and a port only") != NULL);
+	CHECK(try_open("https://console.vast.ai?api_key=x", NULL, err,
+		       sizeof(err)) == -EINVAL);
+	CHECK(try_open("https://u:p@console.vast.ai", NULL, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(strstr(err, "u:p") == NULL);
+	CHECK(try_open("ftp://console.vast.ai", NULL, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(try_open("https://", NULL, err, sizeof(err)) == -EINVAL);
+	CHECK(try_open("https://host:0", NULL, err, sizeof(err)) == -EINVAL);
+	CHECK(try_open("https://host:65536", NULL, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(try_open("https://host:80x", NULL, err, sizeof(err)) == -EINVAL);
+	CHECK(try_open("https://::1:80", NULL, err, sizeof(err)) == -EINVAL);
+
+	CHECK(try_open(NULL, "0", err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "api_timeout") != NULL);
+	CHECK(try_open(NULL, "ten", err, sizeof(err)) == -EINVAL);
+	CHECK(try_open(NULL, "601", err, sizeof(err)) == -EINVAL);
+	CHECK(try_open(NULL, "20", err, sizeof(err)) == 0);
+
+	unsetenv("RGT_TEST_VAST_KEY");
+	CHECK(try_open(NULL, NULL, err, sizeof(err)) == -ENOKEY);
+	CHECK(strstr(err, "RGT_TEST_VAST_KEY") != NULL);
+	CHECK(strstr(err, "openkey") == NULL);
+}
+
+int main(void)
+{
+	find_fixtures();
+	test_state_names();
+	test_registry();
+	test_id_valid();
+	test_map_state();
+	test_list();
+	test_show();
+	test_bad_replies();
+	test_edge_entries();
+	test_secrets();
+	test_load_key();
+	test_open();
+	if (failures) {
+		fprintf(stderr, "test_vastai: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test_vastai: all checks passed\n");
+	return 0;
+}
