@@ -54,6 +54,7 @@ struct fplat {
 	size_t n;
 	time_t last_ok;		/* last successful list */
 	char error[512];	/* "" while healthy */
+	char note[512];		/* last "skipped N entries" note logged */
 	unsigned long polls;
 	pthread_t thread;
 	bool started;
@@ -291,6 +292,15 @@ static void *poller_main(void *arg)
 		pthread_mutex_lock(&pl->mu);
 		pl->polls++;
 		if (!rc) {
+			/* A good list may carry a note (malformed entries
+			 * skipped): log it when it changes, not every poll. */
+			if (strcmp(pl->note, err)) {
+				if (err[0])
+					rgt_log(RGT_WARN, "%s: %s",
+						pl->sec->kind, err);
+				snprintf(pl->note, sizeof(pl->note), "%s",
+					 err);
+			}
 			apply_list(pl, &l, now);
 			pl->last_ok = now;
 			if (pl->error[0])

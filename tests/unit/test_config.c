@@ -1,0 +1,103 @@
+/* test_config.c - valid and invalid configs, messages with file:line. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "config.h"
+
+static int parse(const char *text, struct rgt_config *cfg, char *err)
+{
+	return config_parse_string(text, "t.ini", cfg, err, 256);
+}
+
+int main(void)
+{
+	struct rgt_config cfg;
+	char err[256];
+	uint64_t sz;
+
+	CHECK_ERR(parse("[rgtfs]\nconnect_timeout = 3\nio_timeout = 7\n"
+			"[vastai]\napi_url = http://127.0.0.1:9\n"
+			"api_key_env = VAST_API_KEY ; comment\n"
+			"poll_interval = 2\nssh_key = ~/k\n"
+			"[ssh:gpu1]\nhost = 203.0.113.7\nport = 22\n"
+			"strict_host_keys = yes\n",
+			&cfg, err), 0);
+	CHECK(cfg.nsec == 2);
+	CHECK(cfg.connect_timeout_ms == 3000 && cfg.io_timeout_ms == 7000);
+	const struct rgt_section *v = config_find(&cfg, "vastai", NULL);
+	CHECK(v != NULL);
+	if (v) {
+		CHECK_STR(v->api_url, "http://127.0.0.1:9");
+		CHECK_STR(v->api_key_env, "VAST_API_KEY");
+		CHECK(v->poll_interval == 2);
+		CHECK(v->stale_after == 60);
+		CHECK_STR(v->checkpoint_dir, "/workspace/checkpoints");
+		CHECK_STR(v->ssh_user, "root");
+		CHECK(v->ssh_key && v->ssh_key[0] == '/');
+		CHECK(v->line == 4);
+	}
+	const struct rgt_section *s = config_find(&cfg, "ssh", "gpu1");
+	CHECK(s && s->strict_host_keys);
+	CHECK(s && config_get(s, "port") && !config_get(s, "nope"));
+	config_cleanup(&cfg);
+
+	/* A section with no keys still exists (the key may come from the
+	 * vendor CLI's file). */
+	CHECK_ERR(parse("[vastai]\n", &cfg, err), 0);
+	CHECK(cfg.nsec == 1);
+	config_cleanup(&cfg);
+
+	/* Each rejection names the line. */
+	CHECK_ERR(parse("[vastai]\napi_key = abc\n", &cfg, err), -EINVAL);
+	CHECK(strstr(err, "t.ini:2:") && strstr(err, "secrets"));
+	CHECK_ERR(parse("[nimbus]\nx = 1\n", &cfg, err), -EINVAL);
+	CHECK(strstr(err, "t.ini:1:") && strstr(err, "unknown section"));
+	CHECK_ERR(parse("[vastai]\n\npoll_interval = soon\n", &cfg, err),
+		  -EINVAL);
+	CHECK(strstr(err, "t.ini:3:") && strstr(err, "poll_interval"));
+	CHECK_ERR(parse("[vastai]\npoll_interval = 0\n", &cfg, err), -EINVAL);
+	CHECK_ERR(parse("[vastai]\nlog_path = train.log\n", &cfg, err),
+		  -EINVAL);
+	CHECK(strstr(err, "absolute"));
+	CHECK_ERR(parse("[vastai]\nx = 1\nx = 2\n", &cfg, err), -EINVAL);
+	CHECK(strstr(err, "t.ini:3:") && strstr(err, "duplicate"));
+	CHECK_ERR(parse("[vastai]\n[vastai]\n", &cfg, err), -EINVAL);
+	CHECK_ERR(parse("x = 1\n", &cfg, err), -EINVAL);
+	CHECK_ERR(parse("[ssh:box]\nport = 22\n", &cfg, err), -EINVAL);
+	CHECK(strstr(err, "host"));
+	CHECK_ERR(parse("[ssh:..]\nhost = h\n", &cfg, err), -EINVAL);
+	CHECK_ERR(parse("[rgtfs]\nio_timeout = 0\n", &cfg, err), -EINVAL);
+	CHECK_ERR(parse("[vastai]\ntrust_cloud = maybe\n", &cfg, err),
+		  -EINVAL);
+	CHECK_ERR(parse("[vastai\n", &cfg, err), -EINVAL);
+
+	CHECK_ERR(config_load("/nonexistent/x.ini", &cfg, err, sizeof(err)),
+		  -ENOENT);
+	CHECK(strstr(err, "/nonexistent/x.ini"));
+
+	CHECK_ERR(config_parse_size("20G", &sz), 0);
+	CHECK(sz == 20ull << 30);
+	CHECK_ERR(config_parse_size("512MiB", &sz), 0);
+	CHECK(sz == 512ull << 20);
+	CHECK_ERR(config_parse_size("1048576", &sz), 0);
+	CHECK(sz == 1048576);
+	CHECK_ERR(config_parse_size("-1G", &sz), -EINVAL);
+	CHECK_ERR(config_parse_size("12X", &sz), -EINVAL);
+	CHECK_ERR(config_parse_size("99999999999T", &sz), -EINVAL);
+	CHECK_ERR(config_parse_size("", &sz), -EINVAL);
+
+	setenv("HOME", "/home/u", 1);
+	char *e = config_expand_home("~/.ssh/id");
+	CHECK_STR(e, "/home/u/.ssh/id");
+	free(e);
+	setenv("XDG_CACHE_HOME", "/xdg", 1);
+	e = config_default_cache_dir();
+	CHECK_STR(e, "/xdg/rgtfs");
+	free(e);
+	unsetenv("XDG_CONFIG_HOME");
+	e = config_default_path();
+	CHECK_STR(e, "/home/u/.config/rgtfs/config.ini");
+	free(e);
+	return CHECK_DONE();
+}

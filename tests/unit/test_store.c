@@ -1,0 +1,100 @@
+/* test_store.c - a real LMDB in a temporary directory. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "store.h"
+
+static int count_fn(void *arg, const void *k, size_t kl, const void *v,
+		    size_t vl)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/rgtfs-test-store-XXXXXX";
+	char err[256], sub[64];
+	struct store *st;
+	struct store_rtxn *t;
+	uint8_t fid[STORE_FID_LEN] = { 1, 2, 3 };
+	static char block[STORE_BLOCK_SIZE];
+	const void *d;
+	size_t l;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(sub, sizeof(sub), "%s/c", dir);
+	CHECK_ERR(store_open(sub, 1ull << 30, &st, err, sizeof(err)), 0);
+	struct stat sb;
+	CHECK(stat(sub, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+
+	memset(block, 'x', sizeof(block));
+	struct store_put p[2] = { { fid, 0, block, sizeof(block) },
+				  { fid, 1, "tail", 4 } };
+	CHECK_ERR(store_blocks_put(st, p, 2), 0);
+	CHECK_ERR(store_rbegin(st, &t), 0);
+	CHECK_ERR(store_block_peek(t, fid, 0, &d, &l), 0);
+	CHECK(l == sizeof(block) && ((const char *)d)[12345] == 'x');
+	CHECK_ERR(store_block_peek(t, fid, 1, &d, &l), 0);
+	CHECK(l == 4 && !memcmp(d, "tail", 4));
+	CHECK_ERR(store_block_peek(t, fid, 2, &d, &l), -ENOENT);
+	fid[0] = 9;
+	CHECK_ERR(store_block_peek(t, fid, 0, &d, &l), -ENOENT);
+	fid[0] = 1;
+	store_rend(t);
+
+	CHECK_ERR(store_meta_put(st, "dir\0a\0b", 7, "v1", 2), 0);
+	CHECK_ERR(store_meta_put(st, "dir\0a\0c", 7, "v2", 2), 0);
+	CHECK_ERR(store_meta_put(st, "dis", 3, "v3", 2), 0);
+	void *v;
+	size_t vl;
+	CHECK_ERR(store_meta_get(st, "dir\0a\0c", 7, &v, &vl), 0);
+	CHECK(vl == 2 && !memcmp(v, "v2", 2));
+	free(v);
+	int n = 0;
+	CHECK_ERR(store_meta_scan(st, "dir\0a\0", 6, count_fn, &n), 0);
+	CHECK(n == 2);
+	CHECK_ERR(store_meta_del(st, "dir\0a\0b", 7), 0);
+	CHECK_ERR(store_meta_get(st, "dir\0a\0b", 7, &v, &vl), -ENOENT);
+	CHECK_ERR(store_meta_del(st, "nope", 4), -ENOENT);
+	store_close(st);
+
+	/* Everything committed survives a reopen. */
+	CHECK_ERR(store_open(sub, 1ull << 30, &st, err, sizeof(err)), 0);
+	CHECK_ERR(store_rbegin(st, &t), 0);
+	CHECK_ERR(store_block_peek(t, fid, 1, &d, &l), 0);
+	CHECK(l == 4);
+	store_rend(t);
+	n = 0;
+	CHECK_ERR(store_meta_scan(st, "dir", 3, count_fn, &n), 0);
+	CHECK(n == 1);
+	store_close(st);
+
+	/* A full map is -ENOSPC, and what was there stays readable. */
+	snprintf(sub, sizeof(sub), "%s/small", dir);
+	CHECK_ERR(store_open(sub, 4u << 20, &st, err, sizeof(err)), 0);
+	int rc = 0;
+	uint64_t b;
+	for (b = 0; b < 16 && !rc; b++) {
+		struct store_put q = { fid, b, block, sizeof(block) };
+		rc = store_blocks_put(st, &q, 1);
+	}
+	CHECK_ERR(rc, -ENOSPC);
+	CHECK_ERR(store_rbegin(st, &t), 0);
+	CHECK_ERR(store_block_peek(t, fid, 0, &d, &l), 0);
+	store_rend(t);
+	store_close(st);
+
+	/* An unwritable place is a clear error, not a crash. */
+	CHECK(store_open("/proc/rgtfs-nope", 1u << 20, &st, err,
+			 sizeof(err)) < 0);
+	CHECK(strstr(err, "/proc/rgtfs-nope") != NULL);
+
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+	return CHECK_DONE();
+}
