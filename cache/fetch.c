@@ -184,9 +184,11 @@ static void table_remove(struct fetcher *f, struct job *j)
 	j->in_table = false;
 }
 
-static void unref(struct fetcher *f, struct job *j)
+/* Drop @n references; the last one frees the job. */
+static void unref_n(struct fetcher *f, struct job *j, int n)
 {
-	if (--j->refs)
+	j->refs -= n;
+	if (j->refs)
 		return;
 	if (j->data) {
 		f->st.inflight -= j->len;
@@ -194,6 +196,11 @@ static void unref(struct fetcher *f, struct job *j)
 	}
 	free(j->path);
 	free(j);
+}
+
+static void unref(struct fetcher *f, struct job *j)
+{
+	unref_n(f, j, 1);
 }
 
 static void enqueue(struct jobq *q, struct job *j)
@@ -285,12 +292,13 @@ static void *worker_main(void *arg)
 		}
 
 		pthread_mutex_lock(&f->mu);
+		int drop = 1;	/* the queue's */
 		if (got < 0) {
 			free(data);
 			j->state = J_FAILED;
 			j->err = (int)got;
 			table_remove(f, j);
-			unref(f, j);	/* the table's */
+			drop++;		/* and the table's */
 		} else {
 			j->data = data;
 			j->state = J_DONE;
@@ -304,7 +312,7 @@ static void *worker_main(void *arg)
 			pthread_cond_signal(&f->write_cv);
 		}
 		pthread_cond_broadcast(&f->done_cv);
-		unref(f, j);	/* the queue's */
+		unref_n(f, j, drop);
 	}
 	pthread_mutex_unlock(&f->mu);
 	return NULL;
@@ -341,11 +349,12 @@ static void *writer_main(void *arg)
 			f->st.blocks_written += n;
 		for (int i = 0; i < n; i++) {
 			/* Out of the table only after the commit: see top. */
+			int drop = 1;			/* the queue's */
 			if (batch[i]->in_table) {
 				table_remove(f, batch[i]);
-				unref(f, batch[i]);	/* the table's */
+				drop++;			/* the table's */
 			}
-			unref(f, batch[i]);		/* the queue's */
+			unref_n(f, batch[i], drop);
 		}
 	}
 	pthread_mutex_unlock(&f->mu);
@@ -406,8 +415,7 @@ void fetcher_free(struct fetcher *f)
 		/* No thread is left to hold a reference but the table's and
 		 * the queue's: drop both at once. */
 		table_remove(f, j);
-		j->refs = 1;
-		unref(f, j);
+		unref_n(f, j, 2);
 	}
 	free(f->workers);
 	pthread_cond_destroy(&f->work_cv);

@@ -299,6 +299,10 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 	snprintf(err, errlen, "%s/%s: no SSH endpoint known", r->p.platform,
 		 r->p.id);
 	for (int i = 0; i < n_ep; i++) {
+		/* The proxy can be the same address as the direct one. */
+		if (i && !strcmp(ep[i].host, ep[0].host) &&
+		    ep[i].port == ep[0].port)
+			continue;
 		struct hk_ctx hk = { r, &ep[i] };
 		struct xfer_params xp = {
 			.host = ep[i].host,

@@ -298,3 +298,22 @@ uint64_t store_used_bytes(struct store *st)
 		return 0;
 	return (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
 }
+
+int store_info(struct store *st, struct store_info *out)
+{
+	MDB_txn *txn;
+	MDB_stat bs, ms;
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_stat(txn, st->blocks, &bs);
+	if (!rc)
+		rc = mdb_stat(txn, st->meta, &ms);
+	mdb_txn_abort(txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	out->blocks = bs.ms_entries;
+	out->meta = ms.ms_entries;
+	out->used = store_used_bytes(st);
+	return 0;
+}

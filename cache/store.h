@@ -76,6 +76,13 @@ int store_meta_scan(struct store *st, const void *prefix, size_t plen,
 /* Force everything committed so far to disk. */
 int store_sync(struct store *st);
 
+struct store_info {
+	uint64_t blocks;	/* cached blocks */
+	uint64_t meta;		/* meta records */
+	uint64_t used;		/* bytes of the map in use */
+};
+int store_info(struct store *st, struct store_info *out);
+
 /* Bytes used by the map file (for statfs and tools). */
 uint64_t store_used_bytes(struct store *st);
 
