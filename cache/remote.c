@@ -401,7 +401,19 @@ static int session_broken(int rc)
 void remote_release(struct remote *r, struct xfer *x, int rc)
 {
 	pthread_mutex_lock(&r->mu);
-	if (session_broken(rc) || r->n_idle >= MAX_SESSIONS) {
+	if (session_broken(rc)) {
+		/* A dead session usually means the box's sshd restarted or
+		 * the path broke: its idle siblings are dead too. Close them
+		 * all so the next caller connects afresh instead of finding
+		 * out one session at a time. */
+		x->ops->close(x);
+		r->n_open--;
+		for (int i = 0; i < r->n_idle; i++) {
+			r->idle[i].x->ops->close(r->idle[i].x);
+			r->n_open--;
+		}
+		r->n_idle = 0;
+	} else if (r->n_idle >= MAX_SESSIONS) {
 		x->ops->close(x);
 		r->n_open--;
 	} else {

@@ -384,10 +384,16 @@ int fleet_new(const struct rgt_config *cfg, struct store *st,
 		pl->ops = ops;
 		pthread_mutex_init(&pl->mu, NULL);
 		fl->npl++;
-		int rc = ops->open(sec, &pl->p, err, errlen);
+		/* A platform that cannot start (no key, bad api_url) still
+		 * shows its last known instances, with the reason in .error;
+		 * it must not take the other platforms down with it. */
+		char oerr[512] = "";
+		int rc = ops->open(sec, &pl->p, oerr, sizeof(oerr));
 		if (rc) {
-			fleet_free(fl);
-			return rc;
+			pl->p = NULL;
+			snprintf(pl->error, sizeof(pl->error), "%s",
+				 oerr[0] ? oerr : strerror(-rc));
+			rgt_log(RGT_ERR, "%s", pl->error);
 		}
 		char k[64];
 		int n = snprintf(k, sizeof(k), "inst%c%s%c", 0, sec->kind, 0);
@@ -406,6 +412,8 @@ int fleet_new(const struct rgt_config *cfg, struct store *st,
 int fleet_start(struct fleet *fl)
 {
 	for (size_t i = 0; i < fl->npl; i++) {
+		if (!fl->pl[i].p)
+			continue;	/* could not open: nothing to poll */
 		if (pthread_create(&fl->pl[i].thread, NULL, poller_main,
 				   &fl->pl[i]))
 			return -EAGAIN;

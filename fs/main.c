@@ -174,7 +174,10 @@ int main(int argc, char *argv[])
 		if (!lc)
 			goto out_fleet;
 		fuse_loop_cfg_set_clone_fd(lc, cmd.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads);
+		/* libfuse leaves unset values at UINT_MAX. */
+		if (cmd.max_idle_threads <= 1000)
+			fuse_loop_cfg_set_idle_threads(lc,
+						       cmd.max_idle_threads);
 		/* libfuse leaves max_threads at UINT_MAX when unset. */
 		if (cmd.max_threads && cmd.max_threads <= 1000)
 			fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
