@@ -24,6 +24,8 @@
 #include "store.h"
 
 struct rgt_opts {
+	char *nonopt[3];	/* [SOURCE] MOUNTPOINT, as mount.fuse3 passes */
+	int nnonopt;
 	char *config;
 	char *cache;
 	char *cache_size;
@@ -42,6 +44,29 @@ static const struct fuse_opt rgt_opt_spec[] = {
 	OPT("--version", show_version),
 	FUSE_OPT_END
 };
+
+/*
+ * mount(8) and fstab run "rgtfs SOURCE MOUNTPOINT -o ..." through
+ * mount.fuse3; by hand it is "rgtfs MOUNTPOINT". Collect the positional
+ * arguments and give libfuse only the last one.
+ */
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct rgt_opts *o = data;
+
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (o->nnonopt >= 2) {
+		fprintf(stderr, "rgtfs: unexpected argument '%s'\n", arg);
+		return -1;
+	}
+	o->nonopt[o->nnonopt] = strdup(arg);
+	if (!o->nonopt[o->nnonopt])
+		return -1;
+	o->nnonopt++;
+	return 0;
+}
 
 static void usage(const char *prog)
 {
@@ -76,8 +101,11 @@ int main(int argc, char *argv[])
 	char err[1024];
 	int ret = 1, rc;
 
-	if (fuse_opt_parse(&args, &opts, rgt_opt_spec, NULL))
-		return 1;
+	if (fuse_opt_parse(&args, &opts, rgt_opt_spec, opt_proc))
+		goto out_args;
+	if (opts.nnonopt &&
+	    fuse_opt_add_arg(&args, opts.nonopt[opts.nnonopt - 1]))
+		goto out_args;
 	if (opts.show_version) {
 		printf("rgtfs %s\nFUSE library %s\n", RGTFS_VERSION,
 		       fuse_pkgversion());
@@ -211,5 +239,7 @@ out_args:
 	free(opts.config);
 	free(opts.cache);
 	free(opts.cache_size);
+	for (int i = 0; i < opts.nnonopt; i++)
+		free(opts.nonopt[i]);
 	return ret;
 }
