@@ -48,6 +48,7 @@ struct job {
 	struct remote *remote;
 	char *path;
 	size_t len;		/* expected bytes */
+	struct xfer_attr version;	/* size and mtime of the file version */
 	enum job_state state;
 	int err;
 	void *data;
@@ -240,6 +241,8 @@ static struct job *job_new(struct fetcher *f, const struct fetch_file *ff,
 	j->blk = blk;
 	j->remote = ff->remote;
 	j->len = block_len(ff->size, blk);
+	j->version.size = ff->size;
+	j->version.mtime = ff->mtime;
 	j->state = J_QUEUED;
 	j->refs = 2;	/* table + queue */
 	j->in_table = true;
@@ -277,7 +280,8 @@ static void *worker_main(void *arg)
 						 (char *)data + got,
 						 j->len - got,
 						 (j->blk << STORE_BLOCK_SHIFT) +
-							 got);
+							 got,
+						 &j->version);
 			if (n < 0) {
 				got = n;
 				break;

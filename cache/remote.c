@@ -805,13 +805,15 @@ struct pread_arg {
 	void *buf;
 	size_t len;
 	uint64_t off;
+	const struct xfer_attr *expect;
 	ssize_t got;
 };
 
 static int pread_op(struct xfer *x, void *arg)
 {
 	struct pread_arg *a = arg;
-	ssize_t n = x->ops->pread(x, a->path, a->buf, a->len, a->off);
+	ssize_t n = x->ops->pread(x, a->path, a->buf, a->len, a->off,
+				  a->expect);
 	if (n < 0)
 		return (int)n;
 	a->got = n;
@@ -819,9 +821,9 @@ static int pread_op(struct xfer *x, void *arg)
 }
 
 ssize_t remote_pread(struct remote *r, const char *path, void *buf,
-		     size_t len, uint64_t off)
+		     size_t len, uint64_t off, const struct xfer_attr *expect)
 {
-	struct pread_arg a = { path, buf, len, off, 0 };
+	struct pread_arg a = { path, buf, len, off, expect, 0 };
 	int rc = with_session(r, pread_op, &a);
 	return rc ? rc : a.got;
 }

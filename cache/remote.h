@@ -59,7 +59,7 @@ void remote_release(struct remote *r, struct xfer *x, int rc);
  * session found dead is replaced once). Returns bytes read or -errno.
  */
 ssize_t remote_pread(struct remote *r, const char *path, void *buf,
-		     size_t len, uint64_t off);
+		     size_t len, uint64_t off, const struct xfer_attr *expect);
 
 /* Last connection-level problem ("" when the last connect worked). */
 void remote_error(struct remote *r, char *buf, size_t len);

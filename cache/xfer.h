@@ -74,9 +74,16 @@ struct xfer_ops {
 	 * Read up to @len bytes at @off of the regular file @path. Returns the
 	 * number of bytes read (short only at EOF), or -errno. Sequential calls
 	 * on the same path reuse one open handle and the library's read-ahead.
+	 *
+	 * @expect (may be NULL) is the version the caller wants: if the file
+	 * behind the handle (checked by fstat when it is opened, and a handle
+	 * opened for another version is reopened) has another size or mtime,
+	 * the call fails with -ESTALE and reads nothing, so bytes of two
+	 * versions are never handed out under one identity.
 	 */
 	ssize_t (*pread)(struct xfer *x, const char *path, void *buf,
-			 size_t len, uint64_t off);
+			 size_t len, uint64_t off,
+			 const struct xfer_attr *expect);
 	/*
 	 * Run @cmd through the remote shell; stdout into @out (bounded by its
 	 * max: -EFBIG past it), exit status into @status. NULL for backends
