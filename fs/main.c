@@ -206,9 +206,14 @@ int main(int argc, char *argv[])
 		if (cmd.max_idle_threads <= 1000)
 			fuse_loop_cfg_set_idle_threads(lc,
 						       cmd.max_idle_threads);
-		/* libfuse leaves max_threads at UINT_MAX when unset. */
-		if (cmd.max_threads && cmd.max_threads <= 1000)
-			fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
+		/* libfuse leaves max_threads at UINT_MAX when unset; its
+		 * default of 10 is too few: reads of a dead box each hold a
+		 * thread for up to the timeouts, and `cat status` must not
+		 * queue behind them. */
+		fuse_loop_cfg_set_max_threads(lc, cmd.max_threads &&
+							  cmd.max_threads <= 1000 ?
+						  cmd.max_threads :
+						  64);
 		ret = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
