@@ -473,6 +473,8 @@ const struct rentry *rlisting_find(const struct rlisting *l,
 				   const char *name)
 {
 	struct rentry key = { .name = (char *)name };
+	if (!l->n)
+		return NULL;	/* l->v may be NULL: bsearch wants a base */
 	return bsearch(&key, l->v, l->n, sizeof(*l->v), cmp_entry);
 }
 
@@ -741,7 +743,8 @@ static int fetch_listing(struct remote *r, const char *path, int is_attr,
 	struct list_arg a = { .path = path, .l = l, .c = { .l = l } };
 	int rc = with_session(r, is_attr ? stat_op : list_op, &a);
 	if (!rc) {
-		qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
+		if (l->n)
+			qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
 		l->fetched = time(NULL);
 		remember(r, path, is_attr, l);
 		*out = l;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "fleet.h"
+#include "handle.h"
 #include "http.h"
 #include "log.h"
 #include "node.h"
@@ -175,6 +176,8 @@ int main(int argc, char *argv[])
 	}
 	if (nodes_new(&ctx.nodes))
 		goto out_http;
+	if (handles_new(&ctx.handles))
+		goto out_nodes;
 	struct fetcher_params fp = {
 		.store = ctx.store,
 		.workers = 8,
@@ -186,7 +189,7 @@ int main(int argc, char *argv[])
 				   4L * cfg.io_timeout_ms,
 	};
 	if (fetcher_new(&fp, &ctx.fetcher))
-		goto out_nodes;
+		goto out_handles;
 	rc = fleet_new(&cfg, ctx.store, &ctx.fleet, err, sizeof(err));
 	if (rc) {
 		rgt_log(RGT_ERR, "%s", err);
@@ -223,6 +226,8 @@ out_fleet:
 	fleet_free(ctx.fleet);
 out_fetcher:
 	fetcher_free(ctx.fetcher);
+out_handles:
+	handles_free(ctx.handles);
 out_nodes:
 	nodes_free(ctx.nodes);
 out_http:

@@ -40,6 +40,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "fleet.h"
+#include "handle.h"
 #include "log.h"
 #include "node.h"
 #include "remote.h"
@@ -383,6 +384,7 @@ struct dent {
 };
 
 struct dirh {
+	struct hobj h;		/* first: see handle.h */
 	struct dent *v;
 	size_t n, cap;
 };
@@ -406,8 +408,9 @@ static int dir_add(struct dirh *d, const char *name, uint64_t ino,
 	return 0;
 }
 
-static void dir_free(struct dirh *d)
+static void dir_free(struct hobj *o)
 {
+	struct dirh *d = (struct dirh *)o;
 	if (!d)
 		return;
 	for (size_t i = 0; i < d->n; i++)
@@ -502,27 +505,32 @@ static void rgt_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	d->h.free = dir_free;
 	int rc = fill_dir(c, n, d);
+	if (!rc)
+		rc = handle_add(c->handles, &d->h, &fi->fh);
 	if (rc) {
-		dir_free(d);
+		dir_free(&d->h);
 		fuse_reply_err(req, io_errno(rc));
 		return;
 	}
-	fi->fh = (uintptr_t)d;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi))
-		dir_free(d);
+		handle_remove(c->handles, fi->fh);
 }
 
 static void rgt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
-	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
-	char *buf = malloc(size);
+	struct rgt_ctx *c = ctx_of(req);
+	struct dirh *d = (struct dirh *)handle_get(c->handles, fi->fh);
+	char *buf = d ? malloc(size) : NULL;
 	size_t used = 0;
 
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, d ? ENOMEM : EBADF);
+		if (d)
+			handle_put(c->handles, &d->h);
 		return;
 	}
 	for (size_t i = (size_t)off; i < d->n; i++) {
@@ -537,12 +545,13 @@ static void rgt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+	handle_put(c->handles, &d->h);
 }
 
 static void rgt_releasedir(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
-	dir_free((struct dirh *)(uintptr_t)fi->fh);
+	handle_remove(ctx_of(req)->handles, fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -551,14 +560,16 @@ static void rgt_releasedir(fuse_req_t req, fuse_ino_t ino,
 enum fh_kind { FH_VFILE, FH_REMOTE };
 
 struct fh {
+	struct hobj h;			/* first: see handle.h */
 	enum fh_kind kind;
 	struct buf text;		/* FH_VFILE */
 	struct fetch_file ff;		/* FH_REMOTE */
 	struct fetch_stream stream;
 };
 
-static void fh_free(struct fh *h)
+static void fh_free(struct hobj *o)
 {
+	struct fh *h = (struct fh *)o;
 	if (!h)
 		return;
 	if (h->kind == FH_VFILE) {
@@ -590,6 +601,7 @@ static void rgt_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	h->h.free = fh_free;
 	switch (n->kind) {
 	case NK_VFILE:
 	case NK_PERROR:
@@ -644,14 +656,15 @@ static void rgt_open(fuse_req_t req, fuse_ino_t ino,
 	default:
 		rc = -EISDIR;
 	}
+	if (!rc)
+		rc = handle_add(c->handles, &h->h, &fi->fh);
 	if (rc) {
-		fh_free(h);
+		fh_free(&h->h);
 		fuse_reply_err(req, io_errno(rc));
 		return;
 	}
-	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi))
-		fh_free(h);
+		handle_remove(c->handles, fi->fh);
 }
 
 struct reply_arg {
@@ -672,28 +685,34 @@ static void rgt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct rgt_ctx *c = ctx_of(req);
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct fh *h = (struct fh *)handle_get(c->handles, fi->fh);
 
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	if (h->kind == FH_VFILE) {
 		if ((size_t)off >= h->text.len) {
 			fuse_reply_buf(req, NULL, 0);
-			return;
+		} else {
+			size_t n = h->text.len - (size_t)off;
+			fuse_reply_buf(req, h->text.data + off,
+				       n < size ? n : size);
 		}
-		size_t n = h->text.len - (size_t)off;
-		fuse_reply_buf(req, h->text.data + off, n < size ? n : size);
-		return;
+	} else {
+		struct reply_arg a = { req, 0 };
+		int rc = fetch_read(c->fetcher, &h->ff, &h->stream,
+				    (uint64_t)off, size, reply_iov, &a);
+		if (!a.replied)
+			fuse_reply_err(req, io_errno(rc));
 	}
-	struct reply_arg a = { req, 0 };
-	int rc = fetch_read(c->fetcher, &h->ff, &h->stream, (uint64_t)off,
-			    size, reply_iov, &a);
-	if (!a.replied)
-		fuse_reply_err(req, io_errno(rc));
+	handle_put(c->handles, &h->h);
 }
 
 static void rgt_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	fh_free((struct fh *)(uintptr_t)fi->fh);
+	handle_remove(ctx_of(req)->handles, fi->fh);
 	fuse_reply_err(req, 0);
 }
 

@@ -14,6 +14,7 @@ struct store;
 struct fetcher;
 struct fleet;
 struct nodes;
+struct handles;
 
 struct rgt_ctx {
 	const struct rgt_config *cfg;
@@ -21,6 +22,7 @@ struct rgt_ctx {
 	struct fetcher *fetcher;
 	struct fleet *fleet;
 	struct nodes *nodes;
+	struct handles *handles;	/* open files and dirs */
 	uid_t uid;		/* the mounting user */
 	gid_t gid;
 	time_t mount_time;
