@@ -1,0 +1,623 @@
+#!/usr/bin/python3
+"""A fake vast.ai v0 REST API on 127.0.0.1 for rgtfs tests and the demo.
+
+It answers the calls rgtfs makes the way console.vast.ai does
+(PLATFORMS.md section 1):
+
+    GET    /api/v0/instances?owner=me  {"instances":[...], "instances_found":n}
+    GET    /api/v0/instances/{id}/     {"instances":{...}}  (single object under
+                                        the plural key), {"instances":null} when unknown
+    DELETE /api/v0/instances/{id}/     {"success":true,"msg":...}; the instance lingers
+                                        (cur_state "unloaded", actual_status "exited")
+                                        for `linger` list calls, then vanishes
+    PUT    /api/v0/instances/{id}/     {"state":"stopped"|"running"} or {"label":...}
+
+Auth is `Authorization: Bearer KEY` (or `?api_key=KEY`); anything else gets a
+401 with a JSON error body. Instance objects carry the secret-bearing fields
+(jupyter_token, onstart, extra_env) with values that contain SECRET_MARK so
+tests can grep for leaks; HostPort is a string and public_ipaddr carries
+surrounding whitespace, as on the real service.
+
+Every /api request is recorded (method, path, query, headers with the key
+masked, body, answer status) so tests count list calls and assert "no DELETE".
+
+Error injection without code changes: FakeVast.fail(...) in-process, or
+POST /_fake/fault with the same fields as JSON when standalone:
+    {"status": 500, "times": 3}       status N for the next K /api requests
+    {"status": 429}                   ... or forever (times null)
+    {"mode": "truncate"}              200 with the JSON cut in half
+    {"mode": "cut"}                   Content-Length promises more than is sent
+    {"mode": "html"}                  200 text/html instead of JSON
+    {"mode": "delay", "delay": 5}     answer normally after 5 s
+    {"mode": "hang"}                  never answer (until the fault is cleared)
+    {"mode": "reset"}                 close the connection without an answer
+    {"mode": "body", "body": "...", "status": 200}   any body
+POST /_fake/clear removes it. Other control endpoints (no auth, not recorded):
+    GET  /_fake/requests              the request log
+    GET  /_fake/world                 the instances as stored
+    POST /_fake/instances/{id}        JSON fields merged into the instance (creates it)
+    POST /_fake/state/{id}/{name}     one of STATES (see below)
+    POST /_fake/remove/{id}           vanish at once
+    POST /_fake/key                   {"api_key": "..."} change the accepted key
+
+Standalone:  python3 fake_vast.py --port P --world FILE.json [--api-key KEY]
+World file:  {"api_key": "...", "linger": 3, "instances": [ {instance}, ... ]}
+"""
+
+import argparse
+import copy
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+SECRET_MARK = "FAKESECRET"
+
+IMAGE = "pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime"
+RUNNING_MSG = "success, running pytorch/pytorch_2.4.0-cuda12.4-cudnn9-runtime/ssh"
+
+# Raw vast.ai status fields -> the word rgtfs must write to `status`
+# (PLATFORMS.md section 7). Each entry: (fields to set, expected status).
+STATES = {
+    "running": (dict(actual_status="running", intended_status="running",
+                     cur_state="running", next_state="running", is_bid=False,
+                     status_msg=RUNNING_MSG), "running"),
+    "provisioning": (dict(actual_status=None, intended_status="running",
+                          cur_state="running", next_state="running", is_bid=False,
+                          status_msg="Pulling image " + IMAGE), "provisioning"),
+    "loading": (dict(actual_status="loading", intended_status="running",
+                     cur_state="running", next_state="running", is_bid=False,
+                     status_msg="Loading " + IMAGE + ": 41% of layers"), "provisioning"),
+    "stopped": (dict(actual_status="stopped", intended_status="stopped",
+                     cur_state="stopped", next_state="stopped", is_bid=False,
+                     status_msg="Instance stopped by user"), "stopped"),
+    "frozen": (dict(actual_status="frozen", intended_status="frozen",
+                    cur_state="stopped", next_state="stopped", is_bid=False,
+                    status_msg="frozen (GPU still billed)"), "stopped"),
+    "exited": (dict(actual_status="exited", intended_status="running",
+                    cur_state="running", next_state="running", is_bid=False,
+                    status_msg="container exited with code 137"), "stopped"),
+    # an interruptible (bid) instance that had been running was paused
+    "preempted": (dict(actual_status="stopped", intended_status="running",
+                       cur_state="stopped", next_state="running", is_bid=True,
+                       status_msg="outbid: instance paused"), "preempted"),
+    "offline": (dict(actual_status="offline", intended_status="running",
+                     cur_state="running", next_state="running", is_bid=False,
+                     status_msg="host disconnected"), "offline"),
+    "unknown": (dict(actual_status="unknown", intended_status="running",
+                     cur_state="running", next_state="running", is_bid=False,
+                     status_msg="no heartbeat from host"), "unknown"),
+    # what a DELETE leaves behind until the instance vanishes
+    "destroying": (dict(actual_status="exited", intended_status="stopped",
+                        cur_state="unloaded", next_state="unloaded",
+                        status_msg="destroying instance"), "destroying"),
+}
+
+
+def secret_values(inst):
+    """Every secret string an instance object carries (for leak greps)."""
+    out = [inst.get("jupyter_token") or "", inst.get("onstart") or ""]
+    for kv in inst.get("extra_env") or []:
+        out += [str(x) for x in kv if SECRET_MARK in str(x)]
+    return [s for s in out if SECRET_MARK in s]
+
+
+def make_instance(iid, *, direct_host="127.0.0.1", direct_port=None,
+                  proxy_host="127.0.0.1", proxy_port=None, state="running",
+                  label=None, gpu_name="RTX 4090", machine_id=4821):
+    """An instance object shaped like PLATFORMS.md section 1.4.
+
+    direct_port: the host side of 22/tcp (HostPort, sent as a string);
+    None leaves ports without "22/tcp". proxy_port: ssh_port (int)."""
+    ports = {}
+    if direct_port is not None:
+        ports["22/tcp"] = [{"HostIp": "0.0.0.0", "HostPort": str(direct_port)}]
+        ports["6006/tcp"] = [{"HostIp": "0.0.0.0", "HostPort": str(direct_port + 1)}]
+    inst = {
+        "id": iid, "machine_id": machine_id,
+        "label": label if label is not None else "rgtfs:exp-%d" % iid,
+        "image_uuid": IMAGE, "image_runtype": "ssh ssh_direc ssh_proxy",
+        "image_args": [],
+        "extra_env": [["WANDB_API_KEY", "%s-extraenv-%d-wandb" % (SECRET_MARK, iid)],
+                      ["-p 6006:6006", "1"]],
+        "onstart": "export HF_TOKEN=%s-onstart-%d-hf; bash /workspace/onstart.sh"
+                   % (SECRET_MARK, iid),
+        "jupyter_token": "%s-jupyter-%d-0123456789abcdef" % (SECRET_MARK, iid),
+        "public_ipaddr": "  %s\n" % direct_host,
+        "local_ipaddrs": "10.2.1.7 172.17.0.1",
+        "ssh_host": proxy_host, "ssh_idx": "5",
+        "ssh_port": proxy_port if proxy_port is not None else 0,
+        "ports": ports,
+        "direct_port_count": 8, "direct_port_start": direct_port or 0,
+        "direct_port_end": (direct_port or 0) + 8, "static_ip": False,
+        "start_date": 1753860000.12, "end_date": 1756452000, "uptime_mins": 182.4,
+        "duration": 2592000.0,
+        "num_gpus": 1, "gpu_name": gpu_name, "gpu_arch": "nvidia", "gpu_ram": 24564,
+        "gpu_totalram": 24564, "gpu_util": 97.0, "gpu_temp": 61.0, "gpu_frac": 1.0,
+        "cpu_cores": 32, "cpu_cores_effective": 8.0, "cpu_ram": 64312, "cpu_util": 88.5,
+        "mem_limit": 64.0, "mem_usage": 23.1,
+        "disk_space": 80, "disk_usage": 41.2, "disk_util": 0.51,
+        "inet_up": 812.0, "inet_down": 905.0, "reliability2": 0.991,
+        "dph_total": 0.3866, "dph_base": 0.35, "storage_cost": 0.15,
+        "template_id": None, "template_hash_id": None, "template_name": None,
+    }
+    inst.update(copy.deepcopy(STATES[state][0]))
+    return inst
+
+
+class _Fault:
+    def __init__(self, status=None, times=None, mode=None, delay=0.0, body=None,
+                 content_type=None, method=None, path=None):
+        self.mode = mode or ("status" if status else "delay" if delay else "status")
+        self.status = status
+        self.times = times
+        self.delay = float(delay or 0)
+        self.body = body
+        self.content_type = content_type
+        self.method = method
+        self.path = path
+        self.released = threading.Event()
+
+    def matches(self, method, path):
+        if self.method and self.method != method:
+            return False
+        if self.path and not path.startswith(self.path):
+            return False
+        return True
+
+    def as_dict(self):
+        return {"mode": self.mode, "status": self.status, "times": self.times,
+                "delay": self.delay, "method": self.method, "path": self.path}
+
+
+class FakeVast:
+    """The fake API. start() runs it in a thread; stop() ends it."""
+
+    def __init__(self, api_key, host="127.0.0.1", port=0, linger=3, quiet=True):
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self.linger = linger
+        self.quiet = quiet
+        self.lock = threading.RLock()
+        self.instances = {}           # id -> instance object (insertion ordered)
+        self.lingering = {}           # id -> list calls left before it vanishes
+        self.requests = []
+        self.fault = None
+        self.on_fault = None          # callback(fault) for stderr-hygiene bookkeeping
+        self.httpd = None
+        self.thread = None
+        self._conns = set()
+
+    # ---- lifecycle -------------------------------------------------------
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def start(self):
+        fake = self
+
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+            request_queue_size = 64
+
+            def handle_error(self, request, client_address):
+                # a client that gave up (timeout) is not the fake's problem
+                if not isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
+                    super().handle_error(request, client_address)
+
+        class H(_Handler):
+            pass
+        H.fake = fake
+        self.httpd = Server((self.host, self.port), H)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05},
+                                       name="fake-vast", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        """Stop listening and drop every open connection (API unreachable)."""
+        with self.lock:
+            if self.fault is not None:
+                self.fault.released.set()
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+        with self.lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+            self.thread = None
+
+    def restart(self):
+        """Listen again on the same port after stop()."""
+        return self.start()
+
+    # ---- the world -----------------------------------------------------
+
+    def add(self, inst):
+        with self.lock:
+            self.instances[int(inst["id"])] = inst
+        return inst
+
+    def get(self, iid):
+        with self.lock:
+            return copy.deepcopy(self.instances.get(int(iid)))
+
+    def update(self, iid, **fields):
+        with self.lock:
+            self.instances[int(iid)].update(fields)
+
+    def set_state(self, iid, name):
+        """Put instance iid into one of STATES; returns the expected status word."""
+        fields, word = STATES[name]
+        self.update(iid, **copy.deepcopy(fields))
+        return word
+
+    def set_endpoints(self, iid, direct_port=None, proxy_port=None,
+                      direct_host="127.0.0.1", proxy_host="127.0.0.1"):
+        ports = {}
+        if direct_port is not None:
+            ports["22/tcp"] = [{"HostIp": "0.0.0.0", "HostPort": str(direct_port)}]
+        self.update(iid, ports=ports, public_ipaddr="  %s\n" % direct_host,
+                    ssh_host=proxy_host, ssh_port=proxy_port or 0)
+
+    def remove(self, iid):
+        """The instance vanishes from every answer at once."""
+        with self.lock:
+            self.instances.pop(int(iid), None)
+            self.lingering.pop(int(iid), None)
+
+    def destroy(self, iid):
+        """What a DELETE does (also usable as 'destroyed from the web console')."""
+        with self.lock:
+            iid = int(iid)
+            if iid not in self.instances:
+                return False
+            self.instances[iid].update(copy.deepcopy(STATES["destroying"][0]))
+            self.lingering[iid] = self.linger
+            return True
+
+    # ---- faults --------------------------------------------------------
+
+    def fail(self, status=None, times=None, mode=None, delay=0.0, body=None,
+             content_type=None, method=None, path=None):
+        """Inject a fault into /api answers (see the module doc)."""
+        f = _Fault(status, times, mode, delay, body, content_type, method, path)
+        with self.lock:
+            if self.fault is not None:
+                self.fault.released.set()
+            self.fault = f
+        if self.on_fault:
+            self.on_fault(f)
+        return f
+
+    def clear(self):
+        with self.lock:
+            if self.fault is not None:
+                self.fault.released.set()
+            self.fault = None
+
+    def _take_fault(self, method, path):
+        with self.lock:
+            f = self.fault
+            if f is None or not f.matches(method, path):
+                return None
+            if f.times is not None:
+                f.times -= 1
+                if f.times <= 0:
+                    self.fault = None
+            return f
+
+    # ---- the request log -------------------------------------------------
+
+    def log(self):
+        with self.lock:
+            return list(self.requests)
+
+    def list_calls(self, since=0.0):
+        """Number of list calls (GET /api/v0/instances) at or after time `since`."""
+        return sum(1 for r in self.log()
+                   if r["method"] == "GET" and r["kind"] == "list" and r["t"] >= since)
+
+    def calls(self, method=None, kind=None, since=0.0):
+        return [r for r in self.log()
+                if (method is None or r["method"] == method)
+                and (kind is None or r["kind"] == kind) and r["t"] >= since]
+
+    def deletes(self):
+        return [r for r in self.log() if r["method"] == "DELETE"]
+
+    def mutations(self):
+        return [r for r in self.log() if r["method"] not in ("GET", "HEAD")]
+
+    # ---- routing -----------------------------------------------------------
+
+    def _list(self):
+        with self.lock:
+            for iid in list(self.lingering):
+                self.lingering[iid] -= 1
+                if self.lingering[iid] < 0:
+                    self.instances.pop(iid, None)
+                    self.lingering.pop(iid, None)
+            insts = [copy.deepcopy(v) for v in self.instances.values()]
+        return {"instances": insts, "instances_found": len(insts)}
+
+    def handle_api(self, method, path, query, body):
+        """(status, object) for an authenticated /api request."""
+        m = re.fullmatch(r"/api/v0/instances/?", path)
+        if m:
+            if method == "GET":
+                return 200, self._list()
+            return 405, {"success": False, "error": "method_not_allowed",
+                         "msg": "method not allowed"}
+        m = re.fullmatch(r"/api/v0/instances/(\d+)/?", path)
+        if m:
+            iid = int(m.group(1))
+            with self.lock:
+                inst = copy.deepcopy(self.instances.get(iid))
+            if method == "GET":
+                return 200, {"instances": inst}
+            if inst is None:
+                return 404, {"success": False, "error": "no_such_instance",
+                             "msg": "Instance %d not found." % iid}
+            if method == "DELETE":
+                self.destroy(iid)
+                return 200, {"success": True, "msg": "deleting instance %d" % iid}
+            if method == "PUT":
+                try:
+                    req = json.loads(body or b"{}")
+                except ValueError:
+                    return 400, {"success": False, "error": "bad_request",
+                                 "msg": "body is not JSON"}
+                if req.get("state") in ("stopped", "running"):
+                    self.set_state(iid, req["state"])
+                if "label" in req:
+                    self.update(iid, label=req["label"])
+                return 200, {"success": True, "msg": "ok"}
+        return 404, {"success": False, "error": "not_found", "msg": "no route " + path}
+
+
+def _mask_query(q):
+    return {k: (["***"] if k == "api_key" else v) for k, v in q.items()}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "nginx"
+    sys_version = ""
+    timeout = 60
+    fake = None
+
+    def version_string(self):
+        return "nginx"
+
+    def setup(self):
+        super().setup()
+        with self.fake.lock:
+            self.fake._conns.add(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.fake.lock:
+                self.fake._conns.discard(self.connection)
+
+    def log_message(self, fmt, *args):
+        if not self.fake.quiet:
+            sys.stderr.write("fake_vast: " + (fmt % args) + "\n")
+
+    def _send(self, status, body, ctype="application/json", extra=None,
+              length=None, close=False):
+        if body is None or isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _handle(self):
+        fake = self.fake
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query, keep_blank_values=True)
+        body = self._body()
+        if path.startswith("/_fake/"):
+            return self._control(path, body)
+        auth = self.headers.get("Authorization") or ""
+        good = "Bearer " + str(fake.api_key)
+        authed = auth == good or query.get("api_key") == [str(fake.api_key)]
+        kind = ("list" if re.fullmatch(r"/api/v0/instances/?", path) else
+                "show" if re.fullmatch(r"/api/v0/instances/\d+/?", path) else "other")
+        rec = {
+            "t": time.monotonic(), "wall": time.time(), "method": self.command,
+            "path": path, "query": _mask_query(query), "kind": kind,
+            "headers": {k: ("Bearer ***" if k.lower() == "authorization" and auth.startswith("Bearer ")
+                            else "***" if k.lower() == "authorization" else v)
+                        for k, v in self.headers.items()},
+            "authorized": authed, "body": body.decode(errors="replace"),
+            "status": None,
+        }
+        with fake.lock:
+            fake.requests.append(rec)
+        f = fake._take_fault(self.command, path)
+        if f is not None:
+            rec["fault"] = f.mode
+            return self._fault(f, rec)
+        if not authed:
+            rec["status"] = 401
+            return self._send(401, {"success": False, "error": "invalid_user_key",
+                                    "msg": "Invalid user key (401 Unauthorized)."})
+        status, obj = fake.handle_api(self.command, path, query, body)
+        rec["status"] = status
+        self._send(status, obj)
+
+    def _fault(self, f, rec):
+        if f.mode == "delay":
+            f.released.wait(f.delay)
+            status, obj = (self.fake.handle_api(self.command, urlsplit(self.path).path, {}, b"")
+                           if rec["authorized"] else
+                           (401, {"success": False, "error": "invalid_user_key"}))
+            rec["status"] = status
+            return self._send(status, obj)
+        if f.mode == "hang":
+            f.released.wait(600)
+            self.close_connection = True
+            return
+        if f.mode == "reset":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if f.mode in ("truncate", "cut"):
+            full = json.dumps(self.fake._list()).encode()
+            half = full[: len(full) // 2]
+            rec["status"] = 200
+            if f.mode == "truncate":
+                return self._send(200, half)
+            return self._send(200, half, length=len(full), close=True)
+        if f.mode == "html":
+            status = f.status or 200
+            rec["status"] = status
+            return self._send(status, "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway"
+                              "</title></head><body><center><h1>502 Bad Gateway</h1>"
+                              "</center><hr><center>nginx</center></body></html>\n",
+                              ctype="text/html")
+        if f.mode == "body":
+            status = f.status or 200
+            rec["status"] = status
+            return self._send(status, f.body if f.body is not None else b"",
+                              ctype=f.content_type or "application/json")
+        # plain status code
+        status = f.status or 500
+        rec["status"] = status
+        extra = {"Retry-After": "1"} if status == 429 else None
+        msgs = {401: ("invalid_user_key", "Invalid user key"),
+                403: ("forbidden", "Forbidden"),
+                429: ("rate_limited", "API requests too frequent")}
+        err, msg = msgs.get(status, ("server_error", "Internal server error"))
+        return self._send(status, {"success": False, "error": err,
+                                   "msg": "%s (%d)" % (msg, status)}, extra=extra)
+
+    def _control(self, path, body):
+        fake = self.fake
+        try:
+            req = json.loads(body) if body else {}
+        except ValueError:
+            return self._send(400, {"success": False, "msg": "body is not JSON"})
+        if path == "/_fake/requests":
+            return self._send(200, fake.log())
+        if path == "/_fake/world":
+            with fake.lock:
+                return self._send(200, {"instances": list(fake.instances.values()),
+                                        "lingering": fake.lingering,
+                                        "fault": fake.fault and fake.fault.as_dict()})
+        if path == "/_fake/fault":
+            fake.fail(**{k: req[k] for k in ("status", "times", "mode", "delay", "body",
+                                             "content_type", "method", "path") if k in req})
+            return self._send(200, {"success": True})
+        if path == "/_fake/clear":
+            fake.clear()
+            return self._send(200, {"success": True})
+        if path == "/_fake/key":
+            fake.api_key = req["api_key"]
+            return self._send(200, {"success": True})
+        m = re.fullmatch(r"/_fake/instances/(\d+)", path)
+        if m:
+            iid = int(m.group(1))
+            with fake.lock:
+                inst = fake.instances.setdefault(iid, make_instance(iid))
+                inst.update(req)
+            return self._send(200, {"success": True})
+        m = re.fullmatch(r"/_fake/state/(\d+)/(\w+)", path)
+        if m and m.group(2) in STATES:
+            word = fake.set_state(int(m.group(1)), m.group(2))
+            return self._send(200, {"success": True, "expect": word})
+        m = re.fullmatch(r"/_fake/remove/(\d+)", path)
+        if m:
+            fake.remove(int(m.group(1)))
+            return self._send(200, {"success": True})
+        return self._send(404, {"success": False, "msg": "no control route " + path})
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _handle
+
+
+def load_world(fake, path):
+    with open(path) as f:
+        w = json.load(f)
+    if isinstance(w, list):
+        w = {"instances": w}
+    if w.get("api_key") and not fake.api_key:
+        fake.api_key = w["api_key"]
+    if "linger" in w:
+        fake.linger = int(w["linger"])
+    for inst in w.get("instances", []):
+        fake.add(inst)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="fake vast.ai v0 API for rgtfs")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--world", help="JSON file: {api_key, linger, instances:[...]}")
+    ap.add_argument("--api-key", default=None,
+                    help="accepted key (default: the world's, else $VAST_API_KEY)")
+    ap.add_argument("--pidfile")
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    fake = FakeVast(a.api_key, host=a.host, port=a.port, quiet=not a.verbose)
+    if a.world:
+        load_world(fake, a.world)
+    if not fake.api_key:
+        fake.api_key = os.environ.get("VAST_API_KEY")
+    if not fake.api_key:
+        ap.error("no API key: give --api-key, a world api_key or $VAST_API_KEY")
+    fake.start()
+    if a.pidfile:
+        with open(a.pidfile, "w") as f:
+            f.write("%d\n" % os.getpid())
+    print("fake_vast: listening on %s (%d instances)" % (fake.url, len(fake.instances)),
+          flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

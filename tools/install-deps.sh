@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install (with apt) everything needed to build rgtfs and run its tests.
+# Idempotent and quiet: does nothing when every package is present.
+set -eu
+
+PKGS="build-essential meson ninja-build pkg-config libfuse3-dev fuse3
+libssh2-1-dev libcurl4-openssl-dev liblmdb-dev libjansson-dev libinih-dev
+libssl-dev zlib1g-dev openssh-server openssh-client python3 python3-pytest rsync sshfs
+procps psmisc"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "install-deps: need root to install:$missing" >&2
+	exit 1
+fi
+
+echo "install-deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
