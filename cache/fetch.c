@@ -39,6 +39,7 @@
 
 #define NBUCKETS 1024
 #define WRITE_BATCH 8
+#define POOL_MAX 16		/* buffers kept for reuse: 16 MiB */
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
 
@@ -76,6 +77,10 @@ struct fetcher {
 	pthread_t writer;
 	bool writer_started;
 	struct fetch_stats st;
+	/* Recycled block buffers: a fresh 1 MiB malloc is an mmap and 256
+	 * page faults; reusing buffers takes that off every block. */
+	void *pool[POOL_MAX];
+	int npool;
 };
 
 /* ---- pure parts ----------------------------------------------------------- */
@@ -193,7 +198,10 @@ static void unref_n(struct fetcher *f, struct job *j, int n)
 		return;
 	if (j->data) {
 		f->st.inflight -= j->len;
-		free(j->data);
+		if (f->npool < POOL_MAX)
+			f->pool[f->npool++] = j->data;
+		else
+			free(j->data);
 	}
 	free(j->path);
 	free(j);
@@ -271,9 +279,11 @@ static void *worker_main(void *arg)
 		if (!j)
 			j = dequeue(&f->ahead);
 		j->state = J_RUNNING;
+		void *data = f->npool ? f->pool[--f->npool] : NULL;
 		pthread_mutex_unlock(&f->mu);
 
-		void *data = malloc(j->len ? j->len : 1);
+		if (!data)
+			data = malloc(STORE_BLOCK_SIZE);
 		ssize_t got = data ? 0 : -ENOMEM;
 		while (data && (size_t)got < j->len) {
 			ssize_t n = remote_pread(j->remote, j->path,
@@ -298,7 +308,10 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&f->mu);
 		int drop = 1;	/* the queue's */
 		if (got < 0) {
-			free(data);
+			if (data && f->npool < POOL_MAX)
+				f->pool[f->npool++] = data;
+			else
+				free(data);
 			j->state = J_FAILED;
 			j->err = (int)got;
 			table_remove(f, j);
@@ -421,6 +434,8 @@ void fetcher_free(struct fetcher *f)
 		table_remove(f, j);
 		unref_n(f, j, 2);
 	}
+	while (f->npool)
+		free(f->pool[--f->npool]);
 	free(f->workers);
 	pthread_cond_destroy(&f->work_cv);
 	pthread_cond_destroy(&f->done_cv);
@@ -549,23 +564,22 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 	if (warm_read(f, ff, off, len, first, last, reply, arg, &rc))
 		return rc;
 
-	/* Cold: collect each block from a job or the store. */
+	/*
+	 * Cold. Pass 1: each block is in flight (take a reference), or
+	 * committed (leave it for pass 3), or missing (start a demand job).
+	 * The table is checked before the store: see the top of the file.
+	 */
 	size_t nb = (size_t)(last - first + 1);
 	struct job **jobs = calloc(nb, sizeof(*jobs));
-	char *out = malloc(len);
-	if (!jobs || !out) {
+	struct iovec *iov = calloc(nb, sizeof(*iov));
+	if (!jobs || !iov) {
 		free(jobs);
-		free(out);
+		free(iov);
 		return -ENOMEM;
 	}
 	rc = 0;
 	for (size_t i = 0; i < nb && !rc; i++) {
 		uint64_t b = first + i;
-		uint64_t bstart = b << STORE_BLOCK_SHIFT;
-		size_t from = b == first ? (size_t)(off - bstart) : 0;
-		size_t to = b == last ? (size_t)(off + len - bstart) :
-					block_len(ff->size, b);
-		size_t dst = (size_t)(bstart + from - off);
 
 		pthread_mutex_lock(&f->mu);
 		struct job *j = table_find(f, ff->fid, b);
@@ -576,20 +590,17 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 		pthread_mutex_unlock(&f->mu);
 		if (j)
 			continue;
-		/* Not in flight: committed already, or never fetched. */
 		struct store_rtxn *t;
 		const void *d;
 		size_t l;
 		rc = store_rbegin(f->p.store, &t);
 		if (rc)
 			break;
-		if (!store_block_peek(t, ff->fid, b, &d, &l) &&
-		    l == block_len(ff->size, b)) {
-			memcpy(out + dst, (const char *)d + from, to - from);
-			store_rend(t);
-			continue;
-		}
+		bool cached = !store_block_peek(t, ff->fid, b, &d, &l) &&
+			      l == block_len(ff->size, b);
 		store_rend(t);
+		if (cached)
+			continue;
 		pthread_mutex_lock(&f->mu);
 		j = table_find(f, ff->fid, b);
 		if (!j)
@@ -603,6 +614,7 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 		pthread_mutex_unlock(&f->mu);
 	}
 
+	/* Pass 2: wait, bounded, for the jobs. */
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += f->p.wait_timeout_ms / 1000;
@@ -611,9 +623,8 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-
 	pthread_mutex_lock(&f->mu);
-	for (size_t i = 0; i < nb; i++) {
+	for (size_t i = 0; i < nb && !rc; i++) {
 		struct job *j = jobs[i];
 		if (!j)
 			continue;
@@ -628,24 +639,44 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 		}
 		if (!rc && j->state == J_FAILED)
 			rc = j->err;
-		if (!rc) {
-			uint64_t b = first + i;
-			uint64_t bstart = b << STORE_BLOCK_SHIFT;
-			size_t from = b == first ? (size_t)(off - bstart) : 0;
-			size_t to = b == last ? (size_t)(off + len - bstart) :
-						j->len;
-			memcpy(out + (size_t)(bstart + from - off),
-			       (char *)j->data + from, to - from);
-		}
-		unref(f, j);
 	}
 	pthread_mutex_unlock(&f->mu);
-	free(jobs);
 
-	if (!rc) {
-		struct iovec iov = { out, len };
-		rc = reply(arg, &iov, 1);
+	/*
+	 * Pass 3: reply with iovecs straight into the fetched blocks (our
+	 * references keep them) and the committed ones (the read
+	 * transaction keeps them): no copy on our side.
+	 */
+	struct store_rtxn *t = NULL;
+	if (!rc)
+		rc = store_rbegin(f->p.store, &t);
+	for (size_t i = 0; i < nb && !rc; i++) {
+		uint64_t b = first + i;
+		uint64_t bstart = b << STORE_BLOCK_SHIFT;
+		size_t from = b == first ? (size_t)(off - bstart) : 0;
+		size_t to = b == last ? (size_t)(off + len - bstart) :
+					block_len(ff->size, b);
+		const void *d;
+		size_t l;
+		if (jobs[i]) {
+			d = jobs[i]->data;
+		} else if (store_block_peek(t, ff->fid, b, &d, &l) ||
+			   l != block_len(ff->size, b)) {
+			rc = -EAGAIN;	/* evicted meanwhile: read again */
+			break;
+		}
+		iov[i].iov_base = (char *)d + from;
+		iov[i].iov_len = to - from;
 	}
-	free(out);
+	if (!rc)
+		rc = reply(arg, iov, (int)nb);
+	store_rend(t);
+	pthread_mutex_lock(&f->mu);
+	for (size_t i = 0; i < nb; i++)
+		if (jobs[i])
+			unref(f, jobs[i]);
+	pthread_mutex_unlock(&f->mu);
+	free(jobs);
+	free(iov);
 	return rc;
 }

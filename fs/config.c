@@ -163,6 +163,21 @@ static int on_key(void *user, const char *section, const char *key,
 					    "io_timeout: want 1..600 seconds, "
 					    "got '%s'", value);
 			c->cfg->io_timeout_ms = v * 1000;
+		} else if (!strcmp(key, "sessions")) {
+			if (parse_seconds(value, 1, 16, &v))
+				return fail(c, line, "sessions: want 1..16, "
+					    "got '%s'", value);
+			c->cfg->sessions = v;
+		} else if (!strcmp(key, "workers")) {
+			if (parse_seconds(value, 1, 64, &v))
+				return fail(c, line, "workers: want 1..64, "
+					    "got '%s'", value);
+			c->cfg->workers = v;
+		} else if (!strcmp(key, "readahead")) {
+			if (parse_seconds(value, 1, 256, &v))
+				return fail(c, line, "readahead: want 1..256 "
+					    "MiB, got '%s'", value);
+			c->cfg->readahead = v;
 		} else {
 			return fail(c, line, "unknown key '%s' in [rgtfs]",
 				    key);
@@ -374,6 +389,9 @@ static void defaults(struct rgt_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->connect_timeout_ms = 10000;
 	cfg->io_timeout_ms = 20000;
+	cfg->sessions = 4;
+	cfg->workers = 8;
+	cfg->readahead = 16;
 }
 
 int config_parse_string(const char *text, const char *name,

@@ -606,7 +606,7 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 			.strict_host_keys = pl->sec->strict_host_keys,
 			.connect_timeout_ms = fl->cfg->connect_timeout_ms,
 			.io_timeout_ms = fl->cfg->io_timeout_ms,
-			.max_sessions = 4,
+			.max_sessions = fl->cfg->sessions,
 			.store = fl->st,
 		};
 		if (!remote_new(&p, &in->remote))

@@ -180,9 +180,9 @@ int main(int argc, char *argv[])
 		goto out_nodes;
 	struct fetcher_params fp = {
 		.store = ctx.store,
-		.workers = 8,
+		.workers = cfg.workers,
 		.max_inflight = 32u << 20,
-		.readahead = 16,
+		.readahead = cfg.readahead,
 		/* A read waits for at most two connects on both endpoints and
 		 * a few I/O timeouts, never forever. */
 		.wait_timeout_ms = 4L * cfg.connect_timeout_ms +

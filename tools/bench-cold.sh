@@ -53,7 +53,7 @@ SSHOPT=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
 	-o LogLevel=ERROR -i "$W/userkey")
 rate() {	# label seconds
 	awk -v l="$1" -v t="$2" -v s="$SIZE" \
-		'BEGIN { printf "%-34s %7.2f s  %7.1f MiB/s\n", l, t, s / t }'
+		'BEGIN { printf "%-34s %7.2f s  %7.1f MiB/s\n", l, t, s / t }' >&2
 }
 timeit() {	# label command...
 	local l=$1; shift
@@ -67,11 +67,17 @@ timeit "sftp get (OpenSSH)" \
 	sftp -q "${SSHOPT[@]}" -P "$PORT" \
 	"root@127.0.0.1:/workspace/checkpoints/big.bin" /dev/null
 
-sshfs -p "$PORT" "${SSHOPT[@]}" root@127.0.0.1:/workspace "$W/sshfs"
+sshfs -p "$PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+	-o LogLevel=ERROR -o IdentityFile="$W/userkey" \
+	root@127.0.0.1:/workspace "$W/sshfs"
 timeit "sshfs cold cat" cat "$W/sshfs/checkpoints/big.bin" > /dev/null
 fusermount3 -u "$W/sshfs"
 
 cat > "$W/config.ini" <<CONF
+[rgtfs]
+sessions = ${SESSIONS:-4}
+workers = ${WORKERS:-8}
+readahead = ${READAHEAD:-16}
 [vastai]
 api_url = http://127.0.0.1:1
 api_key_env = BENCH_KEY
@@ -99,7 +105,9 @@ F="$W/mnt/vastai/1/checkpoints/big.bin"
 for _ in $(seq 200); do [ -e "$F" ] && break; sleep 0.05; done
 cpu() { awk '{ print $14 + $15 }' "/proc/$RPID/stat"; }
 c0=$(cpu)
+[ -n "${PERF:-}" ] && { perf record -F 999 -g -p $RPID -o /tmp/perf.rgtfs 2>/dev/null & PP=$!; sleep 0.3; }
 timeit "rgtfs cold cat" cat "$F" > /dev/null
+[ -n "${PERF:-}" ] && { kill -INT $PP; wait $PP; }
 c1=$(cpu)
 echo "rgtfs CPU for the cold read: $(echo "($c1 - $c0) / $(getconf CLK_TCK)" | bc -l | cut -c1-5) s"
 grep -E 'VmHWM|RssAnon' "/proc/$RPID/status" | tr -s ' \t' ' '

@@ -68,6 +68,12 @@ int main(void)
 	CHECK(strstr(err, "host"));
 	CHECK_ERR(parse("[ssh:..]\nhost = h\n", &cfg, err), -EINVAL);
 	CHECK_ERR(parse("[rgtfs]\nio_timeout = 0\n", &cfg, err), -EINVAL);
+	CHECK_ERR(parse("[rgtfs]\nsessions = 17\n", &cfg, err), -EINVAL);
+	CHECK_ERR(parse("[rgtfs]\nsessions = 2\nworkers = 3\nreadahead = 64\n",
+			&cfg, err), 0);
+	CHECK(cfg.sessions == 2 && cfg.workers == 3 && cfg.readahead == 64);
+	config_cleanup(&cfg);
+	CHECK_ERR(parse("[rgtfs]\nnope = 1\n", &cfg, err), -EINVAL);
 	CHECK_ERR(parse("[vastai]\ntrust_cloud = maybe\n", &cfg, err),
 		  -EINVAL);
 	CHECK_ERR(parse("[vastai\n", &cfg, err), -EINVAL);
