@@ -9,16 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
+#include "check.h"
 
-#define CHECK(expr)                                                            \
-	do {                                                                   \
-		if (!(expr)) {                                                 \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #expr);                              \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 static void test_status_to_errno(void)
 {
@@ -82,10 +74,5 @@ int main(void)
 {
 	test_status_to_errno();
 	test_bad_url();
-	if (failures) {
-		fprintf(stderr, "test_http: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_http: all checks passed\n");
-	return 0;
+	return CHECK_DONE();
 }

@@ -18,16 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
+#include "check.h"
 
-#define CHECK(expr)                                                            \
-	do {                                                                   \
-		if (!(expr)) {                                                 \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #expr);                              \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 /* A failure after which the rest of a test makes no sense. */
 #define REQUIRE(expr)                                                          \
@@ -449,7 +441,7 @@ static void test_secrets(void)
 		if (strstr(l.v[0].info_json, values[k])) {
 			fprintf(stderr, "secret %s leaked into info_json\n",
 				values[k]);
-			failures++;
+			check_failed++;
 		}
 	/* What is not secret stays. */
 	CHECK(strstr(l.v[0].info_json, "\"gpu_name\": \"H100 SXM\"") != NULL);
@@ -636,10 +628,5 @@ int main(void)
 	test_secrets();
 	test_load_key();
 	test_open();
-	if (failures) {
-		fprintf(stderr, "test_vastai: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_vastai: all checks passed\n");
-	return 0;
+	return CHECK_DONE();
 }

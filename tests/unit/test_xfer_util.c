@@ -23,16 +23,8 @@
 #include "buf.h"
 #include "xfer.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(expr)                                                            \
-	do {                                                                   \
-		if (!(expr)) {                                                 \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-				__LINE__, #expr);                              \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 static void check_quote(const char *in, const char *want, int line)
 {
@@ -45,7 +37,7 @@ static void check_quote(const char *in, const char *want, int line)
 		fprintf(
 		    stderr, "%s:%d: quote(\"%s\") = %d \"%s\", want \"%s\"\n",
 		    __FILE__, line, in, rc, b.data ? b.data : "(null)", want);
-		failures++;
+		check_failed++;
 	}
 	buf_cleanup(&b);
 }
@@ -64,7 +56,7 @@ static void check_roundtrip(const char *s, int line)
 	if (buf_append(&cmd, "printf %s ", 10) || xfer_shell_quote(&cmd, s) ||
 	    pipe(fds)) {
 		fprintf(stderr, "%s:%d: setup failed\n", __FILE__, line);
-		failures++;
+		check_failed++;
 		goto out;
 	}
 	pid = fork();
@@ -84,7 +76,7 @@ static void check_roundtrip(const char *s, int line)
 	    (got.len && memcmp(got.data, s, got.len))) {
 		fprintf(stderr, "%s:%d: round trip of \"%s\" gave \"%s\"\n",
 			__FILE__, line, s, got.data ? got.data : "");
-		failures++;
+		check_failed++;
 	}
 out:
 	buf_cleanup(&cmd);
@@ -272,7 +264,5 @@ int main(void)
 
 	test_known_hosts();
 
-	if (failures)
-		fprintf(stderr, "%d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return CHECK_DONE();
 }
