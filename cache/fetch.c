@@ -69,6 +69,8 @@ struct fetcher {
 	pthread_cond_t work_cv;		/* workers: a job was queued */
 	pthread_cond_t done_cv;		/* readers: a job finished */
 	pthread_cond_t write_cv;	/* writer: a block to write */
+	pthread_cond_t flushed_cv;	/* flushers: the queue ran dry */
+	int writing;			/* batches being committed */
 	struct job *table[NBUCKETS];
 	struct jobq demand, ahead, writeq;
 	bool stop;
@@ -81,6 +83,7 @@ struct fetcher {
 	 * page faults; reusing buffers takes that off every block. */
 	void *pool[POOL_MAX];
 	int npool;
+	unsigned long write_errors;	/* failed commits (ENOSPC...) */
 };
 
 /* ---- pure parts ----------------------------------------------------------- */
@@ -356,14 +359,18 @@ static void *writer_main(void *arg)
 						      batch[n]->len };
 			n++;
 		}
+		f->writing++;
 		pthread_mutex_unlock(&f->mu);
 		int rc = store_blocks_put(f->p.store, puts, n);
 		if (rc)
 			rgt_log(RGT_WARN, "cannot write %d blocks to the "
 				"cache: %s", n, strerror(-rc));
 		pthread_mutex_lock(&f->mu);
+		f->writing--;
 		if (!rc)
 			f->st.blocks_written += n;
+		else
+			f->write_errors++;
 		for (int i = 0; i < n; i++) {
 			/* Out of the table only after the commit: see top. */
 			int drop = 1;			/* the queue's */
@@ -373,6 +380,8 @@ static void *writer_main(void *arg)
 			}
 			unref_n(f, batch[i], drop);
 		}
+		if (!f->writeq.head && !f->writing)
+			pthread_cond_broadcast(&f->flushed_cv);
 	}
 	pthread_mutex_unlock(&f->mu);
 	return NULL;
@@ -396,6 +405,7 @@ int fetcher_new(const struct fetcher_params *p, struct fetcher **out)
 	pthread_cond_init(&f->work_cv, NULL);
 	pthread_cond_init(&f->done_cv, NULL);
 	pthread_cond_init(&f->write_cv, NULL);
+	pthread_cond_init(&f->flushed_cv, NULL);
 	f->workers = calloc(f->p.workers, sizeof(*f->workers));
 	if (!f->workers)
 		goto fail;
@@ -440,8 +450,29 @@ void fetcher_free(struct fetcher *f)
 	pthread_cond_destroy(&f->work_cv);
 	pthread_cond_destroy(&f->done_cv);
 	pthread_cond_destroy(&f->write_cv);
+	pthread_cond_destroy(&f->flushed_cv);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
+}
+
+int fetch_flush(struct fetcher *f)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += f->p.wait_timeout_ms / 1000 + 1;
+	pthread_mutex_lock(&f->mu);
+	unsigned long errs = f->write_errors;
+	while (!rc && (f->writeq.head || f->writing))
+		if (pthread_cond_timedwait(&f->flushed_cv, &f->mu,
+					   &deadline) == ETIMEDOUT)
+			rc = -ETIMEDOUT;
+	/* A failed commit since the flush began: the bytes are not kept. */
+	if (!rc && f->write_errors != errs)
+		rc = -EIO;
+	pthread_mutex_unlock(&f->mu);
+	return rc;
 }
 
 void fetch_get_stats(struct fetcher *f, struct fetch_stats *out)

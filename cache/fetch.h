@@ -41,7 +41,8 @@ void fetcher_free(struct fetcher *f);
 
 /* One version of one remote file: its identity is (path, size, mtime). */
 struct fetch_file {
-	struct remote *remote;	/* borrowed; outlives the file */
+	struct remote *remote;	/* borrowed; outlives the file; NULL: the
+				 * bytes can only come from the store */
 	char *path;
 	uint64_t size;
 	int64_t mtime;
@@ -79,6 +80,12 @@ typedef int (*fetch_reply_fn)(void *arg, const struct iovec *iov, int n);
 int fetch_read(struct fetcher *f, struct fetch_file *ff,
 	       struct fetch_stream *s, uint64_t off, size_t len,
 	       fetch_reply_fn reply, void *arg);
+
+/*
+ * Wait until every block fetched so far is committed to the store (the
+ * writer queue is empty), bounded by wait_timeout_ms: -ETIMEDOUT.
+ */
+int fetch_flush(struct fetcher *f);
 
 /* Block math (pure): blocks covering [off, off+len) of a file of @size. */
 int fetch_block_range(uint64_t off, uint64_t len, uint64_t size,

@@ -781,6 +781,12 @@ static int fetch_listing(struct remote *r, const char *path, int is_attr,
 	return rc;
 }
 
+int remote_list_cached(struct remote *r, const char *path,
+		       struct rlisting **out)
+{
+	return recall(r, path, 0, out);
+}
+
 int remote_list(struct remote *r, const char *path, int max_age,
 		struct rlisting **out)
 {
@@ -827,6 +833,30 @@ ssize_t remote_pread(struct remote *r, const char *path, void *buf,
 		     size_t len, uint64_t off, const struct xfer_attr *expect)
 {
 	struct pread_arg a = { path, buf, len, off, expect, 0 };
+	if (!r)
+		return -EHOSTUNREACH;	/* archived: the box is gone */
 	int rc = with_session(r, pread_op, &a);
 	return rc ? rc : a.got;
+}
+
+struct exec_arg {
+	const char *cmd;
+	struct buf *out;
+	int *status;
+};
+
+static int exec_op(struct xfer *x, void *arg)
+{
+	struct exec_arg *a = arg;
+	if (!x->ops->exec)
+		return -ENOTSUP;
+	buf_reset(a->out);
+	return x->ops->exec(x, a->cmd, a->out, a->status);
+}
+
+int remote_exec(struct remote *r, const char *cmd, struct buf *out,
+		int *status)
+{
+	struct exec_arg a = { cmd, out, status };
+	return with_session(r, exec_op, &a);
 }

@@ -61,6 +61,10 @@ void remote_release(struct remote *r, struct xfer *x, int rc);
 ssize_t remote_pread(struct remote *r, const char *path, void *buf,
 		     size_t len, uint64_t off, const struct xfer_attr *expect);
 
+/* Run @cmd on the box (exec channel); stdout into @out. */
+int remote_exec(struct remote *r, const char *cmd, struct buf *out,
+		int *status);
+
 /* Last connection-level problem ("" when the last connect worked). */
 void remote_error(struct remote *r, char *buf, size_t len);
 
@@ -88,6 +92,9 @@ struct rlisting {
 int remote_list(struct remote *r, const char *path, int max_age,
 		struct rlisting **out);
 void rlisting_free(struct rlisting *l);
+/* The last listing of @path known in memory or the store; no network. */
+int remote_list_cached(struct remote *r, const char *path,
+		       struct rlisting **out);
 /* Entry @name of @l, or NULL. */
 const struct rentry *rlisting_find(const struct rlisting *l,
 				   const char *name);

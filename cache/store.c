@@ -317,3 +317,41 @@ int store_info(struct store *st, struct store_info *out)
 	out->used = store_used_bytes(st);
 	return 0;
 }
+
+int store_blocks_delete(struct store *st, const uint8_t *fid)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t k[STORE_FID_LEN + 8];
+	MDB_val key = { sizeof(k), k }, val;
+
+	block_key(k, fid, 0);
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		goto out;
+	rc = mdb_cursor_open(txn, st->blocks, &cur);
+	if (rc)
+		goto out_abort;
+	/* Seek to the file's first remaining block each time: simple, and
+	 * no reliance on where a cursor stands after a delete. */
+	for (;;) {
+		key.mv_size = sizeof(k);
+		key.mv_data = k;
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc || key.mv_size != sizeof(k) ||
+		    memcmp(key.mv_data, fid, STORE_FID_LEN))
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		goto out_abort;
+	rc = mdb_txn_commit(txn);
+	goto out;
+out_abort:
+	mdb_txn_abort(txn);
+out:
+	return mdb_to_errno(rc);
+}

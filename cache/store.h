@@ -56,6 +56,9 @@ struct store_put {
 /* Write @n blocks in one transaction (all or none). */
 int store_blocks_put(struct store *st, const struct store_put *v, size_t n);
 
+/* Delete every cached block of file @fid (one transaction). */
+int store_blocks_delete(struct store *st, const uint8_t *fid);
+
 /* Small records (listings, instance snapshots, pins): key -> value. */
 int store_meta_put(struct store *st, const void *key, size_t klen,
 		   const void *val, size_t vlen);

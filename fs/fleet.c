@@ -42,6 +42,9 @@ struct finst {
 	bool hidden;		/* not listed and no cached data */
 	time_t seen;		/* last time a list contained it */
 	struct remote *remote;
+	char *teardown;		/* what `teardown` shows */
+	bool tearing_down;
+	time_t touched;		/* last unlink/rmdir attempt inside */
 };
 
 struct fplat {
@@ -50,6 +53,7 @@ struct fplat {
 	const struct platform_ops *ops;
 	struct platform *p;
 	pthread_mutex_t mu;
+	pthread_mutex_t api_mu;	/* one adapter call at a time */
 	struct finst *inst;
 	size_t n;
 	time_t last_ok;		/* last successful list */
@@ -279,16 +283,42 @@ static bool wait_or_stop(struct fleet *fl, int seconds)
 	return stop;
 }
 
+static int poll_once(struct fplat *pl, const char *id, bool *listed,
+		     char *errout, size_t errlen);
+
 static void *poller_main(void *arg)
 {
 	struct fplat *pl = arg;
 
 	do {
+		poll_once(pl, NULL, NULL, NULL, 0);
+	} while (!wait_or_stop(pl->fl, pl->sec->poll_interval));
+	return NULL;
+}
+
+/*
+ * One list call, applied. If @id: *listed says whether the answer has it.
+ * Returns the adapter's result; its reason goes to .error and to @err.
+ */
+static int poll_once(struct fplat *pl, const char *id, bool *listed,
+		     char *errout, size_t errlen)
+{
+	{
 		struct rgt_instance_list l = { 0 };
 		char err[512] = "";
+		pthread_mutex_lock(&pl->api_mu);
 		int rc = pl->ops->list(pl->p, &l, err, sizeof(err));
+		pthread_mutex_unlock(&pl->api_mu);
 		time_t now = time(NULL);
 
+		if (listed) {
+			*listed = false;
+			for (size_t i = 0; !rc && i < l.n; i++)
+				if (!strcmp(l.v[i].id, id))
+					*listed = true;
+		}
+		if (errout)
+			snprintf(errout, errlen, "%s", err);
 		pthread_mutex_lock(&pl->mu);
 		pl->polls++;
 		if (!rc) {
@@ -318,8 +348,8 @@ static void *poller_main(void *arg)
 		}
 		pthread_mutex_unlock(&pl->mu);
 		rgt_instance_list_free(&l);
-	} while (!wait_or_stop(pl->fl, pl->sec->poll_interval));
-	return NULL;
+		return rc;
+	}
 }
 
 /* ---- setup --------------------------------------------------------------------- */
@@ -383,6 +413,7 @@ int fleet_new(const struct rgt_config *cfg, struct store *st,
 		pl->sec = sec;
 		pl->ops = ops;
 		pthread_mutex_init(&pl->mu, NULL);
+		pthread_mutex_init(&pl->api_mu, NULL);
 		fl->npl++;
 		/* A platform that cannot start (no key, bad api_url) still
 		 * shows its last known instances, with the reason in .error;
@@ -437,12 +468,14 @@ void fleet_free(struct fleet *fl)
 		for (size_t k = 0; k < pl->n; k++) {
 			free(pl->inst[k].status_msg);
 			free(pl->inst[k].info_json);
+			free(pl->inst[k].teardown);
 			remote_free(pl->inst[k].remote);
 		}
 		free(pl->inst);
 		if (pl->p)
 			pl->ops->close(pl->p);
 		pthread_mutex_destroy(&pl->mu);
+		pthread_mutex_destroy(&pl->api_mu);
 	}
 	free(fl->pl);
 	pthread_mutex_destroy(&fl->stop_mu);
@@ -564,6 +597,8 @@ int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
 					 in->ep[0].host);
 		break;
 	case FF_TEARDOWN:
+		if (in->teardown)
+			rc = buf_appendf(out, "%s", in->teardown);
 		break;
 	case FF_ERROR:
 		r = in->remote;
@@ -616,4 +651,195 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 		r = in->remote;
 	pthread_mutex_unlock(&pl->mu);
 	return r;
+}
+
+/* ---- teardown support ------------------------------------------------------ */
+
+int fleet_instance_state(struct fleet *fl, size_t pi, const char *id,
+			 int *state)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in && !in->hidden)
+		*state = shown_state(pl, in);
+	pthread_mutex_unlock(&pl->mu);
+	return in && !in->hidden ? 0 : -ENOENT;
+}
+
+int fleet_destroy(struct fleet *fl, size_t pi, const char *id, char *err,
+		  size_t errlen)
+{
+	struct fplat *pl = &fl->pl[pi];
+	if (!pl->p) {
+		snprintf(err, errlen, "%s", pl->error);
+		return -EIO;
+	}
+	pthread_mutex_lock(&pl->api_mu);
+	int rc = pl->ops->destroy(pl->p, id, err, errlen);
+	pthread_mutex_unlock(&pl->api_mu);
+	return rc;
+}
+
+int fleet_poll_now(struct fleet *fl, size_t pi, const char *id, bool *listed,
+		   char *err, size_t errlen)
+{
+	struct fplat *pl = &fl->pl[pi];
+	if (!pl->p) {
+		snprintf(err, errlen, "%s", pl->error);
+		return -EIO;
+	}
+	return poll_once(pl, id, listed, err, errlen);
+}
+
+void fleet_set_teardown(struct fleet *fl, size_t pi, const char *id,
+			const char *text)
+{
+	struct fplat *pl = &fl->pl[pi];
+	char *copy = strdup(text);
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in && copy) {
+		free(in->teardown);
+		in->teardown = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	free(copy);
+}
+
+int fleet_teardown_begin(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	int rc = 0;
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (!in || in->hidden)
+		rc = -ENOENT;
+	else if (in->tearing_down)
+		rc = -EBUSY;
+	else
+		in->tearing_down = true;
+	pthread_mutex_unlock(&pl->mu);
+	return rc;
+}
+
+void fleet_teardown_end(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in)
+		in->tearing_down = false;
+	pthread_mutex_unlock(&pl->mu);
+}
+
+void fleet_touch(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in)
+		in->touched = time(NULL);
+	pthread_mutex_unlock(&pl->mu);
+}
+
+bool fleet_touched_within(struct fleet *fl, size_t pi, const char *id,
+			  int seconds)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	bool t = in && in->touched && time(NULL) - in->touched <= seconds;
+	pthread_mutex_unlock(&pl->mu);
+	return t;
+}
+
+int fleet_snapshot(struct fleet *fl, size_t pi, const char *id,
+		   char **status_msg, char **info, char **ssh)
+{
+	struct buf b;
+	int rc;
+	*status_msg = *info = *ssh = NULL;
+	buf_init(&b, 1u << 20);
+	rc = fleet_instance_file(fl, pi, id, FF_STATUS_MSG, &b);
+	if (!rc)
+		*status_msg = buf_take(&b);
+	buf_init(&b, 1u << 20);
+	if (!rc)
+		rc = fleet_instance_file(fl, pi, id, FF_INFO, &b);
+	if (!rc)
+		*info = buf_take(&b);
+	buf_init(&b, 1u << 20);
+	if (!rc)
+		rc = fleet_instance_file(fl, pi, id, FF_SSH, &b);
+	if (!rc)
+		*ssh = buf_take(&b);
+	buf_cleanup(&b);
+	return rc;
+}
+
+struct del_ctx {
+	char **keys;
+	size_t *lens;
+	size_t n, cap;
+};
+
+static int collect_key(void *arg, const void *k, size_t kl, const void *v,
+		       size_t vl)
+{
+	struct del_ctx *c = arg;
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 32;
+		char **nk = realloc(c->keys, nc * sizeof(*nk));
+		size_t *nl = nk ? realloc(c->lens, nc * sizeof(*nl)) : NULL;
+		if (nk)
+			c->keys = nk;
+		if (!nk || !nl)
+			return -ENOMEM;
+		c->lens = nl;
+		c->cap = nc;
+	}
+	if (!(c->keys[c->n] = malloc(kl)))
+		return -ENOMEM;
+	memcpy(c->keys[c->n], k, kl);
+	c->lens[c->n++] = kl;
+	return 0;
+}
+
+/* Delete every meta record "KIND\0PLAT\0ID\0..." of the instance. */
+static void drop_records(struct store *st, const char *kind,
+			 const char *plat, const char *id, bool exact)
+{
+	char k[512];
+	int n = snprintf(k, sizeof(k), "%s%c%s%c%s%c", kind, 0, plat, 0, id,
+			 0);
+	if (n < 0 || (size_t)n >= sizeof(k))
+		return;
+	if (exact) {
+		store_meta_del(st, k, n - 1);
+		return;
+	}
+	struct del_ctx c = { 0 };
+	store_meta_scan(st, k, n, collect_key, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		store_meta_del(st, c.keys[i], c.lens[i]);
+		free(c.keys[i]);
+	}
+	free(c.keys);
+	free(c.lens);
+}
+
+void fleet_forget(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in)
+		in->hidden = true;
+	pthread_mutex_unlock(&pl->mu);
+	drop_records(fl->st, "inst", pl->sec->kind, id, true);
+	drop_records(fl->st, "td", pl->sec->kind, id, true);
+	drop_records(fl->st, "dir", pl->sec->kind, id, false);
+	drop_records(fl->st, "attr", pl->sec->kind, id, false);
 }

@@ -62,6 +62,33 @@ int fleet_platform_error(struct fleet *fl, size_t pi, struct buf *out);
 /* The instance's remote (created on first use); NULL if no instance. */
 struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id);
 
+/* ---- for teardown (calls to the adapter are serialised with the poller) */
+
+/* The state `status` shows now. -ENOENT: no such instance. */
+int fleet_instance_state(struct fleet *fl, size_t pi, const char *id,
+			 int *state);
+/* The platform's destroy verb for @id. */
+int fleet_destroy(struct fleet *fl, size_t pi, const char *id, char *err,
+		  size_t errlen);
+/* One list call now (applied as a poll); *listed: @id is in it. */
+int fleet_poll_now(struct fleet *fl, size_t pi, const char *id, bool *listed,
+		   char *err, size_t errlen);
+/* What `teardown` shows (copied). */
+void fleet_set_teardown(struct fleet *fl, size_t pi, const char *id,
+			const char *text);
+/* Mark a teardown running; -EBUSY if one already is. */
+int fleet_teardown_begin(struct fleet *fl, size_t pi, const char *id);
+void fleet_teardown_end(struct fleet *fl, size_t pi, const char *id);
+/* Someone tried to unlink or rmdir inside the instance (rm -r). */
+void fleet_touch(struct fleet *fl, size_t pi, const char *id);
+bool fleet_touched_within(struct fleet *fl, size_t pi, const char *id,
+			  int seconds);
+/* Copies of status_msg, info.json and ssh for the archive (malloc'd). */
+int fleet_snapshot(struct fleet *fl, size_t pi, const char *id,
+		   char **status_msg, char **info, char **ssh);
+/* The instance was archived: hide it and drop its records. */
+void fleet_forget(struct fleet *fl, size_t pi, const char *id);
+
 /* Number of list calls made so far (tests and tools). */
 unsigned long fleet_polls(struct fleet *fl, size_t pi);
 

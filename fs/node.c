@@ -24,6 +24,7 @@ static void node_destroy(struct node *n)
 {
 	free(n->name);
 	free(n->id);
+	free(n->plat);
 	free(n->rpath);
 	free(n);
 }
@@ -142,8 +143,10 @@ struct node *node_child(struct nodes *t, const struct node *parent,
 	n->pinned = tmpl->pinned;
 	n->name = strdup(name);
 	n->id = tmpl->id ? strdup(tmpl->id) : NULL;
+	n->plat = tmpl->plat ? strdup(tmpl->plat) : NULL;
 	n->rpath = tmpl->rpath ? strdup(tmpl->rpath) : NULL;
-	if (!n->name || (tmpl->id && !n->id) || (tmpl->rpath && !n->rpath)) {
+	if (!n->name || (tmpl->id && !n->id) || (tmpl->rpath && !n->rpath) ||
+	    (tmpl->plat && !n->plat)) {
 		node_destroy(n);
 		goto nomem;
 	}

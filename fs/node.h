@@ -32,6 +32,12 @@ enum node_kind {
 	NK_LOG,		/* remote log_path */
 	NK_RDIR,	/* checkpoints/ and below */
 	NK_RFILE,	/* a remote regular file */
+	NK_APLAT,	/* MOUNT/archive/<platform> */
+	NK_AINST,	/* MOUNT/archive/<platform>/<id> */
+	NK_AVFILE,	/* its status, info.json, manifests, teardown, ... */
+	NK_ALOG,	/* its log snapshot */
+	NK_ADIR,	/* its checkpoints/ and below (rpath: relative) */
+	NK_AFILE,	/* an archived file (rpath: relative) */
 };
 
 #define NODE_ROOT_INO 1
@@ -43,6 +49,7 @@ struct node {
 	enum node_kind kind;
 	int pi;			/* platform index (NK_PLATFORM and below) */
 	char *id;		/* instance id (NK_INSTANCE and below) */
+	char *plat;		/* platform name (archive nodes) */
 	char *rpath;		/* remote path (NK_LOG, NK_RDIR, NK_RFILE) */
 	int vf;			/* enum fleet_file for NK_VFILE */
 	/* guarded by the table lock: */

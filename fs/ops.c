@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "buf.h"
 #include "config.h"
 #include "fetch.h"
@@ -44,6 +45,7 @@
 #include "log.h"
 #include "node.h"
 #include "remote.h"
+#include "teardown.h"
 
 #define ATTR_TIMEOUT 1.0	/* seconds the kernel may cache attributes */
 #define LIST_MAX_AGE 1		/* seconds a remote listing is reused */
@@ -60,6 +62,24 @@ static const struct {
 	{ "teardown", FF_TEARDOWN },
 	{ ".error", FF_ERROR },
 };
+
+enum { AV_STATUS, AV_STATUS_MSG, AV_INFO, AV_SSH, AV_TEARDOWN, AV_MANIFEST,
+       AV_VERIFIED };
+
+static const struct {
+	const char *name;
+	int vf;
+} avfiles[] = {
+	{ "status", AV_STATUS },
+	{ "status_msg", AV_STATUS_MSG },
+	{ "info.json", AV_INFO },
+	{ "ssh", AV_SSH },
+	{ "teardown", AV_TEARDOWN },
+	{ "PULL_MANIFEST.json", AV_MANIFEST },
+	{ "PULL_VERIFIED.json", AV_VERIFIED },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static struct rgt_ctx *ctx_of(fuse_req_t req)
 {
@@ -96,8 +116,32 @@ static int join(char *out, size_t len, const char *dir, const char *name)
 
 /* ---- rendering virtual files ------------------------------------------------ */
 
+static int render_archive(struct rgt_ctx *c, const struct node *n,
+			  struct buf *b)
+{
+	struct archive *a;
+	int rc = archive_load(c->store, n->plat, n->id, &a);
+	if (rc)
+		return rc;
+	const char *text = NULL;
+	switch (n->vf) {
+	case AV_STATUS: text = "gone\n"; break;
+	case AV_STATUS_MSG: text = a->status_msg; break;
+	case AV_INFO: text = a->info; break;
+	case AV_SSH: text = a->ssh; break;
+	case AV_TEARDOWN: text = a->report; break;
+	case AV_MANIFEST: text = a->manifest; break;
+	case AV_VERIFIED: text = a->verified; break;
+	}
+	rc = text ? buf_appendf(b, "%s", text) : 0;
+	archive_free(a);
+	return rc;
+}
+
 static int render(struct rgt_ctx *c, const struct node *n, struct buf *b)
 {
+	if (n->kind == NK_AVFILE)
+		return render_archive(c, n, b);
 	if (n->kind == NK_PERROR)
 		return fleet_platform_error(c->fleet, (size_t)n->pi, b);
 	return fleet_instance_file(c->fleet, (size_t)n->pi, n->id, n->vf, b);
@@ -158,11 +202,46 @@ static int node_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 	*timeout = ATTR_TIMEOUT;
 	switch (n->kind) {
 	case NK_ROOT:
-	case NK_PLATFORM:
 	case NK_ARCHIVE:
 	case NK_INSTANCE:
+	case NK_AINST:
+	case NK_ADIR:
 		dir_stat(c, n, st);
 		return 0;
+	case NK_PLATFORM:
+	case NK_APLAT:
+		/* Writable for the owner, so the kernel lets the owner's
+		 * rmdir of a child through to us (the teardown verb). */
+		dir_stat(c, n, st);
+		st->st_mode = S_IFDIR | 0755;
+		return 0;
+	case NK_ALOG:
+	case NK_AFILE: {
+		struct archive *a;
+		int rc = archive_load(c->store, n->plat, n->id, &a);
+		if (rc)
+			return rc;
+		const struct archive_file *f =
+			n->kind == NK_AFILE ? archive_file_at(a, n->rpath) :
+					      NULL;
+		if (n->kind == NK_AFILE && !f) {
+			archive_free(a);
+			return -ENOENT;
+		}
+		memset(st, 0, sizeof(*st));
+		st->st_ino = n->ino;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_uid = c->uid;
+		st->st_gid = c->gid;
+		st->st_size = (off_t)(f ? f->size : a->log_size);
+		st->st_blocks = (st->st_size + 511) / 512;
+		st->st_mtime = st->st_ctime = st->st_atime =
+			f ? f->mtime : a->log_mtime;
+		st->st_blksize = STORE_BLOCK_SIZE;
+		archive_free(a);
+		return 0;
+	}
 	case NK_RDIR: {
 		dir_stat(c, n, st);
 		struct xfer_attr a = node_attr(c->nodes, n);
@@ -171,6 +250,7 @@ static int node_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 		return 0;
 	}
 	case NK_VFILE:
+	case NK_AVFILE:
 	case NK_PERROR: {
 		struct buf b;
 		buf_init(&b, VFILE_MAX);
@@ -290,8 +370,72 @@ static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
 		rlisting_free(l);
 		return 0;
 	}
-	case NK_ARCHIVE:
-		return -ENOENT;
+	case NK_ARCHIVE: {
+		char **v;
+		size_t k;
+		int rc = archive_platforms(c->store, &v, &k);
+		if (rc)
+			return rc;
+		rc = -ENOENT;
+		for (size_t i = 0; i < k; i++)
+			if (!strcmp(v[i], name))
+				rc = 0;
+		archive_names_free(v, k);
+		t->kind = NK_APLAT;
+		t->plat = (char *)name;
+		t->pi = -1;
+		return rc;
+	}
+	case NK_APLAT:
+	case NK_AINST:
+	case NK_ADIR: {
+		struct archive *a;
+		const char *id = p->kind == NK_APLAT ? name : p->id;
+		int rc = archive_load(c->store, p->plat, id, &a);
+		if (rc)
+			return rc;
+		t->plat = p->plat;
+		t->id = (char *)id;
+		t->pi = -1;
+		rc = -ENOENT;
+		if (p->kind == NK_APLAT) {
+			t->kind = NK_AINST;
+			rc = 0;
+		} else if (p->kind == NK_AINST) {
+			for (size_t i = 0; i < NELEM(avfiles); i++) {
+				if (!strcmp(name, avfiles[i].name)) {
+					t->kind = NK_AVFILE;
+					t->vf = avfiles[i].vf;
+					rc = 0;
+				}
+			}
+			if (!strcmp(name, "log") && a->log_path) {
+				t->kind = NK_ALOG;
+				rc = 0;
+			}
+			if (!strcmp(name, "checkpoints")) {
+				t->kind = NK_ADIR;
+				t->rpath = (char *)"";
+				rc = 0;
+			}
+		} else {
+			int n = snprintf(path, pathlen, "%s%s%s", p->rpath,
+					 *p->rpath ? "/" : "", name);
+			if (n < 0 || (size_t)n >= pathlen) {
+				rc = -ENAMETOOLONG;
+			} else if (archive_file_at(a, path)) {
+				t->kind = NK_AFILE;
+				t->rpath = path;
+				rc = 0;
+			} else if (archive_dir_at(a, path)) {
+				t->kind = NK_ADIR;
+				t->rpath = path;
+				rc = 0;
+			}
+		}
+		archive_free(a);
+		return rc;
+	}
 	default:
 		return -ENOTDIR;
 	}
@@ -425,6 +569,18 @@ static int add_child(struct dirh *d, const struct node *n, const char *name,
 	return dir_add(d, name, node_ino_for(n->ino, name), type);
 }
 
+struct adir_arg {
+	struct dirh *d;
+	const struct node *n;
+};
+
+static int adir_fn(void *arg, const char *name, bool is_dir,
+		   const struct archive_file *f)
+{
+	struct adir_arg *a = arg;
+	return add_child(a->d, a->n, name, is_dir ? S_IFDIR : S_IFREG);
+}
+
 static int fill_dir(struct rgt_ctx *c, struct node *n, struct dirh *d)
 {
 	int rc = dir_add(d, ".", n->ino, S_IFDIR);
@@ -438,8 +594,53 @@ static int fill_dir(struct rgt_ctx *c, struct node *n, struct dirh *d)
 		if (!rc)
 			rc = add_child(d, n, "archive", S_IFDIR);
 		return rc;
-	case NK_ARCHIVE:
+	case NK_ARCHIVE: {
+		char **v;
+		size_t k;
+		if (rc || (rc = archive_platforms(c->store, &v, &k)))
+			return rc;
+		for (size_t i = 0; !rc && i < k; i++)
+			rc = add_child(d, n, v[i], S_IFDIR);
+		archive_names_free(v, k);
 		return rc;
+	}
+	case NK_APLAT: {
+		char **v;
+		size_t k;
+		if (rc || (rc = archive_ids(c->store, n->plat, &v, &k)))
+			return rc;
+		for (size_t i = 0; !rc && i < k; i++)
+			rc = add_child(d, n, v[i], S_IFDIR);
+		archive_names_free(v, k);
+		return rc;
+	}
+	case NK_AINST:
+	case NK_ADIR: {
+		struct archive *a;
+		if (rc || (rc = archive_load(c->store, n->plat, n->id, &a)))
+			return rc;
+		if (n->kind == NK_AINST) {
+			for (size_t i = 0; !rc && i < NELEM(avfiles); i++) {
+				/* manifests only where there are some */
+				if ((avfiles[i].vf == AV_MANIFEST &&
+				     !a->manifest) ||
+				    (avfiles[i].vf == AV_VERIFIED &&
+				     !a->verified))
+					continue;
+				rc = add_child(d, n, avfiles[i].name,
+					       S_IFREG);
+			}
+			if (!rc && a->log_path)
+				rc = add_child(d, n, "log", S_IFREG);
+			if (!rc)
+				rc = add_child(d, n, "checkpoints", S_IFDIR);
+		} else {
+			struct adir_arg aa = { d, n };
+			rc = archive_children(a, n->rpath, adir_fn, &aa);
+		}
+		archive_free(a);
+		return rc;
+	}
 	case NK_PLATFORM: {
 		char **ids;
 		size_t k;
@@ -603,7 +804,35 @@ static void rgt_open(fuse_req_t req, fuse_ino_t ino,
 	}
 	h->h.free = fh_free;
 	switch (n->kind) {
+	case NK_ALOG:
+	case NK_AFILE: {
+		/* Archived bytes: only the store has them (no remote). */
+		struct archive *a;
+		h->kind = FH_REMOTE;
+		fetch_stream_init(&h->stream);
+		rc = archive_load(c->store, n->plat, n->id, &a);
+		if (rc)
+			break;
+		const struct archive_file *f =
+			n->kind == NK_AFILE ? archive_file_at(a, n->rpath) :
+					      NULL;
+		char path[PATH_MAX];
+		if (n->kind == NK_AFILE && !f)
+			rc = -ENOENT;
+		else if (f)
+			rc = join(path, sizeof(path), a->root, f->path);
+		else
+			snprintf(path, sizeof(path), "%s", a->log_path);
+		if (!rc)
+			rc = fetch_file_init(&h->ff, NULL, n->plat, n->id,
+					     path, f ? f->size : a->log_size,
+					     f ? f->mtime : a->log_mtime);
+		archive_free(a);
+		fi->keep_cache = 1;	/* an archive never changes */
+		break;
+	}
 	case NK_VFILE:
+	case NK_AVFILE:
 	case NK_PERROR:
 		h->kind = FH_VFILE;
 		buf_init(&h->text, VFILE_MAX);
@@ -736,22 +965,75 @@ static void rgt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EROFS);
 }
 
+/*
+ * An unlink or rmdir anywhere inside an instance marks it: `rm -r` and
+ * `find -delete` empty a directory before they remove it, `rmdir(1)` never
+ * does. So an rmdir of an instance shortly after such an attempt is
+ * `rm -r` at work, not a request to destroy, and is refused (RM_GUARD).
+ */
+#define RM_GUARD 60
+
+static void touch_instance(struct rgt_ctx *c, const struct node *p)
+{
+	if (p && p->pi >= 0 && p->id && p->kind != NK_PLATFORM)
+		fleet_touch(c->fleet, (size_t)p->pi, p->id);
+}
+
 static void rgt_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct rgt_ctx *c = ctx_of(req);
+	touch_instance(c, node_get(c->nodes, parent));
 	fuse_reply_err(req, EROFS);
+}
+
+static bool is_owner(fuse_req_t req, const struct rgt_ctx *c)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	return fc && fc->uid == c->uid;
 }
 
 static void rgt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct rgt_ctx *c = ctx_of(req);
 	struct node *p = node_get(c->nodes, parent);
+	int rc;
 
-	if (p && p->kind == NK_PLATFORM)
-		rgt_log(RGT_INFO, "rmdir %s/%s refused: verified teardown "
-			"is not available in this version; nothing was "
-			"changed", fleet_platform_name(c->fleet, (size_t)p->pi),
-			name);
-	fuse_reply_err(req, EPERM);
+	if (!p) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (p->kind == NK_PLATFORM) {
+		size_t pi = (size_t)p->pi;
+		if (!fleet_instance_visible(c->fleet, pi, name)) {
+			rc = -ENOENT;
+		} else if (!is_owner(req, c)) {
+			rgt_log(RGT_WARN, "rmdir %s/%s by uid %u refused: only "
+				"the mounting user may tear down",
+				fleet_platform_name(c->fleet, pi), name,
+				(unsigned)fuse_req_ctx(req)->uid);
+			rc = -EPERM;
+		} else if (fleet_touched_within(c->fleet, pi, name,
+						RM_GUARD)) {
+			rgt_log(RGT_INFO, "rmdir %s/%s refused: something "
+				"just tried to delete inside it (rm -r?); "
+				"use rmdir on the directory itself",
+				fleet_platform_name(c->fleet, pi), name);
+			rc = -ENOTEMPTY;
+		} else {
+			rc = teardown_instance(c, pi, name);
+		}
+	} else if (p->kind == NK_APLAT) {
+		rc = is_owner(req, c) ? archive_delete(c->store, p->plat,
+						       name) :
+					-EPERM;
+		if (!rc)
+			rgt_log(RGT_INFO, "archive %s/%s deleted from the "
+				"cache", p->plat, name);
+	} else {
+		touch_instance(c, p);
+		rc = -EROFS;
+	}
+	fuse_reply_err(req, -rc);
 }
 
 static void rgt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,

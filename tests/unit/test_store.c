@@ -46,6 +46,19 @@ int main(void)
 	fid[0] = 1;
 	store_rend(t);
 
+	/* Deleting a file's blocks leaves other files alone. */
+	uint8_t other[STORE_FID_LEN] = { 1, 2, 4 };
+	struct store_put po = { other, 0, "keep", 4 };
+	CHECK_ERR(store_blocks_put(st, &po, 1), 0);
+	CHECK_ERR(store_blocks_delete(st, fid), 0);
+	CHECK_ERR(store_rbegin(st, &t), 0);
+	CHECK_ERR(store_block_peek(t, fid, 0, &d, &l), -ENOENT);
+	CHECK_ERR(store_block_peek(t, fid, 1, &d, &l), -ENOENT);
+	CHECK_ERR(store_block_peek(t, other, 0, &d, &l), 0);
+	store_rend(t);
+	CHECK_ERR(store_blocks_delete(st, fid), 0);	/* nothing left: fine */
+	CHECK_ERR(store_blocks_put(st, p, 2), 0);	/* put them back */
+
 	CHECK_ERR(store_meta_put(st, "dir\0a\0b", 7, "v1", 2), 0);
 	CHECK_ERR(store_meta_put(st, "dir\0a\0c", 7, "v2", 2), 0);
 	CHECK_ERR(store_meta_put(st, "dis", 3, "v3", 2), 0);

@@ -1,0 +1,335 @@
+/*
+ * archive.c - archive records (see archive.h), JSON in the store.
+ */
+#include "archive.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fetch.h"
+#include "store.h"
+
+static size_t rec_key(char *buf, size_t len, const char *plat,
+		      const char *id)
+{
+	int n = snprintf(buf, len, "arch%c%s%c%s", 0, plat, 0, id ? id : "");
+	if (n < 0 || (size_t)n >= len)
+		return 0;
+	return id ? (size_t)n : (size_t)n;	/* "arch\0PLAT\0" prefix */
+}
+
+void archive_free(struct archive *a)
+{
+	if (!a)
+		return;
+	free(a->platform);
+	free(a->id);
+	free(a->root);
+	free(a->status_msg);
+	free(a->info);
+	free(a->ssh);
+	free(a->report);
+	free(a->manifest);
+	free(a->verified);
+	free(a->log_path);
+	for (size_t i = 0; i < a->nfiles; i++)
+		free(a->files[i].path);
+	free(a->files);
+	archive_names_free(a->dirs, a->ndirs);
+	free(a);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+int archive_save(struct store *st, const struct archive *a)
+{
+	json_t *files = json_array(), *dirs = json_array();
+	for (size_t i = 0; i < a->nfiles; i++)
+		json_array_append_new(files,
+			json_pack("{s:s,s:I,s:I,s:s}", "path", a->files[i].path,
+				  "bytes", (json_int_t)a->files[i].size,
+				  "mtime", (json_int_t)a->files[i].mtime,
+				  "sha256", a->files[i].sha256));
+	for (size_t i = 0; i < a->ndirs; i++)
+		json_array_append_new(dirs, json_string(a->dirs[i]));
+	json_t *log = a->log_path ?
+		json_pack("{s:s,s:I,s:I}", "path", a->log_path, "bytes",
+			  (json_int_t)a->log_size, "mtime",
+			  (json_int_t)a->log_mtime) :
+		json_null();
+	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+			      "s:o}",
+			      "platform", a->platform, "id", a->id, "root",
+			      a->root, "status_msg", str_or_null(a->status_msg),
+			      "info", str_or_null(a->info), "ssh",
+			      str_or_null(a->ssh), "report",
+			      str_or_null(a->report), "manifest",
+			      str_or_null(a->manifest), "verified",
+			      str_or_null(a->verified), "log", log, "files",
+			      files, "dirs", dirs);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return -ENOMEM;
+	char k[512];
+	size_t klen = rec_key(k, sizeof(k), a->platform, a->id);
+	int rc = klen ? store_meta_put(st, k, klen, text, strlen(text)) :
+			-ENAMETOOLONG;
+	free(text);
+	if (!rc)
+		rc = store_sync(st);
+	return rc;
+}
+
+static char *dup_or_null(json_t *v)
+{
+	const char *s = json_string_value(v);
+	return s ? strdup(s) : NULL;
+}
+
+static int cmp_file(const void *x, const void *y)
+{
+	return strcmp(((const struct archive_file *)x)->path,
+		      ((const struct archive_file *)y)->path);
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+int archive_load(struct store *st, const char *plat, const char *id,
+		 struct archive **out)
+{
+	char k[512];
+	size_t klen = rec_key(k, sizeof(k), plat, id);
+	void *v;
+	size_t vl;
+	if (!klen)
+		return -ENOENT;
+	int rc = store_meta_get(st, k, klen, &v, &vl);
+	if (rc)
+		return rc;
+	json_error_t je;
+	json_t *o = json_loadb(v, vl, 0, &je);
+	free(v);
+	if (!o)
+		return -EIO;
+	struct archive *a = calloc(1, sizeof(*a));
+	if (!a) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	a->platform = strdup(plat);
+	a->id = strdup(id);
+	a->root = dup_or_null(json_object_get(o, "root"));
+	a->status_msg = dup_or_null(json_object_get(o, "status_msg"));
+	a->info = dup_or_null(json_object_get(o, "info"));
+	a->ssh = dup_or_null(json_object_get(o, "ssh"));
+	a->report = dup_or_null(json_object_get(o, "report"));
+	a->manifest = dup_or_null(json_object_get(o, "manifest"));
+	a->verified = dup_or_null(json_object_get(o, "verified"));
+	json_t *log = json_object_get(o, "log");
+	if (json_is_object(log)) {
+		a->log_path = dup_or_null(json_object_get(log, "path"));
+		a->log_size = (uint64_t)json_integer_value(
+			json_object_get(log, "bytes"));
+		a->log_mtime = json_integer_value(json_object_get(log, "mtime"));
+	}
+	json_t *files = json_object_get(o, "files");
+	size_t n = json_array_size(files), i;
+	a->files = calloc(n ? n : 1, sizeof(*a->files));
+	json_t *f;
+	json_array_foreach(files, i, f) {
+		const char *p = json_string_value(json_object_get(f, "path"));
+		const char *h = json_string_value(json_object_get(f, "sha256"));
+		if (!a->files || !p)
+			continue;
+		struct archive_file *af = &a->files[a->nfiles];
+		af->path = strdup(p);
+		if (!af->path)
+			continue;
+		af->size = (uint64_t)json_integer_value(
+			json_object_get(f, "bytes"));
+		af->mtime = json_integer_value(json_object_get(f, "mtime"));
+		snprintf(af->sha256, sizeof(af->sha256), "%s", h ? h : "");
+		a->nfiles++;
+	}
+	json_t *dirs = json_object_get(o, "dirs");
+	n = json_array_size(dirs);
+	a->dirs = calloc(n ? n : 1, sizeof(*a->dirs));
+	json_array_foreach(dirs, i, f) {
+		const char *p = json_string_value(f);
+		if (a->dirs && p && (a->dirs[a->ndirs] = strdup(p)))
+			a->ndirs++;
+	}
+	json_decref(o);
+	if (!a->platform || !a->id || !a->root || !a->files || !a->dirs) {
+		archive_free(a);
+		return -ENOMEM;
+	}
+	if (a->nfiles)
+		qsort(a->files, a->nfiles, sizeof(*a->files), cmp_file);
+	if (a->ndirs)
+		qsort(a->dirs, a->ndirs, sizeof(*a->dirs), cmp_str);
+	*out = a;
+	return 0;
+}
+
+int archive_delete(struct store *st, const char *plat, const char *id)
+{
+	struct archive *a;
+	int rc = archive_load(st, plat, id, &a);
+	if (rc)
+		return rc;
+	uint8_t fid[STORE_FID_LEN];
+	char path[8192];
+	for (size_t i = 0; i < a->nfiles && !rc; i++) {
+		snprintf(path, sizeof(path), "%s/%s", a->root, a->files[i].path);
+		fetch_file_id(fid, plat, id, path, a->files[i].size,
+			      a->files[i].mtime);
+		rc = store_blocks_delete(st, fid);
+	}
+	if (!rc && a->log_path) {
+		fetch_file_id(fid, plat, id, a->log_path, a->log_size,
+			      a->log_mtime);
+		rc = store_blocks_delete(st, fid);
+	}
+	archive_free(a);
+	if (rc)
+		return rc;
+	char k[512];
+	size_t klen = rec_key(k, sizeof(k), plat, id);
+	rc = store_meta_del(st, k, klen);
+	if (!rc)
+		rc = store_sync(st);
+	return rc;
+}
+
+struct names {
+	char **v;
+	size_t n, cap;
+	size_t skip;		/* key prefix length */
+	bool plats;		/* collect PLAT (unique) instead of ID */
+};
+
+static int names_fn(void *arg, const void *key, size_t klen, const void *val,
+		    size_t vlen)
+{
+	struct names *c = arg;
+	const char *p = (const char *)key + c->skip;
+	size_t len = klen - c->skip;
+	if (c->plats)
+		len = strnlen(p, len);
+	char *s = strndup(p, len);
+	if (!s)
+		return -ENOMEM;
+	if (c->n && !strcmp(c->v[c->n - 1], s)) {
+		free(s);	/* keys are sorted: duplicates are adjacent */
+		return 0;
+	}
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 16;
+		char **nv = realloc(c->v, nc * sizeof(*nv));
+		if (!nv) {
+			free(s);
+			return -ENOMEM;
+		}
+		c->v = nv;
+		c->cap = nc;
+	}
+	c->v[c->n++] = s;
+	return 0;
+}
+
+int archive_platforms(struct store *st, char ***out, size_t *n)
+{
+	struct names c = { .skip = 5, .plats = true };
+	int rc = store_meta_scan(st, "arch", 5, names_fn, &c);
+	if (rc) {
+		archive_names_free(c.v, c.n);
+		return rc;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
+}
+
+int archive_ids(struct store *st, const char *plat, char ***out, size_t *n)
+{
+	char k[256];
+	int kl = snprintf(k, sizeof(k), "arch%c%s%c", 0, plat, 0);
+	struct names c = { .skip = (size_t)kl };
+	int rc = store_meta_scan(st, k, kl, names_fn, &c);
+	if (rc) {
+		archive_names_free(c.v, c.n);
+		return rc;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
+}
+
+void archive_names_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+const struct archive_file *archive_file_at(const struct archive *a,
+					   const char *rel)
+{
+	struct archive_file key = { .path = (char *)rel };
+	if (!a->nfiles)
+		return NULL;
+	return bsearch(&key, a->files, a->nfiles, sizeof(*a->files),
+		       cmp_file);
+}
+
+bool archive_dir_at(const struct archive *a, const char *rel)
+{
+	if (!*rel)
+		return true;
+	if (!a->ndirs)
+		return false;
+	return bsearch(&rel, a->dirs, a->ndirs, sizeof(*a->dirs), cmp_str) !=
+	       NULL;
+}
+
+/* The child name of @path under dir @rel, or NULL if not a direct child. */
+static const char *child_of(const char *rel, const char *path)
+{
+	size_t rl = strlen(rel);
+	if (rl) {
+		if (strncmp(path, rel, rl) || path[rl] != '/')
+			return NULL;
+		path += rl + 1;
+	}
+	return strchr(path, '/') ? NULL : path;
+}
+
+int archive_children(const struct archive *a, const char *rel,
+		     int (*fn)(void *arg, const char *name, bool is_dir,
+			       const struct archive_file *f),
+		     void *arg)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < a->ndirs; i++) {
+		const char *c = child_of(rel, a->dirs[i]);
+		if (c && *c)
+			rc = fn(arg, c, true, NULL);
+	}
+	for (size_t i = 0; !rc && i < a->nfiles; i++) {
+		const char *c = child_of(rel, a->files[i].path);
+		if (c && *c)
+			rc = fn(arg, c, false, &a->files[i]);
+	}
+	return rc;
+}

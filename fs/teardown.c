@@ -1,0 +1,825 @@
+/*
+ * teardown.c - verified teardown (see teardown.h).
+ *
+ * DESIGN
+ * The Iron Law of the seed guide, as code: no destroy until every
+ * checkpoint is copied off the box AND verified (roster, sizes, SHA-256
+ * computed on the box, a load check), the proof is on disk, and the user
+ * asked (rmdir is the asking). Each step below is a function returning 0
+ * or -errno with a reason; teardown_decide() alone picks the next step, and
+ * it can only pick TD_DESTROY when the facts gathered *in this run* say
+ * pulled, verified, recorded and relisted. Every step is idempotent: a
+ * run killed at any point leaves an instance that was not destroyed (or,
+ * after the destroy call, a manifest on disk) and can simply be run again;
+ * cached blocks are reused, so a second pull resumes.
+ *
+ * Errno per refusal: EHOSTUNREACH (box not running or not reachable),
+ * ENOENT (no checkpoint_dir), ENODATA (it is empty), EINVAL (symlinks or
+ * special files), ENOTSUP (no SHA-256 tool on the box), ENOSPC (the cache
+ * cannot hold it), EIO (a digest or load check failed, or the destroy call
+ * failed), EBUSY (the box changed while we worked: a job is still writing),
+ * ETIMEDOUT (the platform did not confirm the destroy in time).
+ *
+ * The report is a text kept in the instance's `teardown` file as the run
+ * goes, and stored with the archive when it succeeds.
+ */
+#include "teardown.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "buf.h"
+#include "ckpt.h"
+#include "config.h"
+#include "fetch.h"
+#include "fleet.h"
+#include "log.h"
+#include "manifest.h"
+#include "ops.h"
+#include "platform.h"
+#include "remote.h"
+#include "roster.h"
+#include "store.h"
+
+#define OUT_MAX (64u << 20)	/* bound on one remote command's output */
+#define SPACE_MARGIN (64ull << 20)
+
+/* ---- the rule ------------------------------------------------------------- */
+
+enum td_step teardown_decide(const struct td_facts *f)
+{
+	switch (f->step) {
+	case TD_ROSTER:
+		return f->rc ? TD_REFUSED : TD_PULL;
+	case TD_PULL:
+		return f->rc || !f->pulled ? TD_REFUSED : TD_VERIFY;
+	case TD_VERIFY:
+		return f->rc || !f->verified ? TD_REFUSED : TD_RECORD;
+	case TD_RECORD:
+		return f->rc || !f->recorded ? TD_REFUSED : TD_RELIST;
+	case TD_RELIST:
+		/* The only way to TD_DESTROY: every proof of this run, not
+		 * just the step before. */
+		if (f->rc || !(f->pulled && f->verified && f->recorded &&
+			       f->relisted))
+			return TD_REFUSED;
+		return f->can_destroy ? TD_DESTROY : TD_ARCHIVE;
+	case TD_DESTROY:
+		/* Belt and braces: the proofs again, not just the order. */
+		if (!(f->pulled && f->verified && f->recorded && f->relisted))
+			return TD_REFUSED;
+		return f->rc ? TD_REFUSED : TD_CONFIRM;
+	case TD_CONFIRM:
+		return f->rc ? TD_FAILED : TD_ARCHIVE;
+	case TD_ARCHIVE:
+		return f->rc ? TD_FAILED : TD_DONE;
+	default:
+		return TD_REFUSED;
+	}
+}
+
+const char *teardown_step_name(enum td_step s)
+{
+	static const char *const names[] = {
+		"roster", "pull", "verify", "record", "re-list", "destroy",
+		"confirm", "archive", "done", "refused", "failed",
+	};
+	return s <= TD_FAILED ? names[s] : "?";
+}
+
+/* ---- one run ------------------------------------------------------------- */
+
+struct td {
+	struct rgt_ctx *c;
+	size_t pi;
+	const char *plat;
+	const char *id;
+	const struct rgt_section *sec;
+	struct remote *r;
+	struct roster roster;
+	struct buf log;		/* the report so far */
+	char reason[1024];
+	char *manifest;
+	char *verified;
+	bool have_log;
+	struct xfer_attr log_attr;
+	uint64_t files, bytes;
+};
+
+static void publish(struct td *t, const char *extra)
+{
+	struct buf b;
+	buf_init(&b, 4u << 20);
+	buf_appendf(&b, "%s%s", t->log.data ? t->log.data : "",
+		    extra ? extra : "");
+	fleet_set_teardown(t->c->fleet, t->pi, t->id, b.data ? b.data : "");
+	buf_cleanup(&b);
+}
+
+static void note(struct td *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void note(struct td *t, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	buf_appendf(&t->log, "%s\n", line);
+	publish(t, NULL);
+}
+
+static int refuse(struct td *t, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int refuse(struct td *t, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->reason, sizeof(t->reason), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static char *abs_path(const struct td *t, const char *rel)
+{
+	size_t n = strlen(t->sec->checkpoint_dir) + strlen(rel) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", t->sec->checkpoint_dir, rel);
+	return p;
+}
+
+static int remote_err(struct td *t, int rc, const char *what)
+{
+	char e[512];
+	remote_error(t->r, e, sizeof(e));
+	return refuse(t, rc == -EACCES ? -EACCES : -EHOSTUNREACH,
+		      "%s: the box cannot be reached (%s)", what,
+		      e[0] ? e : strerror(-rc));
+}
+
+/* List checkpoint_dir on the box into @out. */
+static int list_box(struct td *t, struct roster *out)
+{
+	struct buf cmd, res;
+	int status = -1, rc;
+
+	buf_init(&cmd, 16384);
+	buf_init(&res, OUT_MAX);
+	rc = roster_list_cmd(&cmd, t->sec->checkpoint_dir);
+	if (!rc)
+		rc = remote_exec(t->r, cmd.data, &res, &status);
+	if (rc) {
+		rc = rc == -EFBIG ? refuse(t, -EFBIG, "the roster is larger "
+					   "than %u MiB", OUT_MAX >> 20) :
+				    remote_err(t, rc, "roster");
+	} else if (status != 0) {
+		rc = refuse(t, -ENOENT, "checkpoint_dir %s is missing or "
+			    "unreadable on the box (find exited %d)",
+			    t->sec->checkpoint_dir, status);
+	} else {
+		char err[256];
+		rc = roster_parse(res.data, res.len, out, err, sizeof(err));
+		if (rc)
+			rc = refuse(t, -EIO, "%s", err);
+	}
+	buf_cleanup(&cmd);
+	buf_cleanup(&res);
+	return rc;
+}
+
+static int step_roster(struct td *t)
+{
+	int st = RGT_ST_UNKNOWN;
+	int rc = fleet_instance_state(t->c->fleet, t->pi, t->id, &st);
+	if (rc)
+		return refuse(t, -ENOENT, "no such instance");
+	if (st != RGT_ST_RUNNING)
+		return refuse(t, -EHOSTUNREACH,
+			      "the instance is %s: its box cannot be reached, "
+			      "so nothing can be verified", rgt_state_name(st));
+	rc = list_box(t, &t->roster);
+	if (rc)
+		return rc;
+	struct buf odd;
+	buf_init(&odd, 4096);
+	for (size_t i = 0; i < t->roster.n; i++) {
+		const struct roster_entry *e = &t->roster.v[i];
+		if (e->type != 'f' && e->type != 'd')
+			buf_appendf(&odd, "%s%s (%s)", odd.len ? ", " : "",
+				    e->path,
+				    e->type == 'l' ? "symlink" : "special file");
+	}
+	if (odd.len) {
+		rc = refuse(t, -EINVAL, "checkpoint_dir holds what cannot be "
+			    "copied and verified: %s", odd.data);
+		buf_cleanup(&odd);
+		return rc;
+	}
+	buf_cleanup(&odd);
+	roster_totals(&t->roster, &t->files, &t->bytes);
+	if (!t->files)
+		return refuse(t, -ENODATA, "checkpoint_dir %s holds no files: "
+			      "nothing to copy, so nothing proves the box may "
+			      "go", t->sec->checkpoint_dir);
+	for (size_t i = 0; i < t->roster.n; i++) {
+		const char *p = t->roster.v[i].path;
+		size_t l = strlen(p);
+		if (t->roster.v[i].type == 'f' && l > 4 &&
+		    !strcmp(p + l - 4, ".tmp"))
+			note(t, "note: %s looks like a partial write (*.tmp); "
+			     "it is copied like any file", p);
+	}
+	note(t, "roster: %" PRIu64 " files, %" PRIu64 " bytes in %s",
+	     t->files, t->bytes, t->sec->checkpoint_dir);
+
+	/* SHA-256 of every file, computed on the box. */
+	struct buf cmd, res;
+	buf_init(&cmd, 16384);
+	buf_init(&res, 4096);
+	for (size_t i = 0; !rc && i < t->roster.n; i++) {
+		struct roster_entry *e = &t->roster.v[i];
+		int status = -1;
+		if (e->type != 'f')
+			continue;
+		buf_reset(&cmd);
+		rc = roster_hash_cmd(&cmd, t->sec->checkpoint_dir, e->path);
+		if (!rc)
+			rc = remote_exec(t->r, cmd.data, &res, &status);
+		if (rc)
+			rc = remote_err(t, rc, "hashing");
+		else if (status == 127)
+			rc = refuse(t, -ENOTSUP, "the box has no SHA-256 tool "
+				    "(sha256sum, shasum, openssl, python3)");
+		else if (status)
+			rc = refuse(t, -EIO, "hashing %s on the box failed "
+				    "(exit %d)", e->path, status);
+		else if (roster_parse_hash(res.data, res.len, e->sha256))
+			rc = refuse(t, -EIO, "hashing %s: no digest in the "
+				    "answer", e->path);
+	}
+	buf_cleanup(&cmd);
+	buf_cleanup(&res);
+	if (rc)
+		return rc;
+	note(t, "roster: SHA-256 of every file computed on the box");
+
+	if (t->sec->log_path &&
+	    !remote_stat(t->r, t->sec->log_path, 0, &t->log_attr) &&
+	    S_ISREG(t->log_attr.mode))
+		t->have_log = true;
+
+	/* Will it fit? Archived bytes are never evicted. */
+	struct statvfs sv;
+	if (!statvfs(t->c->cfg->cache_dir, &sv)) {
+		uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+		uint64_t need = t->bytes + (t->have_log ? t->log_attr.size : 0);
+		if (avail < need + SPACE_MARGIN)
+			return refuse(t, -ENOSPC,
+				      "the cache needs %" PRIu64 " MiB for this "
+				      "instance and its filesystem has %" PRIu64
+				      " MiB free",
+				      (uint64_t)((need + SPACE_MARGIN) >> 20),
+				      avail >> 20);
+	}
+	return 0;
+}
+
+/* Reply callback of a pull: count, keep nothing. */
+static int sink(void *arg, const struct iovec *iov, int n)
+{
+	return 0;
+}
+
+static int pull_one(struct td *t, const char *path, uint64_t size,
+		    int64_t mtime, uint64_t *done)
+{
+	struct fetch_file ff;
+	struct fetch_stream fs;
+	int rc = fetch_file_init(&ff, t->r, t->plat, t->id, path, size,
+				 mtime);
+	if (rc)
+		return rc;
+	fetch_stream_init(&fs);
+	for (uint64_t off = 0; off < size && !rc; off += STORE_BLOCK_SIZE) {
+		rc = fetch_read(t->c->fetcher, &ff, &fs, off, STORE_BLOCK_SIZE,
+				sink, NULL);
+		*done += size - off < STORE_BLOCK_SIZE ? size - off :
+							 STORE_BLOCK_SIZE;
+		if (!rc && !((off >> STORE_BLOCK_SHIFT) & 63)) {
+			char p[128];
+			snprintf(p, sizeof(p), "pull: %" PRIu64 " of %" PRIu64
+				 " MiB\n", *done >> 20, t->bytes >> 20);
+			publish(t, p);
+		}
+	}
+	fetch_stream_cleanup(&fs);
+	fetch_file_cleanup(&ff);
+	return rc;
+}
+
+static int step_pull(struct td *t, bool *pulled)
+{
+	uint64_t done = 0;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < t->roster.n; i++) {
+		const struct roster_entry *e = &t->roster.v[i];
+		if (e->type != 'f')
+			continue;
+		char *p = abs_path(t, e->path);
+		if (!p)
+			return -ENOMEM;
+		rc = pull_one(t, p, e->size, e->mtime, &done);
+		free(p);
+		if (rc == -ESTALE)
+			rc = refuse(t, -EBUSY, "%s changed on the box during "
+				    "the pull: a job is still writing",
+				    e->path);
+		else if (rc == -EACCES)
+			rc = remote_err(t, rc, "pull");
+		else if (rc)
+			rc = refuse(t, -EIO, "pull of %s failed: %s", e->path,
+				    strerror(-rc));
+	}
+	if (rc)
+		return rc;
+	/* The log is evidence, not a checkpoint: best effort. It grows
+	 * while training runs, so a changed log is re-read once. */
+	for (int attempt = 0; t->have_log && attempt < 2; attempt++) {
+		uint64_t d = 0;
+		int lrc = pull_one(t, t->sec->log_path, t->log_attr.size,
+				   t->log_attr.mtime, &d);
+		if (!lrc)
+			break;
+		if (lrc != -ESTALE ||
+		    remote_stat(t->r, t->sec->log_path, 0, &t->log_attr)) {
+			note(t, "note: the log could not be copied (%s); no "
+			     "log snapshot", strerror(-lrc));
+			t->have_log = false;
+		}
+	}
+	rc = fetch_flush(t->c->fetcher);
+	if (!rc)
+		rc = store_sync(t->c->store);
+	if (rc)
+		return refuse(t, rc == -ENOSPC ? -ENOSPC : -EIO,
+			      "writing the cache failed: %s", strerror(-rc));
+	note(t, "pull: %" PRIu64 " files, %" PRIu64 " bytes in the cache",
+	     t->files, t->bytes);
+	*pulled = true;
+	return 0;
+}
+
+struct store_reader {
+	struct store *st;
+	uint8_t fid[STORE_FID_LEN];
+	uint64_t size;
+};
+
+/* ckpt reader over cached blocks: exactly @len bytes or -errno. */
+static int store_pread(void *arg, void *buf, size_t len, uint64_t off)
+{
+	struct store_reader *sr = arg;
+	struct store_rtxn *tx;
+	int rc = store_rbegin(sr->st, &tx);
+	if (rc)
+		return rc;
+	while (len && !rc) {
+		uint64_t blk = off >> STORE_BLOCK_SHIFT;
+		size_t in = (size_t)(off - (blk << STORE_BLOCK_SHIFT));
+		const void *d;
+		size_t l;
+		rc = store_block_peek(tx, sr->fid, blk, &d, &l);
+		if (!rc && in >= l)
+			rc = -EIO;
+		if (rc)
+			break;
+		size_t n = l - in < len ? l - in : len;
+		memcpy(buf, (const char *)d + in, n);
+		buf = (char *)buf + n;
+		len -= n;
+		off += n;
+	}
+	store_rend(tx);
+	return rc == -ENOENT ? -EIO : rc;
+}
+
+/* SHA-256 of a cached file; -EIO if any block is missing or short. */
+static int cached_sha256(struct store *st, const uint8_t *fid, uint64_t size,
+			 char hex[65])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	struct store_rtxn *tx;
+	int rc = md ? store_rbegin(st, &tx) : -ENOMEM;
+	if (rc) {
+		EVP_MD_CTX_free(md);
+		return rc;
+	}
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	uint64_t nb = (size + STORE_BLOCK_SIZE - 1) >> STORE_BLOCK_SHIFT;
+	for (uint64_t b = 0; b < nb && !rc; b++) {
+		const void *d;
+		size_t l, want = b + 1 < nb ? STORE_BLOCK_SIZE :
+				 (size_t)(size - (b << STORE_BLOCK_SHIFT));
+		rc = store_block_peek(tx, fid, b, &d, &l);
+		if (!rc && l != want)
+			rc = -EIO;
+		if (!rc)
+			EVP_DigestUpdate(md, d, l);
+	}
+	store_rend(tx);
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_DigestFinal_ex(md, out, &n);
+	EVP_MD_CTX_free(md);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	return rc == -ENOENT ? -EIO : rc;
+}
+
+static int step_verify(struct td *t, bool *verified)
+{
+	int checked = 0, skipped = 0;
+	for (size_t i = 0; i < t->roster.n; i++) {
+		const struct roster_entry *e = &t->roster.v[i];
+		if (e->type != 'f')
+			continue;
+		char *p = abs_path(t, e->path);
+		if (!p)
+			return -ENOMEM;
+		struct store_reader sr = { t->c->store, { 0 }, e->size };
+		fetch_file_id(sr.fid, t->plat, t->id, p, e->size, e->mtime);
+		free(p);
+		char hex[65];
+		int rc = cached_sha256(t->c->store, sr.fid, e->size, hex);
+		if (rc)
+			return refuse(t, -EIO, "%s: the copy is incomplete "
+				      "in the cache", e->path);
+		if (strcmp(hex, e->sha256))
+			return refuse(t, -EIO, "%s: SHA-256 of the copy %s "
+				      "differs from the box's %s", e->path,
+				      hex, e->sha256);
+		struct ckpt_reader rd = { e->size, store_pread, &sr };
+		char detail[512];
+		enum ckpt_verdict v = ckpt_verify(e->path, &rd, detail,
+						  sizeof(detail));
+		if (v == CKPT_OK) {
+			checked++;
+		} else if (v == CKPT_UNKNOWN_FORMAT) {
+			skipped++;
+		} else {
+			return refuse(t, -EIO, "%s: load check failed: %s: %s",
+				      e->path, ckpt_strerror(v), detail);
+		}
+	}
+	note(t, "verify: every SHA-256 matches the box; load checks passed "
+	     "for %d files (%d of a type without a load check)", checked,
+	     skipped);
+	*verified = true;
+	return 0;
+}
+
+static int step_record(struct td *t, bool *recorded)
+{
+	char run_id[256];
+	snprintf(run_id, sizeof(run_id), "%s-%s", t->plat, t->id);
+	time_t now = time(NULL);
+	t->manifest = manifest_build(run_id, now, &t->roster);
+	if (t->manifest)
+		t->verified = manifest_verified(run_id, t->manifest, now,
+						t->files, t->bytes);
+	if (!t->manifest || !t->verified)
+		return refuse(t, -ENOMEM, "cannot build the manifests");
+	/* The journal: the proof is on disk before any destroy. */
+	char k[512];
+	int kl = snprintf(k, sizeof(k), "td%c%s%c%s", 0, t->plat, 0, t->id);
+	struct buf rec;
+	buf_init(&rec, 64u << 20);
+	buf_appendf(&rec, "%s\n%s", t->manifest, t->verified);
+	int rc = store_meta_put(t->c->store, k, kl, rec.data, rec.len);
+	buf_cleanup(&rec);
+	if (!rc)
+		rc = store_sync(t->c->store);
+	if (rc)
+		return refuse(t, rc, "cannot record the manifests: %s",
+			      strerror(-rc));
+	note(t, "record: PULL_MANIFEST.json and PULL_VERIFIED.json written");
+	*recorded = true;
+	return 0;
+}
+
+static int step_relist(struct td *t, bool *relisted)
+{
+	struct roster now = { 0 };
+	int rc = list_box(t, &now);
+	if (rc)
+		return rc;
+	char err[512];
+	rc = roster_compare(&t->roster, &now, err, sizeof(err));
+	roster_free(&now);
+	if (rc)
+		return refuse(t, -EBUSY, "the box changed since the roster "
+			      "(%s): a job is still writing", err);
+	note(t, "re-list: the box still lists exactly the same files");
+	*relisted = true;
+	return 0;
+}
+
+static int step_destroy(struct td *t)
+{
+	char err[512] = "";
+	rgt_log(RGT_INFO, "%s/%s: verified copy complete; destroying",
+		t->plat, t->id);
+	int rc = fleet_destroy(t->c->fleet, t->pi, t->id, err, sizeof(err));
+	if (rc == -ETIMEDOUT)
+		return refuse(t, -ETIMEDOUT, "the destroy call timed out (%s); "
+			      "rgtfs does not retry a destroy blindly: check "
+			      "the platform", err);
+	if (rc)
+		return refuse(t, -EIO, "the destroy call failed: %s",
+			      err[0] ? err : strerror(-rc));
+	note(t, "destroy: the platform accepted the destroy call");
+	return 0;
+}
+
+static int destroy_timeout(const struct rgt_section *sec)
+{
+	const char *v = config_get(sec, "destroy_timeout");
+	int n = v ? atoi(v) : 0;
+	return n > 0 ? n : 300;
+}
+
+static int step_confirm(struct td *t)
+{
+	time_t deadline = time(NULL) + destroy_timeout(t->sec);
+	char err[512];
+	for (;;) {
+		bool listed = true;
+		int rc = fleet_poll_now(t->c->fleet, t->pi, t->id, &listed,
+					err, sizeof(err));
+		if (!rc && !listed) {
+			note(t, "confirm: the platform no longer lists the "
+			     "instance");
+			return 0;
+		}
+		if (time(NULL) >= deadline)
+			return refuse(t, -ETIMEDOUT, "destroy accepted, but "
+				      "the platform still lists the instance "
+				      "after %d s; the verified copy is kept",
+				      destroy_timeout(t->sec));
+		sleep(1);
+	}
+}
+
+static int add_dirs(struct archive *a, const struct roster *r)
+{
+	a->dirs = calloc(r->n ? r->n : 1, sizeof(*a->dirs));
+	a->files = calloc(r->n ? r->n : 1, sizeof(*a->files));
+	if (!a->dirs || !a->files)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct roster_entry *e = &r->v[i];
+		if (e->type == 'd') {
+			if (!(a->dirs[a->ndirs] = strdup(e->path)))
+				return -ENOMEM;
+			a->ndirs++;
+		} else if (e->type == 'f') {
+			struct archive_file *f = &a->files[a->nfiles];
+			if (!(f->path = strdup(e->path)))
+				return -ENOMEM;
+			f->size = e->size;
+			f->mtime = e->mtime;
+			memcpy(f->sha256, e->sha256, sizeof(f->sha256));
+			a->nfiles++;
+		}
+	}
+	return 0;
+}
+
+static int save_archive(struct td *t, const char *report,
+			const struct roster *r)
+{
+	struct archive *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	int rc = fleet_snapshot(t->c->fleet, t->pi, t->id, &a->status_msg,
+				&a->info, &a->ssh);
+	a->platform = strdup(t->plat);
+	a->id = strdup(t->id);
+	a->root = strdup(t->sec->checkpoint_dir);
+	a->report = strdup(report);
+	a->manifest = t->manifest ? strdup(t->manifest) : NULL;
+	a->verified = t->verified ? strdup(t->verified) : NULL;
+	if (t->have_log) {
+		a->log_path = strdup(t->sec->log_path);
+		a->log_size = t->log_attr.size;
+		a->log_mtime = t->log_attr.mtime;
+	}
+	if (!rc)
+		rc = add_dirs(a, r);
+	if (!rc && (!a->platform || !a->id || !a->root || !a->report))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = archive_save(t->c->store, a);
+	archive_free(a);
+	return rc;
+}
+
+/* ---- a gone instance: archive what the cache holds ------------------------- */
+
+/* Walk the cached listings below @dir into @r (regular files fully cached
+ * only); files not complete are counted in @missing. */
+static int walk_cached(struct td *t, const char *dir, const char *rel,
+		       struct roster *r, size_t *cap, int *missing, int depth)
+{
+	struct rlisting *l;
+	if (depth > 64 || remote_list_cached(t->r, dir, &l))
+		return 0;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < l->n; i++) {
+		const struct rentry *e = &l->v[i];
+		char sub[8192], subrel[8192];
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->name);
+		snprintf(subrel, sizeof(subrel), "%s%s%s", rel,
+			 *rel ? "/" : "", e->name);
+		bool is_dir = S_ISDIR(e->attr.mode);
+		char hex[65] = "";
+		if (!is_dir) {
+			uint8_t fid[STORE_FID_LEN];
+			fetch_file_id(fid, t->plat, t->id, sub, e->attr.size,
+				      e->attr.mtime);
+			if (cached_sha256(t->c->store, fid, e->attr.size,
+					  hex)) {
+				(*missing)++;
+				note(t, "not archived (never fully read): %s",
+				     subrel);
+				continue;
+			}
+		}
+		if (r->n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 32;
+			struct roster_entry *nv =
+				realloc(r->v, nc * sizeof(*nv));
+			if (!nv)
+				return -ENOMEM;
+			r->v = nv;
+			*cap = nc;
+		}
+		struct roster_entry *ne = &r->v[r->n];
+		memset(ne, 0, sizeof(*ne));
+		if (!(ne->path = strdup(subrel)))
+			return -ENOMEM;
+		ne->type = is_dir ? 'd' : 'f';
+		ne->size = e->attr.size;
+		ne->mtime = e->attr.mtime;
+		memcpy(ne->sha256, hex, sizeof(hex));
+		r->n++;
+		if (is_dir)
+			rc = walk_cached(t, sub, subrel, r, cap, missing,
+					 depth + 1);
+	}
+	rlisting_free(l);
+	return rc;
+}
+
+static int archive_gone(struct td *t)
+{
+	struct roster r = { 0 };
+	size_t cap = 0;
+	int missing = 0;
+	note(t, "the platform no longer lists %s/%s: archiving what the "
+	     "cache holds; nothing here can be verified against the box",
+	     t->plat, t->id);
+	int rc = walk_cached(t, t->sec->checkpoint_dir, "", &r, &cap,
+			     &missing, 0);
+	uint64_t files, bytes;
+	roster_totals(&r, &files, &bytes);
+	if (!rc) {
+		note(t, "not verified: %" PRIu64 " files, %" PRIu64 " bytes "
+		     "archived with the SHA-256 of the cached copy only "
+		     "(no digest from the box)%s", files, bytes,
+		     missing ? "; some files were never fully read" : "");
+		buf_appendf(&t->log, "done: archived %s/%s from the cache "
+			    "(not verified)\n", t->plat, t->id);
+		rc = save_archive(t, t->log.data, &r);
+	}
+	roster_free(&r);
+	if (rc)
+		return refuse(t, rc, "cannot write the archive: %s",
+			      strerror(-rc));
+	publish(t, NULL);
+	fleet_forget(t->c->fleet, t->pi, t->id);
+	return 0;
+}
+
+/* ---- the driver ------------------------------------------------------------ */
+
+int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
+{
+	struct td t = {
+		.c = c,
+		.pi = pi,
+		.plat = fleet_platform_name(c->fleet, pi),
+		.id = id,
+		.sec = fleet_section(c->fleet, pi),
+	};
+	struct td_facts f = { .step = TD_ROSTER, .can_destroy = true };
+	int rc = fleet_teardown_begin(c->fleet, pi, id);
+	if (rc)
+		return rc;
+	buf_init(&t.log, 4u << 20);
+	t.r = fleet_remote(c->fleet, pi, id);
+	rgt_log(RGT_INFO, "%s/%s: teardown requested", t.plat, id);
+	note(&t, "teardown of %s/%s started %ld", t.plat, id,
+	     (long)time(NULL));
+
+	int st = RGT_ST_UNKNOWN;
+	if (!fleet_instance_state(c->fleet, pi, id, &st) &&
+	    st == RGT_ST_GONE) {
+		rc = t.r ? archive_gone(&t) : -ENOENT;
+		goto out;
+	}
+	if (!t.r) {
+		rc = refuse(&t, -ENOENT, "no such instance");
+		f.step = TD_REFUSED;
+	}
+	while (f.step != TD_DONE && f.step != TD_REFUSED &&
+	       f.step != TD_FAILED) {
+		switch (f.step) {
+		case TD_ROSTER: f.rc = step_roster(&t); break;
+		case TD_PULL: f.rc = step_pull(&t, &f.pulled); break;
+		case TD_VERIFY: f.rc = step_verify(&t, &f.verified); break;
+		case TD_RECORD: f.rc = step_record(&t, &f.recorded); break;
+		case TD_RELIST: f.rc = step_relist(&t, &f.relisted); break;
+		case TD_DESTROY: f.rc = step_destroy(&t); break;
+		case TD_CONFIRM: f.rc = step_confirm(&t); break;
+		case TD_ARCHIVE: {
+			struct buf rep;
+			buf_init(&rep, 8u << 20);
+			buf_appendf(&rep, "done: %s/%s destroyed after a "
+				    "verified copy of %" PRIu64 " files (%"
+				    PRIu64 " bytes)\n%s", t.plat, id, t.files,
+				    t.bytes, t.log.data);
+			f.rc = save_archive(&t, rep.data, &t.roster);
+			if (f.rc)
+				refuse(&t, f.rc, "destroyed, but writing the "
+				       "archive failed: %s", strerror(-f.rc));
+			else
+				fleet_set_teardown(c->fleet, pi, id, rep.data);
+			buf_cleanup(&rep);
+			if (!f.rc)
+				fleet_forget(c->fleet, pi, id);
+			break;
+		}
+		default: f.rc = -EINVAL; break;
+		}
+		if (f.rc)
+			rc = f.rc;
+		enum td_step next = teardown_decide(&f);
+		RGT_DEBUG_LOG("%s/%s: %s -> %s (rc %d)", t.plat, id,
+			      teardown_step_name(f.step),
+			      teardown_step_name(next), f.rc);
+		f.step = next;
+		f.rc = 0;
+	}
+	if (f.step == TD_DONE)
+		rc = 0;
+out:
+	if (rc) {
+		struct buf b;
+		buf_init(&b, 8u << 20);
+		buf_appendf(&b, "%s: %s\n%s",
+			    f.step == TD_FAILED ? "failed" : "refused",
+			    t.reason[0] ? t.reason : strerror(-rc),
+			    f.step == TD_FAILED ?
+				    "" :
+				    "nothing was destroyed; cached data is "
+				    "kept\n");
+		buf_appendf(&b, "%s", t.log.data ? t.log.data : "");
+		fleet_set_teardown(c->fleet, pi, id, b.data ? b.data : "");
+		buf_cleanup(&b);
+		rgt_log(RGT_INFO, "%s/%s: teardown %s: %s", t.plat, id,
+			f.step == TD_FAILED ? "failed" : "refused",
+			t.reason[0] ? t.reason : strerror(-rc));
+	} else {
+		rgt_log(RGT_INFO, "%s/%s: teardown done", t.plat, id);
+	}
+	fleet_teardown_end(c->fleet, pi, id);
+	roster_free(&t.roster);
+	buf_cleanup(&t.log);
+	free(t.manifest);
+	free(t.verified);
+	return rc;
+}

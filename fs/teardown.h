@@ -1,0 +1,55 @@
+/*
+ * teardown.h - verified teardown: `rmdir MOUNT/<platform>/<id>`.
+ *
+ * roster -> pull -> verify -> record -> re-list -> destroy -> confirm ->
+ * archive. Nothing is destroyed unless, in this very run, every file of
+ * the roster was pulled, matched its SHA-256 from the box and passed its
+ * load check, the manifests were committed to disk, and the box still
+ * listed exactly the same files afterwards. teardown_decide() is the pure
+ * rule that says so; teardown_instance() is the one place with effects.
+ */
+#ifndef RGT_TEARDOWN_H
+#define RGT_TEARDOWN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct rgt_ctx;
+
+enum td_step {
+	TD_ROSTER,
+	TD_PULL,
+	TD_VERIFY,
+	TD_RECORD,
+	TD_RELIST,
+	TD_DESTROY,
+	TD_CONFIRM,
+	TD_ARCHIVE,
+	TD_DONE,
+	TD_REFUSED,	/* stopped before destroy: nothing was changed */
+	TD_FAILED,	/* destroy was asked for but not confirmed */
+};
+
+struct td_facts {
+	enum td_step step;	/* the step just run */
+	int rc;			/* its result */
+	bool pulled;		/* every roster file is in the cache */
+	bool verified;		/* every digest and load check passed */
+	bool recorded;		/* manifests committed durably */
+	bool relisted;		/* the box lists the same files as before */
+	bool can_destroy;	/* the platform has a destroy verb */
+};
+
+/* Pure: the next step after @f->step. */
+enum td_step teardown_decide(const struct td_facts *f);
+const char *teardown_step_name(enum td_step s);
+
+/*
+ * Run the teardown of instance @id of platform @pi, or archive it from the
+ * cache when it is gone. Blocks until done. 0 or -errno (EHOSTUNREACH,
+ * EIO, EBUSY, EINVAL, ENOSPC, ENODATA, ETIMEDOUT...); the report is in the
+ * instance's `teardown` file, its first line "refused: ..." on refusal.
+ */
+int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id);
+
+#endif
