@@ -182,6 +182,18 @@ int archive_load(struct store *st, const char *plat, const char *id,
 	return 0;
 }
 
+bool archive_exists(struct store *st, const char *plat, const char *id)
+{
+	char k[512];
+	size_t klen = rec_key(k, sizeof(k), plat, id);
+	void *v;
+	size_t vl;
+	if (!klen || store_meta_get(st, k, klen, &v, &vl))
+		return false;
+	free(v);
+	return true;
+}
+
 int archive_delete(struct store *st, const char *plat, const char *id)
 {
 	struct archive *a;

@@ -49,6 +49,8 @@ int archive_save(struct store *st, const struct archive *a);
 /* -ENOENT if there is none. */
 int archive_load(struct store *st, const char *plat, const char *id,
 		 struct archive **out);
+/* Is there an archive of @plat/@id? (cheap: no parse) */
+bool archive_exists(struct store *st, const char *plat, const char *id);
 /* Remove the record and every cached block of its files and log. */
 int archive_delete(struct store *st, const char *plat, const char *id);
 /* Names with at least one archive / ids archived for @plat. */

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "evict.h"
 #include "log.h"
 #include "remote.h"
 
@@ -48,6 +49,8 @@ struct job {
 	uint64_t blk;
 	struct remote *remote;
 	char *path;
+	char *plat;		/* owner, for the eviction record */
+	char *id;
 	size_t len;		/* expected bytes */
 	struct xfer_attr version;	/* size and mtime of the file version */
 	enum job_state state;
@@ -84,6 +87,18 @@ struct fetcher {
 	void *pool[POOL_MAX];
 	int npool;
 	unsigned long write_errors;	/* failed commits (ENOSPC...) */
+	/* Files with an eviction record, and when they were last read. */
+	struct known *known;
+	size_t nknown, capknown;
+	uint64_t since_pass;		/* bytes written since eviction */
+};
+
+struct known {
+	uint8_t fid[STORE_FID_LEN];
+	char *plat;
+	char *id;
+	time_t atime;		/* last read we know of */
+	time_t recorded;	/* atime the store has */
 };
 
 /* ---- pure parts ----------------------------------------------------------- */
@@ -136,8 +151,12 @@ int fetch_file_init(struct fetch_file *ff, struct remote *r,
 {
 	ff->remote = r;
 	ff->path = strdup(path);
-	if (!ff->path)
+	ff->plat = strdup(platform);
+	ff->id = strdup(id);
+	if (!ff->path || !ff->plat || !ff->id) {
+		fetch_file_cleanup(ff);
 		return -ENOMEM;
+	}
 	ff->size = size;
 	ff->mtime = mtime;
 	fetch_file_id(ff->fid, platform, id, path, size, mtime);
@@ -147,7 +166,9 @@ int fetch_file_init(struct fetch_file *ff, struct remote *r,
 void fetch_file_cleanup(struct fetch_file *ff)
 {
 	free(ff->path);
-	ff->path = NULL;
+	free(ff->plat);
+	free(ff->id);
+	ff->path = ff->plat = ff->id = NULL;
 }
 
 void fetch_stream_init(struct fetch_stream *s)
@@ -207,6 +228,8 @@ static void unref_n(struct fetcher *f, struct job *j, int n)
 			free(j->data);
 	}
 	free(j->path);
+	free(j->plat);
+	free(j->id);
 	free(j);
 }
 
@@ -244,7 +267,12 @@ static struct job *job_new(struct fetcher *f, const struct fetch_file *ff,
 	if (!j)
 		return NULL;
 	j->path = strdup(ff->path);
-	if (!j->path) {
+	j->plat = strdup(ff->plat);
+	j->id = strdup(ff->id);
+	if (!j->path || !j->plat || !j->id) {
+		free(j->path);
+		free(j->plat);
+		free(j->id);
 		free(j);
 		return NULL;
 	}
@@ -338,6 +366,103 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* The entry of @fid (f->mu held), or NULL. Linear: one per cached file,
+ * looked up once per read and per written batch. */
+static struct known *known_find(struct fetcher *f, const uint8_t *fid)
+{
+	for (size_t i = 0; i < f->nknown; i++)
+		if (!memcmp(f->known[i].fid, fid, STORE_FID_LEN))
+			return &f->known[i];
+	return NULL;
+}
+
+static struct known *known_add(struct fetcher *f, const uint8_t *fid,
+			       const char *plat, const char *id)
+{
+	if (f->nknown == f->capknown) {
+		size_t nc = f->capknown ? f->capknown * 2 : 64;
+		struct known *nv = realloc(f->known, nc * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		f->known = nv;
+		f->capknown = nc;
+	}
+	struct known *k = &f->known[f->nknown];
+	memcpy(k->fid, fid, STORE_FID_LEN);
+	k->plat = strdup(plat);
+	k->id = strdup(id);
+	if (!k->plat || !k->id) {
+		free(k->plat);
+		free(k->id);
+		return NULL;
+	}
+	k->atime = time(NULL);
+	k->recorded = 0;
+	f->nknown++;
+	return k;
+}
+
+/* A read of @ff: remember when (for LRU), at minute resolution. */
+static void note_read(struct fetcher *f, const struct fetch_file *ff)
+{
+	if (!f->p.cache_size)
+		return;
+	time_t now = time(NULL);
+	pthread_mutex_lock(&f->mu);
+	struct known *k = known_find(f, ff->fid);
+	if (!k)
+		k = known_add(f, ff->fid, ff->plat, ff->id);
+	if (k)
+		k->atime = now;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * Writer thread, after a commit (f->mu not held): write the eviction
+ * records that are new or a minute stale, then evict if enough was added.
+ */
+static void account(struct fetcher *f, uint64_t written)
+{
+	struct { uint8_t fid[STORE_FID_LEN]; char *plat, *id; time_t at; } *todo;
+	size_t n = 0;
+
+	pthread_mutex_lock(&f->mu);
+	f->since_pass += written;
+	todo = calloc(f->nknown ? f->nknown : 1, sizeof(*todo));
+	for (size_t i = 0; todo && i < f->nknown; i++) {
+		struct known *k = &f->known[i];
+		if (k->recorded && k->atime - k->recorded < 60)
+			continue;
+		memcpy(todo[n].fid, k->fid, STORE_FID_LEN);
+		todo[n].plat = strdup(k->plat);
+		todo[n].id = strdup(k->id);
+		todo[n].at = k->atime;
+		k->recorded = k->atime;
+		n++;
+	}
+	bool pass = f->since_pass >= (f->p.cache_size / 8 < (64u << 20) ?
+					      f->p.cache_size / 8 + 1 :
+					      (64u << 20));
+	if (pass)
+		f->since_pass = 0;
+	pthread_mutex_unlock(&f->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (todo[i].plat && todo[i].id)
+			evict_record(f->p.store, todo[i].fid, todo[i].plat,
+				     todo[i].id, todo[i].at);
+		free(todo[i].plat);
+		free(todo[i].id);
+	}
+	free(todo);
+	if (pass) {
+		int64_t rc = evict_pass(f->p.store, f->p.cache_size,
+					f->p.pinned, f->p.pinned_arg);
+		if (rc < 0)
+			rgt_log(RGT_WARN, "cache eviction failed: %s",
+				strerror((int)-rc));
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct fetcher *f = arg;
@@ -360,8 +485,17 @@ static void *writer_main(void *arg)
 			n++;
 		}
 		f->writing++;
+		uint64_t written = 0;
+		for (int i = 0; f->p.cache_size && i < n; i++) {
+			written += batch[i]->len;
+			if (!known_find(f, batch[i]->fid))
+				known_add(f, batch[i]->fid, batch[i]->plat,
+					  batch[i]->id);
+		}
 		pthread_mutex_unlock(&f->mu);
 		int rc = store_blocks_put(f->p.store, puts, n);
+		if (!rc && f->p.cache_size)
+			account(f, written);
 		if (rc)
 			rgt_log(RGT_WARN, "cannot write %d blocks to the "
 				"cache: %s", n, strerror(-rc));
@@ -446,6 +580,11 @@ void fetcher_free(struct fetcher *f)
 	}
 	while (f->npool)
 		free(f->pool[--f->npool]);
+	for (size_t i = 0; i < f->nknown; i++) {
+		free(f->known[i].plat);
+		free(f->known[i].id);
+	}
+	free(f->known);
 	free(f->workers);
 	pthread_cond_destroy(&f->work_cv);
 	pthread_cond_destroy(&f->done_cv);
@@ -590,6 +729,7 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 		return reply(arg, NULL, 0);	/* EOF */
 	if (len > ff->size - off)
 		len = (size_t)(ff->size - off);
+	note_read(f, ff);
 	if (s)
 		readahead(f, ff, s, off, len, last);
 	if (warm_read(f, ff, off, len, first, last, reply, arg, &rc))

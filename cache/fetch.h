@@ -18,6 +18,7 @@
 #define RGT_FETCH_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -33,6 +34,11 @@ struct fetcher_params {
 	size_t max_inflight;		/* bytes, default 32 MiB */
 	int readahead;			/* blocks ahead of a sequential reader */
 	long wait_timeout_ms;		/* bound on one read's wait */
+	uint64_t cache_size;		/* evictable bytes; 0: unbounded */
+	/* Which instances' data must never be evicted (archived, gone,
+	 * tearing down); may be NULL. Called from the writer thread. */
+	bool (*pinned)(void *arg, const char *plat, const char *id);
+	void *pinned_arg;
 };
 
 int fetcher_new(const struct fetcher_params *p, struct fetcher **out);
@@ -43,6 +49,8 @@ void fetcher_free(struct fetcher *f);
 struct fetch_file {
 	struct remote *remote;	/* borrowed; outlives the file; NULL: the
 				 * bytes can only come from the store */
+	char *plat;		/* owner, for eviction */
+	char *id;
 	char *path;
 	uint64_t size;
 	int64_t mtime;

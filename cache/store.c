@@ -355,3 +355,29 @@ out_abort:
 out:
 	return mdb_to_errno(rc);
 }
+
+int store_blocks_bytes(struct store *st, const uint8_t *fid, uint64_t *bytes)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t k[STORE_FID_LEN + 8];
+	MDB_val key = { sizeof(k), k }, val;
+
+	*bytes = 0;
+	block_key(k, fid, 0);
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_cursor_open(txn, st->blocks, &cur);
+	if (!rc) {
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		while (!rc && key.mv_size == sizeof(k) &&
+		       !memcmp(key.mv_data, fid, STORE_FID_LEN)) {
+			*bytes += val.mv_size;
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : mdb_to_errno(rc);
+}

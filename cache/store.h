@@ -56,6 +56,10 @@ struct store_put {
 /* Write @n blocks in one transaction (all or none). */
 int store_blocks_put(struct store *st, const struct store_put *v, size_t n);
 
+/* Bytes of file @fid that are cached (sizes from the keys' records). */
+int store_blocks_bytes(struct store *st, const uint8_t *fid,
+		       uint64_t *bytes);
+
 /* Delete every cached block of file @fid (one transaction). */
 int store_blocks_delete(struct store *st, const uint8_t *fid);
 

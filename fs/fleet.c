@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "archive.h"
 #include "config.h"
 #include "log.h"
 #include "platform.h"
@@ -453,7 +454,7 @@ int fleet_start(struct fleet *fl)
 	return 0;
 }
 
-void fleet_free(struct fleet *fl)
+void fleet_stop(struct fleet *fl)
 {
 	if (!fl)
 		return;
@@ -462,9 +463,19 @@ void fleet_free(struct fleet *fl)
 	pthread_cond_broadcast(&fl->stop_cv);
 	pthread_mutex_unlock(&fl->stop_mu);
 	for (size_t i = 0; i < fl->npl; i++) {
+		if (fl->pl[i].started)
+			pthread_join(fl->pl[i].thread, NULL);
+		fl->pl[i].started = false;
+	}
+}
+
+void fleet_free(struct fleet *fl)
+{
+	if (!fl)
+		return;
+	fleet_stop(fl);
+	for (size_t i = 0; i < fl->npl; i++) {
 		struct fplat *pl = &fl->pl[i];
-		if (pl->started)
-			pthread_join(pl->thread, NULL);
 		for (size_t k = 0; k < pl->n; k++) {
 			free(pl->inst[k].status_msg);
 			free(pl->inst[k].info_json);
@@ -842,4 +853,21 @@ void fleet_forget(struct fleet *fl, size_t pi, const char *id)
 	drop_records(fl->st, "td", pl->sec->kind, id, true);
 	drop_records(fl->st, "dir", pl->sec->kind, id, false);
 	drop_records(fl->st, "attr", pl->sec->kind, id, false);
+}
+
+bool fleet_pinned(void *arg, const char *plat, const char *id)
+{
+	struct fleet *fl = arg;
+	if (archive_exists(fl->st, plat, id))
+		return true;
+	int pi = fleet_platform_index(fl, plat);
+	if (pi < 0)
+		return true;
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	bool pin = !in || in->hidden || in->tearing_down ||
+		   in->state == RGT_ST_GONE;
+	pthread_mutex_unlock(&pl->mu);
+	return pin;
 }

@@ -32,6 +32,8 @@ int fleet_new(const struct rgt_config *cfg, struct store *st,
 	      struct fleet **out, char *err, size_t errlen);
 /* Start the poller threads (after any fork). */
 int fleet_start(struct fleet *fl);
+/* Stop the pollers (idempotent); queries still work afterwards. */
+void fleet_stop(struct fleet *fl);
 /* Stop pollers, free instances and their remotes. */
 void fleet_free(struct fleet *fl);
 
@@ -88,6 +90,13 @@ int fleet_snapshot(struct fleet *fl, size_t pi, const char *id,
 		   char **status_msg, char **info, char **ssh);
 /* The instance was archived: hide it and drop its records. */
 void fleet_forget(struct fleet *fl, size_t pi, const char *id);
+
+/*
+ * Eviction's pin rule: data of an archived, gone or tearing-down instance,
+ * or of one rgtfs does not know (anything it cannot classify), is never
+ * evicted. @arg is the fleet.
+ */
+bool fleet_pinned(void *arg, const char *plat, const char *id);
 
 /* Number of list calls made so far (tests and tools). */
 unsigned long fleet_polls(struct fleet *fl, size_t pi);

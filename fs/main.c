@@ -178,6 +178,11 @@ int main(int argc, char *argv[])
 		goto out_http;
 	if (handles_new(&ctx.handles))
 		goto out_nodes;
+	rc = fleet_new(&cfg, ctx.store, &ctx.fleet, err, sizeof(err));
+	if (rc) {
+		rgt_log(RGT_ERR, "%s", err);
+		goto out_handles;
+	}
 	struct fetcher_params fp = {
 		.store = ctx.store,
 		.workers = cfg.workers,
@@ -187,23 +192,21 @@ int main(int argc, char *argv[])
 		 * a few I/O timeouts, never forever. */
 		.wait_timeout_ms = 4L * cfg.connect_timeout_ms +
 				   4L * cfg.io_timeout_ms,
+		.cache_size = cfg.cache_size,
+		.pinned = fleet_pinned,
+		.pinned_arg = ctx.fleet,
 	};
 	if (fetcher_new(&fp, &ctx.fetcher))
-		goto out_handles;
-	rc = fleet_new(&cfg, ctx.store, &ctx.fleet, err, sizeof(err));
-	if (rc) {
-		rgt_log(RGT_ERR, "%s", err);
-		goto out_fetcher;
-	}
-	if (fleet_start(ctx.fleet))
 		goto out_fleet;
+	if (fleet_start(ctx.fleet))
+		goto out_fetcher;
 
 	if (cmd.singlethread) {
 		ret = fuse_session_loop(se);
 	} else {
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 		if (!lc)
-			goto out_fleet;
+			goto out_fetcher;
 		fuse_loop_cfg_set_clone_fd(lc, cmd.clone_fd);
 		/* libfuse leaves unset values at UINT_MAX. */
 		if (cmd.max_idle_threads <= 1000)
@@ -222,10 +225,14 @@ int main(int argc, char *argv[])
 	}
 	ret = ret ? 1 : 0;
 
+out_fetcher:
+	/* The pollers stop first (fleet_free), but the fetcher's writer
+	 * calls into the fleet for pins: stop the fetcher before freeing
+	 * the fleet. */
+	fleet_stop(ctx.fleet);
+	fetcher_free(ctx.fetcher);
 out_fleet:
 	fleet_free(ctx.fleet);
-out_fetcher:
-	fetcher_free(ctx.fetcher);
 out_handles:
 	handles_free(ctx.handles);
 out_nodes:

@@ -1,0 +1,140 @@
+/*
+ * evict.c - LRU eviction under cache_size (see evict.h).
+ *
+ * DESIGN
+ * Each cached file has a small record written when its first blocks are
+ * committed and refreshed when it is read (at most once a minute per file,
+ * by the fetcher). A pass reads those records, counts each file's cached
+ * bytes from the block keys (no block data is touched), asks the upper
+ * layer which instances are pinned, and deletes whole files, oldest first.
+ * Whole files, not blocks: a partly evicted checkpoint is as expensive to
+ * re-read as a missing one, and file granularity keeps the records small.
+ * A pinned file is never chosen, so the bound applies to evictable data
+ * only and archived data can exceed it (SPEC: never evicted).
+ */
+#include "evict.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static int cmp_lru(const void *a, const void *b)
+{
+	const struct evict_file *x = a, *y = b;
+	if (x->pinned != y->pinned)
+		return x->pinned ? 1 : -1;	/* pinned last */
+	return x->atime < y->atime ? -1 : x->atime > y->atime;
+}
+
+size_t evict_choose(struct evict_file *v, size_t n, uint64_t limit)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].pinned)
+			total += v[i].bytes;
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_lru);
+	size_t k = 0;
+	while (total > limit && k < n && !v[k].pinned) {
+		total -= v[k].bytes;
+		k++;
+	}
+	return k;
+}
+
+static size_t file_key(char *k, const uint8_t *fid)
+{
+	memcpy(k, "file", 5);	/* with its NUL */
+	memcpy(k + 5, fid, STORE_FID_LEN);
+	return 5 + STORE_FID_LEN;
+}
+
+int evict_record(struct store *st, const uint8_t *fid, const char *plat,
+		 const char *id, time_t atime)
+{
+	char k[5 + STORE_FID_LEN], v[512];
+	size_t pl = strlen(plat), il = strlen(id);
+	int64_t at = atime;
+	if (pl + il + 2 + sizeof(at) > sizeof(v))
+		return -ENAMETOOLONG;
+	memcpy(v, plat, pl + 1);
+	memcpy(v + pl + 1, id, il + 1);
+	memcpy(v + pl + il + 2, &at, sizeof(at));
+	return store_meta_put(st, k, file_key(k, fid), v,
+			      pl + il + 2 + sizeof(at));
+}
+
+struct collect {
+	struct evict_file *v;
+	size_t n, cap;
+};
+
+static int collect_fn(void *arg, const void *key, size_t kl, const void *val,
+		      size_t vl)
+{
+	struct collect *c = arg;
+	const char *p = val;
+	if (kl != 5 + STORE_FID_LEN)
+		return 0;
+	size_t pl = strnlen(p, vl);
+	if (pl + 1 >= vl)
+		return 0;
+	size_t il = strnlen(p + pl + 1, vl - pl - 1);
+	if (pl + il + 2 + sizeof(int64_t) != vl)
+		return 0;	/* not ours: skip rather than guess */
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 64;
+		struct evict_file *nv = realloc(c->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = nc;
+	}
+	struct evict_file *f = &c->v[c->n];
+	memset(f, 0, sizeof(*f));
+	memcpy(f->fid, (const char *)key + 5, STORE_FID_LEN);
+	f->plat = strdup(p);
+	f->id = strdup(p + pl + 1);
+	int64_t at;
+	memcpy(&at, p + pl + il + 2, sizeof(at));
+	f->atime = (time_t)at;
+	if (!f->plat || !f->id) {
+		free(f->plat);
+		free(f->id);
+		return -ENOMEM;
+	}
+	c->n++;
+	return 0;
+}
+
+int64_t evict_pass(struct store *st, uint64_t limit, evict_pinned_fn pinned,
+		   void *arg)
+{
+	struct collect c = { 0 };
+	int64_t freed = 0;
+	int rc = store_meta_scan(st, "file", 5, collect_fn, &c);
+	for (size_t i = 0; !rc && i < c.n; i++) {
+		rc = store_blocks_bytes(st, c.v[i].fid, &c.v[i].bytes);
+		c.v[i].pinned = pinned && pinned(arg, c.v[i].plat, c.v[i].id);
+	}
+	size_t k = rc ? 0 : evict_choose(c.v, c.n, limit);
+	for (size_t i = 0; !rc && i < k; i++) {
+		char key[5 + STORE_FID_LEN];
+		rc = store_blocks_delete(st, c.v[i].fid);
+		if (!rc)
+			rc = store_meta_del(st, key, file_key(key, c.v[i].fid));
+		if (!rc)
+			freed += (int64_t)c.v[i].bytes;
+	}
+	if (k)
+		rgt_log(RGT_INFO, "cache: evicted %zu files (%lld MiB) to stay "
+			"under cache_size", k, (long long)(freed >> 20));
+	for (size_t i = 0; i < c.n; i++) {
+		free(c.v[i].plat);
+		free(c.v[i].id);
+	}
+	free(c.v);
+	return rc ? rc : freed;
+}
