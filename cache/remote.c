@@ -781,6 +781,31 @@ static int fetch_listing(struct remote *r, const char *path, int is_attr,
 	return rc;
 }
 
+int remote_remember(struct remote *r, const char *path,
+		    const struct rentry *v, size_t n)
+{
+	struct rlisting *l = listing_new();
+	if (!l)
+		return -ENOMEM;
+	l->v = calloc(n ? n : 1, sizeof(*l->v));
+	for (size_t i = 0; l->v && i < n; i++) {
+		if (!(l->v[i].name = strdup(v[i].name)))
+			break;
+		l->v[i].attr = v[i].attr;
+		l->n++;
+	}
+	if (!l->v || l->n != n) {
+		rlisting_free(l);
+		return -ENOMEM;
+	}
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
+	l->fetched = time(NULL);
+	remember(r, path, 0, l);
+	rlisting_free(l);
+	return 0;
+}
+
 int remote_list_cached(struct remote *r, const char *path,
 		       struct rlisting **out)
 {

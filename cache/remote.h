@@ -92,6 +92,13 @@ struct rlisting {
 int remote_list(struct remote *r, const char *path, int max_age,
 		struct rlisting **out);
 void rlisting_free(struct rlisting *l);
+/*
+ * Record @v (@n entries, any order) as the listing of @path, as if it had
+ * just been listed: the teardown's roster covers every directory, and
+ * what it pulled must stay listable after the box is gone.
+ */
+int remote_remember(struct remote *r, const char *path,
+		    const struct rentry *v, size_t n);
 /* The last listing of @path known in memory or the store; no network. */
 int remote_list_cached(struct remote *r, const char *path,
 		       struct rlisting **out);

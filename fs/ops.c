@@ -49,6 +49,7 @@
 
 #define ATTR_TIMEOUT 1.0	/* seconds the kernel may cache attributes */
 #define LIST_MAX_AGE 1		/* seconds a remote listing is reused */
+#define FIXED_NAME_TIMEOUT 86400.0	/* status, teardown...: see lookup */
 #define VFILE_MAX (1u << 20)	/* bound on one rendered virtual file */
 
 static const struct {
@@ -481,6 +482,15 @@ static void rgt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	e.ino = n->ino;
 	e.generation = 1;
 	e.entry_timeout = ATTR_TIMEOUT;
+	/*
+	 * The files of an instance directory exist exactly as long as the
+	 * directory does, so their names may stay in the kernel's dentry
+	 * cache. That matters during rmdir: the kernel then holds the
+	 * directory's lock, and a first lookup of `teardown` would wait for
+	 * the whole teardown; a cached name is read at once.
+	 */
+	if (p->kind == NK_INSTANCE && n->kind != NK_RDIR)
+		e.entry_timeout = FIXED_NAME_TIMEOUT;
 	if (fuse_reply_entry(req, &e))
 		node_forget(c->nodes, n->ino, 1);
 }
@@ -1011,6 +1021,10 @@ static void rgt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 				"the mounting user may tear down",
 				fleet_platform_name(c->fleet, pi), name,
 				(unsigned)fuse_req_ctx(req)->uid);
+			fleet_set_teardown(c->fleet, pi, name,
+					   "refused: only the user who mounted "
+					   "rgtfs may tear an instance down\n"
+					   "nothing was destroyed\n");
 			rc = -EPERM;
 		} else if (fleet_touched_within(c->fleet, pi, name,
 						RM_GUARD)) {
@@ -1018,6 +1032,12 @@ static void rgt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 				"just tried to delete inside it (rm -r?); "
 				"use rmdir on the directory itself",
 				fleet_platform_name(c->fleet, pi), name);
+			fleet_set_teardown(c->fleet, pi, name,
+					   "refused: files inside were just "
+					   "being deleted (rm -r?); a teardown "
+					   "is asked for with rmdir on the "
+					   "directory alone\n"
+					   "nothing was destroyed\n");
 			rc = -ENOTEMPTY;
 		} else {
 			rc = teardown_instance(c, pi, name);

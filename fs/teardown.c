@@ -297,6 +297,50 @@ static int step_roster(struct td *t)
 	return 0;
 }
 
+/*
+ * Record the roster as the listings of checkpoint_dir and every directory
+ * under it, so that what the pull brings stays listable when the box is
+ * gone (the roster came from find, not from an SFTP readdir).
+ */
+static void remember_listings(struct td *t)
+{
+	/* dirs: "" (the root) and every 'd' entry */
+	for (size_t d = 0; d <= t->roster.n; d++) {
+		const char *dir = d == t->roster.n ? "" : t->roster.v[d].path;
+		if (d < t->roster.n && t->roster.v[d].type != 'd')
+			continue;
+		size_t dl = strlen(dir), n = 0;
+		struct rentry *v = calloc(t->roster.n ? t->roster.n : 1,
+					  sizeof(*v));
+		if (!v)
+			return;
+		for (size_t i = 0; i < t->roster.n; i++) {
+			const struct roster_entry *e = &t->roster.v[i];
+			const char *rest = e->path;
+			if (dl) {
+				if (strncmp(rest, dir, dl) || rest[dl] != '/')
+					continue;
+				rest += dl + 1;
+			}
+			if (!*rest || strchr(rest, '/') ||
+			    (e->type != 'f' && e->type != 'd'))
+				continue;
+			v[n].name = (char *)rest;
+			v[n].attr.size = e->size;
+			v[n].attr.mtime = e->mtime;
+			v[n].attr.mode = e->type == 'd' ? S_IFDIR | 0755 :
+							  S_IFREG | 0644;
+			n++;
+		}
+		char *abs = dl ? abs_path(t, dir) :
+				 strdup(t->sec->checkpoint_dir);
+		if (abs)
+			remote_remember(t->r, abs, v, n);
+		free(abs);
+		free(v);
+	}
+}
+
 /* Reply callback of a pull: count, keep nothing. */
 static int sink(void *arg, const struct iovec *iov, int n)
 {
@@ -334,6 +378,7 @@ static int step_pull(struct td *t, bool *pulled)
 {
 	uint64_t done = 0;
 	int rc = 0;
+	remember_listings(t);
 	for (size_t i = 0; !rc && i < t->roster.n; i++) {
 		const struct roster_entry *e = &t->roster.v[i];
 		if (e->type != 'f')
