@@ -442,46 +442,30 @@ static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
 	}
 }
 
-static void rgt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/*
+ * Look @name up under @p and fill @e; on success the node's lookup count
+ * was incremented (the caller replies with @e or undoes it).
+ */
+static int do_lookup(struct rgt_ctx *c, struct node *p, const char *name,
+		     struct fuse_entry_param *e)
 {
-	struct rgt_ctx *c = ctx_of(req);
-	struct node *p = node_get(c->nodes, parent);
 	struct node t;
 	char path[PATH_MAX];
-	struct fuse_entry_param e;
-	int rc;
-
-	if (!p) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	rc = resolve(c, p, name, &t, path, sizeof(path));
-	if (rc) {
-		if (rc == -ENOENT) {
-			/* A negative entry the kernel may keep briefly. */
-			memset(&e, 0, sizeof(e));
-			e.entry_timeout = 0;
-			fuse_reply_entry(req, &e);
-		} else {
-			fuse_reply_err(req, io_errno(rc));
-		}
-		return;
-	}
+	int rc = resolve(c, p, name, &t, path, sizeof(path));
+	if (rc)
+		return rc;
 	struct node *n = node_child(c->nodes, p, name, &t, true, &rc);
-	if (!n) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	rc = node_stat(c, n, &e.attr, &e.attr_timeout);
+	if (!n)
+		return rc;
+	memset(e, 0, sizeof(*e));
+	rc = node_stat(c, n, &e->attr, &e->attr_timeout);
 	if (rc) {
 		node_forget(c->nodes, n->ino, 1);
-		fuse_reply_err(req, io_errno(rc));
-		return;
+		return rc;
 	}
-	e.ino = n->ino;
-	e.generation = 1;
-	e.entry_timeout = ATTR_TIMEOUT;
+	e->ino = n->ino;
+	e->generation = 1;
+	e->entry_timeout = ATTR_TIMEOUT;
 	/*
 	 * The files of an instance directory exist exactly as long as the
 	 * directory does, so their names may stay in the kernel's dentry
@@ -490,9 +474,30 @@ static void rgt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 * the whole teardown; a cached name is read at once.
 	 */
 	if (p->kind == NK_INSTANCE && n->kind != NK_RDIR)
-		e.entry_timeout = FIXED_NAME_TIMEOUT;
-	if (fuse_reply_entry(req, &e))
-		node_forget(c->nodes, n->ino, 1);
+		e->entry_timeout = FIXED_NAME_TIMEOUT;
+	return 0;
+}
+
+static void rgt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *p = node_get(c->nodes, parent);
+	struct fuse_entry_param e;
+
+	if (!p) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = do_lookup(c, p, name, &e);
+	if (rc == -ENOENT) {
+		/* A negative entry, not cached by the kernel. */
+		memset(&e, 0, sizeof(e));
+		fuse_reply_entry(req, &e);
+	} else if (rc) {
+		fuse_reply_err(req, io_errno(rc));
+	} else if (fuse_reply_entry(req, &e)) {
+		node_forget(c->nodes, e.ino, 1);
+	}
 }
 
 static void rgt_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -752,6 +757,52 @@ static void rgt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 						(off_t)(i + 1));
 		if (need > size - used)
 			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+	handle_put(c->handles, &d->h);
+}
+
+/*
+ * readdirplus: every entry but . and .. comes with its attributes and
+ * counts as a lookup, so `ls` of an instance directory also fills the
+ * kernel's dentry cache (see do_lookup).
+ */
+static void rgt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct dirh *d = (struct dirh *)handle_get(c->handles, fi->fh);
+	struct node *p = node_get(c->nodes, ino);
+	char *buf = d && p ? malloc(size) : NULL;
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, d && p ? ENOMEM : EBADF);
+		if (d)
+			handle_put(c->handles, &d->h);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct fuse_entry_param e;
+		bool dot = !strcmp(d->v[i].name, ".") ||
+			   !strcmp(d->v[i].name, "..");
+		if (dot || do_lookup(c, p, d->v[i].name, &e)) {
+			/* . and .., or gone since opendir: no attributes,
+			 * and nothing counted (ino 0 is not a lookup). */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->v[i].ino;
+			e.attr.st_mode = d->v[i].type;
+		}
+		size_t need = fuse_add_direntry_plus(req, buf + used,
+						     size - used, d->v[i].name,
+						     &e, (off_t)(i + 1));
+		if (need > size - used) {
+			if (e.ino)
+				node_forget(c->nodes, e.ino, 1);
+			break;
+		}
 		used += need;
 	}
 	fuse_reply_buf(req, buf, used);
@@ -1127,6 +1178,7 @@ const struct fuse_lowlevel_ops rgt_ops = {
 	.release = rgt_release,
 	.opendir = rgt_opendir,
 	.readdir = rgt_readdir,
+	.readdirplus = rgt_readdirplus,
 	.releasedir = rgt_releasedir,
 	.statfs = rgt_statfs,
 	.create = rgt_create,
