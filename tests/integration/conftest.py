@@ -249,16 +249,20 @@ def mount_factory(tmp_path, rgtfs_bin, user_key, hygiene):
     """make(api, api_key=<api's>, start=True, **config) -> Mount (started).
 
     Config keys are those of util.write_config (connect_timeout, io_timeout,
-    api_timeout, poll_interval, stale_after, ...)."""
+    api_timeout, poll_interval, stale_after, ...). extra_args are more
+    command-line arguments (e.g. ["-o", "allow_other"]); mnt a mountpoint
+    other than WORKDIR/mnt."""
     made = []
 
-    def make(api, api_key="<api>", start=True, ssh_key=None, cache=None, **cfg):
+    def make(api, api_key="<api>", start=True, ssh_key=None, cache=None, extra_args=(),
+             mnt=None, **cfg):
         workdir = str(tmp_path / ("mount%d" % len(made)))
         os.makedirs(workdir, exist_ok=True)
         conf = write_config(os.path.join(workdir, "rgtfs.ini"), api_url=api.url,
                             ssh_key=ssh_key or user_key, **cfg)
         key = api.api_key if api_key == "<api>" else api_key
-        m = Mount(rgtfs_bin, workdir, _rgtfs_env(workdir, key), conf, cache=cache)
+        m = Mount(rgtfs_bin, workdir, _rgtfs_env(workdir, key), conf, cache=cache,
+                  mnt=mnt, extra_args=extra_args)
         made.append(m)
         if start:
             m.start()
@@ -329,3 +333,61 @@ def world(box_factory, fake_api, mount_factory, user_key):
                            10, msg="instance %d listed" % iid)
         return w
     return make
+
+
+# ---- teardown suite helpers --------------------------------------------------------
+
+@pytest.fixture
+def tmpfs_factory(tmp_path):
+    """make(size='24m', name='tmpfs') -> path of a fresh tmpfs (mode 0700).
+    Unmounted (lazily if busy) when the test ends; request this fixture before
+    world/mount_factory so it is torn down after the mounts that use it."""
+    made = []
+
+    def make(size="24m", name=None):
+        path = str(tmp_path / (name or "tmpfs%d" % len(made)))
+        made.append(path)
+        return util.mount_tmpfs(path, size)
+    yield make
+    left = [p for p in made if not util.umount_tmpfs(p)]
+    if left:
+        pytest.fail("tmpfs still mounted: %s" % left, pytrace=False)
+
+
+@pytest.fixture
+def public_dir():
+    """A directory under /tmp that every user can traverse (0755), for a
+    mountpoint another uid must reach (pytest's tmp_path is 0700). Request it
+    before world/mount_factory; it is removed after the mounts are gone."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="rgtfs-pub-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    for mp in util.fuse_mounts_under(d):
+        util.run([util.FUSERMOUNT, "-u", "-z", mp], timeout=10)
+    if not util.fuse_mounts_under(d):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def store_tool(rgtfs_bin):
+    """Path of rgtfs-store next to the rgtfs binary under test (BUILD/tools/)."""
+    p = os.path.join(os.path.dirname(rgtfs_bin), "tools", "rgtfs-store")
+    if not os.access(p, os.X_OK):
+        pytest.fail("rgtfs-store not found at %s (build the tools)" % p, pytrace=False)
+    return p
+
+
+@pytest.fixture
+def proxies():
+    """make(target_port, rate=None) -> util.TcpProxy / util.ThrottledProxy,
+    stopped when the test ends."""
+    made = []
+
+    def make(target_port, rate=None):
+        p = util.ThrottledProxy(target_port, rate) if rate else util.TcpProxy(target_port)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.stop()

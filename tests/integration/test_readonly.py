@@ -1,7 +1,7 @@
 """Everything under the mount is read-only: writes, creates, unlinks, renames,
-links, chmod, truncate and utimes fail with EROFS; rmdir fails with EPERM or
-EROFS (teardown is not implemented yet); and none of it changes a byte on the
-box or sends a mutating API call."""
+links, chmod, truncate and utimes fail with EROFS; rmdir of anything but an
+instance directory (the teardown request, see test_teardown.py) fails; and
+none of it changes a byte on the box or sends a mutating API call."""
 
 import os
 
@@ -62,20 +62,24 @@ def test_syscalls_that_modify_get_erofs(world):
     assert w.api.mutations() == []
 
 
-def test_rmdir_is_refused_for_now(world):
+def test_rmdir_of_anything_but_an_instance_is_refused(world):
+    """rmdir of an instance directory is the teardown request (test_teardown.py);
+    rmdir of any other directory under the mount fails and destroys nothing."""
     w = world()
     before = _state(w)
     bad = []
-    for d in [w.idir(0), w.ck(0), w.ck(0, "empty-dir"), w.ck(0, "run-001"),
+    for d in [w.ck(0), w.ck(0, "empty-dir"), w.ck(0, "run-001"),
+              w.ck(0, "run-001", "step-01000"),
               os.path.join(w.mnt, "vastai"), os.path.join(w.mnt, "archive")]:
         got = op_errno("rmdir", d)
-        if got not in ("EPERM", "EROFS"):
+        if got not in ("EPERM", "EROFS", "ENOTEMPTY", "EACCES"):
             bad.append("rmdir %s -> %s" % (os.path.relpath(d, w.mnt), got))
     assert bad == [], "\n".join(bad)
     assert _state(w) == before
     assert w.api.deletes() == [] and w.api.mutations() == []
     assert w.status() == "running\n"
     assert str(w.ids[0]) in ls(os.path.join(w.mnt, "vastai"))
+    assert ls(w.ck(0)) >= {"run-001", "empty-dir", "empty.bin"}
 
 
 def test_shell_tools_report_read_only(world, tmp_path):

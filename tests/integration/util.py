@@ -758,3 +758,173 @@ def listdir_raw(path, timeout=30):
     r = ok([PY, "-c", "import os,sys; print(' '.join(n.hex() for n in os.listdir(os.fsencode(sys.argv[1]))))",
             path], timeout=timeout)
     return {bytes.fromhex(h) for h in r.text.split()}
+
+
+# ---- teardown helpers (test_teardown.py) -------------------------------------------
+
+class ThrottledProxy(TcpProxy):
+    """A TcpProxy that moves at most `rate` bytes per second in total (both
+    directions, every connection), so a pull of a big file takes long enough
+    for a test to act in the middle of it. proxy.bytes counts what moved."""
+
+    CHUNK = 32 * 1024
+
+    def __init__(self, target_port, rate, **kw):
+        self.rate = float(rate)
+        self._tb_lock = threading.Lock()
+        self._tb_next = 0.0
+        super().__init__(target_port, **kw)
+
+    def _throttle(self, n):
+        with self._tb_lock:
+            now = time.monotonic()
+            start = max(now, self._tb_next)
+            self._tb_next = start + n / self.rate
+        if start > now:
+            time.sleep(start - now)
+
+    def _pump(self, a, b):
+        socks = [a, b]
+        try:
+            while not self._stop.is_set():
+                if self._blackhole.is_set():
+                    time.sleep(0.05)
+                    continue
+                r, _, _ = select.select(socks, [], [], 0.1)
+                for s in r:
+                    data = s.recv(self.CHUNK)
+                    if not data:
+                        return
+                    self._throttle(len(data))
+                    (b if s is a else a).sendall(data)
+                    with self._lock:
+                        self.bytes += len(data)
+        except OSError:
+            pass
+        finally:
+            for s in socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+# A child that appends CHUNK random bytes to a file every INTERVAL seconds
+# until killed (a training job still writing its checkpoint).
+_APPEND_CHILD = r'''
+import os, sys, time
+path, interval, chunk = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+print("STARTED", flush=True)
+while True:
+    with open(path, "ab") as f:
+        f.write(os.urandom(chunk))
+    time.sleep(interval)
+'''
+
+
+def start_appender(path, interval=0.05, chunk=4096):
+    """Spawn a background writer appending to path (registered for kill_children);
+    returns once it has started appending."""
+    p = spawn([PY, "-c", _APPEND_CHILD, path, str(interval), str(chunk)],
+              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    r, _, _ = select.select([p.stdout], [], [], 10)
+    assert r and p.stdout.readline() == b"STARTED\n", "appender did not start"
+    return p
+
+
+def stop_child(p, timeout=10):
+    """SIGKILL one spawned child (and its process group) by PID and reap it."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def spawn_op(op, *args, user=None):
+    """Start the one-syscall child of op_errno() in the background (e.g. an
+    rmdir that blocks for the whole teardown); read it with op_result().
+    user=(uid, gid) runs it as that user through setpriv."""
+    argv = [PY, "-c", _OP_CHILD, op] + list(args)
+    if user is not None:
+        argv = ["setpriv", "--reuid=%d" % user[0], "--regid=%d" % user[1],
+                "--clear-groups"] + argv
+    return spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE)
+
+
+def op_result(p, timeout):
+    """(errno name or 'OK' or 'TIMEOUT', seconds) of a spawn_op() child."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "TIMEOUT", float(timeout)
+    assert p.returncode == 0, "op child failed: rc=%s err=%r" % (p.returncode, err[-300:])
+    name, secs = out.decode().split()
+    return name, float(secs)
+
+
+def op_errno_as(user, op, *args, timeout=60):
+    """op_errno() run as another user: user=(uid, gid), through setpriv."""
+    p = spawn_op(op, *args, user=user)
+    name, _ = op_result(p, timeout)
+    if name == "TIMEOUT":
+        stop_child(p)
+    return name
+
+
+def mount_tmpfs(path, size):
+    """Mount a tmpfs of `size` (e.g. '24m') on path (created 0700)."""
+    os.makedirs(path, exist_ok=True)
+    ok(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs", path], timeout=20)
+    assert is_mounted(path, "tmpfs"), "tmpfs not mounted on %s" % path
+    return path
+
+
+def umount_tmpfs(path):
+    """Unmount a tmpfs from mount_tmpfs (lazily if it is busy). Never raises."""
+    for _ in range(3):
+        if not is_mounted(path, "tmpfs"):
+            return True
+        r = run(["umount", path], timeout=20)
+        if r.rc != 0:
+            time.sleep(0.2)
+    if is_mounted(path, "tmpfs"):
+        run(["umount", "-l", path], timeout=20)
+    return not is_mounted(path, "tmpfs")
+
+
+def npy_bytes(values, dtype="<f4"):
+    """A .npy file (format 1.0) of a 1-D float32 array, built by hand."""
+    n = len(values)
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (dtype, n)
+    total = 10 + len(header) + 1
+    header += " " * ((64 - total % 64) % 64) + "\n"
+    hb = header.encode("latin1")
+    return (b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hb)) + hb
+            + struct.pack("<%df" % n, *values))
+
+
+def flip_byte_in_zip_entry(path, entry):
+    """Flip one byte in the middle of a stored zip entry's data (its CRC-32 then
+    fails); keeps the file's mtime. Returns the offset flipped."""
+    st = os.stat(path)
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(entry)
+    assert info.compress_type == zipfile.ZIP_STORED and info.compress_size > 2
+    with open(path, "r+b") as f:
+        f.seek(info.header_offset)
+        hdr = f.read(30)
+        assert hdr[:4] == b"PK\x03\x04"
+        nlen, xlen = struct.unpack("<HH", hdr[26:30])
+        off = info.header_offset + 30 + nlen + xlen + info.compress_size // 2
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return off
