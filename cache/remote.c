@@ -271,6 +271,13 @@ void remote_set_endpoints(struct remote *r, const struct rgt_endpoint *ep,
 	pthread_mutex_unlock(&r->mu);
 }
 
+void remote_retry_now(struct remote *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->fail_at = 0;
+	pthread_mutex_unlock(&r->mu);
+}
+
 int remote_endpoint(struct remote *r, struct rgt_endpoint *ep)
 {
 	int rc = -ENOENT;

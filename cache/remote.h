@@ -42,6 +42,8 @@ void remote_free(struct remote *r);
 /* Replace the endpoints (direct first). Called by the poller. */
 void remote_set_endpoints(struct remote *r, const struct rgt_endpoint *ep,
 			  int n);
+/* Forget a recent connect failure: the next acquire tries at once. */
+void remote_retry_now(struct remote *r);
 /* Copy the endpoint a shell user should use into @ep; -ENOENT if none. */
 int remote_endpoint(struct remote *r, struct rgt_endpoint *ep);
 

@@ -799,6 +799,10 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
 	if (!t.r) {
 		rc = refuse(&t, -ENOENT, "no such instance");
 		f.step = TD_REFUSED;
+	} else {
+		/* An explicit request deserves a fresh connect, not the
+		 * memory of one that failed a moment ago. */
+		remote_retry_now(t.r);
 	}
 	while (f.step != TD_DONE && f.step != TD_REFUSED &&
 	       f.step != TD_FAILED) {
