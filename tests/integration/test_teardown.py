@@ -631,3 +631,31 @@ def test_delete_timing_out_fails_and_instance_lives(world):
     assert all(r["method"] == "DELETE" for r in w.api.mutations())
     assert_still_listed(w)            # the hang never reached the fake's destroy
     assert box_state(w) == before
+
+
+@pytest.mark.deadline(240)
+def test_a_file_rewritten_with_the_same_size_and_mtime_is_pulled_again(world):
+    """SFTP v3 knows a file only by size and whole-second mtime. A checkpoint
+    read (and cached) earlier, then rewritten with other bytes of the same
+    size and the same mtime, must not be archived from the stale cache: the
+    digest from the box exposes it and the teardown pulls it again."""
+    w = torch_world(world)
+    box_ck = w.box_ck(0)
+    rel = os.path.join("run-b", "optimizer.bin")
+    path = os.path.join(box_ck, rel)
+    st = os.stat(path)
+    mnt_file = os.path.join(w.ck(0), rel)
+    old = util.sha256sum(mnt_file)                  # now in the cache
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF                     # other bytes, same size...
+    with open(path, "wb") as f:
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...same mtime
+    new = hashlib.sha256(bytes(data)).hexdigest()
+    assert new != old
+    err = rmdir(w)
+    assert err == "OK", "rmdir -> %s; teardown:\n%s" % (
+        err, run(["cat", w.f(0, "teardown")]).text)
+    a = archive(w)
+    assert util.sha256sum(os.path.join(a, "checkpoints", rel)) == new
+    assert "stale" in read_text(os.path.join(a, "teardown"))

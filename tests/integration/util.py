@@ -660,13 +660,18 @@ def torch_like_zip(path, nbytes, seed=1, mtime=None):
     """A zip laid out like torch.save's format (archive/data.pkl, data/N, version)."""
     rnd = random.Random(seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    # Fixed entry timestamps: the same seed gives the same bytes, as a
+    # checkpoint rewritten with the same size and mtime would need to be
+    # for a cache keyed by (size, mtime) to be right about it.
+    def entry(name):
+        return zipfile.ZipInfo(name, date_time=(2025, 7, 30, 0, 0, 0))
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", b"\x80\x02}q\x00(X\x10\x00\x00\x00model_state_dictq\x01}q\x02u.")
-        z.writestr("archive/byteorder", b"little")
+        z.writestr(entry("archive/data.pkl"), b"\x80\x02}q\x00(X\x10\x00\x00\x00model_state_dictq\x01}q\x02u.")
+        z.writestr(entry("archive/byteorder"), b"little")
         per = max(1, nbytes // 4)
         for i in range(4):
-            z.writestr("archive/data/%d" % i, rnd.randbytes(per))
-        z.writestr("archive/version", b"3\n")
+            z.writestr(entry("archive/data/%d" % i), rnd.randbytes(per))
+        z.writestr(entry("archive/version"), b"3\n")
     if mtime is not None:
         os.utime(path, (mtime, mtime))
     return path
