@@ -23,8 +23,9 @@
 static int cmp_lru(const void *a, const void *b)
 {
 	const struct evict_file *x = a, *y = b;
-	if (x->pinned != y->pinned)
-		return x->pinned ? 1 : -1;	/* pinned last */
+	bool kx = x->pinned || x->hot, ky = y->pinned || y->hot;
+	if (kx != ky)
+		return kx ? 1 : -1;	/* kept ones last */
 	return x->atime < y->atime ? -1 : x->atime > y->atime;
 }
 
@@ -37,7 +38,7 @@ size_t evict_choose(struct evict_file *v, size_t n, uint64_t limit)
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_lru);
 	size_t k = 0;
-	while (total > limit && k < n && !v[k].pinned) {
+	while (total > limit && k < n && !v[k].pinned && !v[k].hot) {
 		total -= v[k].bytes;
 		k++;
 	}
@@ -52,11 +53,11 @@ static size_t file_key(char *k, const uint8_t *fid)
 }
 
 int evict_record(struct store *st, const uint8_t *fid, const char *plat,
-		 const char *id, time_t atime)
+		 const char *id, int64_t atime_ms)
 {
 	char k[5 + STORE_FID_LEN], v[512];
 	size_t pl = strlen(plat), il = strlen(id);
-	int64_t at = atime;
+	int64_t at = atime_ms;
 	if (pl + il + 2 + sizeof(at) > sizeof(v))
 		return -ENAMETOOLONG;
 	memcpy(v, plat, pl + 1);
@@ -99,7 +100,7 @@ static int collect_fn(void *arg, const void *key, size_t kl, const void *val,
 	f->id = strdup(p + pl + 1);
 	int64_t at;
 	memcpy(&at, p + pl + il + 2, sizeof(at));
-	f->atime = (time_t)at;
+	f->atime = at;
 	if (!f->plat || !f->id) {
 		free(f->plat);
 		free(f->id);
@@ -109,17 +110,27 @@ static int collect_fn(void *arg, const void *key, size_t kl, const void *val,
 	return 0;
 }
 
-int64_t evict_pass(struct store *st, uint64_t limit, evict_pinned_fn pinned,
-		   void *arg)
+int64_t evict_pass(struct store *st, uint64_t limit, evict_keep_fn keep,
+		   void *arg, bool *still_over)
 {
+	*still_over = false;
 	struct collect c = { 0 };
 	int64_t freed = 0;
 	int rc = store_meta_scan(st, "file", 5, collect_fn, &c);
 	for (size_t i = 0; !rc && i < c.n; i++) {
 		rc = store_blocks_bytes(st, c.v[i].fid, &c.v[i].bytes);
-		c.v[i].pinned = pinned && pinned(arg, c.v[i].plat, c.v[i].id);
+		enum evict_class k = keep ? keep(arg, c.v[i].fid,
+						 c.v[i].plat, c.v[i].id) :
+					    EVICT_OK;
+		c.v[i].pinned = k == EVICT_PINNED;
+		c.v[i].hot = k == EVICT_HOT;
 	}
 	size_t k = rc ? 0 : evict_choose(c.v, c.n, limit);
+	uint64_t left = 0;
+	for (size_t i = k; !rc && i < c.n; i++)
+		if (!c.v[i].pinned)
+			left += c.v[i].bytes;
+	*still_over = left > limit;
 	for (size_t i = 0; !rc && i < k; i++) {
 		char key[5 + STORE_FID_LEN];
 		rc = store_blocks_delete(st, c.v[i].fid);

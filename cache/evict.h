@@ -22,29 +22,35 @@ struct evict_file {
 	char *plat;
 	char *id;
 	uint64_t bytes;		/* cached bytes of this file */
-	time_t atime;		/* last read */
-	bool pinned;
+	int64_t atime;		/* last read, ms since the epoch */
+	bool pinned;		/* outside the bound: never counted or chosen */
+	bool hot;		/* being read: counted, but not chosen now */
 };
 
 /*
- * Choose files to drop so the unpinned bytes fit @limit: sorts @v by atime
- * (oldest first) and returns how many of the first entries to evict; only
- * unpinned entries are counted and ever chosen (pinned ones sort last).
+ * Choose files to drop so the unpinned bytes fit @limit: sorts @v (pinned
+ * and hot entries last, the rest oldest first) and returns how many of the
+ * first entries to evict. Hot entries count towards the limit but are
+ * never chosen; pinned entries neither count nor are chosen.
  */
 size_t evict_choose(struct evict_file *v, size_t n, uint64_t limit);
 
-typedef bool (*evict_pinned_fn)(void *arg, const char *plat, const char *id);
+enum evict_class { EVICT_OK, EVICT_HOT, EVICT_PINNED };
+
+/* What a file is to eviction now. */
+typedef enum evict_class (*evict_keep_fn)(void *arg, const uint8_t *fid,
+					  const char *plat, const char *id);
 
 /* The store's record of a cached file: "file\0" fid -> plat\0id\0atime. */
 int evict_record(struct store *st, const uint8_t *fid, const char *plat,
-		 const char *id, time_t atime);
+		 const char *id, int64_t atime_ms);
 
 /*
  * One pass: if unpinned cached bytes exceed @limit, delete the blocks of
  * the least recently used unpinned files until they fit. Returns bytes
- * freed or -errno.
+ * freed or -errno; *still_over: files being read kept it over the bound.
  */
-int64_t evict_pass(struct store *st, uint64_t limit, evict_pinned_fn pinned,
-		   void *arg);
+int64_t evict_pass(struct store *st, uint64_t limit, evict_keep_fn keep,
+		   void *arg, bool *still_over);
 
 #endif

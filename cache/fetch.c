@@ -91,15 +91,25 @@ struct fetcher {
 	struct known *known;
 	size_t nknown, capknown;
 	uint64_t since_pass;		/* bytes written since eviction */
+	bool over;			/* the last pass left it over */
 };
 
 struct known {
 	uint8_t fid[STORE_FID_LEN];
 	char *plat;
 	char *id;
-	time_t atime;		/* last read we know of */
-	time_t recorded;	/* atime the store has */
+	int64_t atime;		/* last read we know of, ms */
+	int64_t recorded;	/* atime the store has, ms; 0: none */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define HOT_MS 5000	/* a file read this recently is never evicted */
 
 /* ---- pure parts ----------------------------------------------------------- */
 
@@ -396,7 +406,7 @@ static struct known *known_add(struct fetcher *f, const uint8_t *fid,
 		free(k->id);
 		return NULL;
 	}
-	k->atime = time(NULL);
+	k->atime = now_ms();
 	k->recorded = 0;
 	f->nknown++;
 	return k;
@@ -407,7 +417,7 @@ static void note_read(struct fetcher *f, const struct fetch_file *ff)
 {
 	if (!f->p.cache_size)
 		return;
-	time_t now = time(NULL);
+	int64_t now = now_ms();
 	pthread_mutex_lock(&f->mu);
 	struct known *k = known_find(f, ff->fid);
 	if (!k)
@@ -417,13 +427,27 @@ static void note_read(struct fetcher *f, const struct fetch_file *ff)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* A pinned owner's file is outside the bound; one being read is kept. */
+static enum evict_class keep_file(void *arg, const uint8_t *fid,
+				  const char *plat, const char *id)
+{
+	struct fetcher *f = arg;
+	if (f->p.pinned && f->p.pinned(f->p.pinned_arg, plat, id))
+		return EVICT_PINNED;
+	pthread_mutex_lock(&f->mu);
+	struct known *k = known_find(f, fid);
+	bool hot = k && now_ms() - k->atime < HOT_MS;
+	pthread_mutex_unlock(&f->mu);
+	return hot ? EVICT_HOT : EVICT_OK;
+}
+
 /*
  * Writer thread, after a commit (f->mu not held): write the eviction
  * records that are new or a minute stale, then evict if enough was added.
  */
 static void account(struct fetcher *f, uint64_t written)
 {
-	struct { uint8_t fid[STORE_FID_LEN]; char *plat, *id; time_t at; } *todo;
+	struct { uint8_t fid[STORE_FID_LEN]; char *plat, *id; int64_t at; } *todo;
 	size_t n = 0;
 
 	pthread_mutex_lock(&f->mu);
@@ -431,7 +455,8 @@ static void account(struct fetcher *f, uint64_t written)
 	todo = calloc(f->nknown ? f->nknown : 1, sizeof(*todo));
 	for (size_t i = 0; todo && i < f->nknown; i++) {
 		struct known *k = &f->known[i];
-		if (k->recorded && k->atime - k->recorded < 60)
+		/* at most once a second per file: each record is a commit */
+		if (k->recorded && k->atime - k->recorded < 1000)
 			continue;
 		memcpy(todo[n].fid, k->fid, STORE_FID_LEN);
 		todo[n].plat = strdup(k->plat);
@@ -440,7 +465,8 @@ static void account(struct fetcher *f, uint64_t written)
 		k->recorded = k->atime;
 		n++;
 	}
-	bool pass = f->since_pass >= (f->p.cache_size / 8 < (64u << 20) ?
+	bool pass = f->over ||
+		    f->since_pass >= (f->p.cache_size / 8 < (64u << 20) ?
 					      f->p.cache_size / 8 + 1 :
 					      (64u << 20));
 	if (pass)
@@ -455,11 +481,24 @@ static void account(struct fetcher *f, uint64_t written)
 	}
 	free(todo);
 	if (pass) {
-		int64_t rc = evict_pass(f->p.store, f->p.cache_size,
-					f->p.pinned, f->p.pinned_arg);
+		bool over = false;
+		int64_t rc = evict_pass(f->p.store, f->p.cache_size, keep_file,
+					f, &over);
+		pthread_mutex_lock(&f->mu);
+		f->over = over;	/* the writer looks again in a while */
+		pthread_mutex_unlock(&f->mu);
 		if (rc < 0)
 			rgt_log(RGT_WARN, "cache eviction failed: %s",
 				strerror((int)-rc));
+		if (rc > 0) {
+			/* Evicted files lost their records; a file that gets
+			 * blocks again must get a record again, or its blocks
+			 * could never be evicted. */
+			pthread_mutex_lock(&f->mu);
+			for (size_t i = 0; i < f->nknown; i++)
+				f->known[i].recorded = 0;
+			pthread_mutex_unlock(&f->mu);
+		}
 	}
 }
 
@@ -471,8 +510,23 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&f->mu);
 	for (;;) {
-		while (!f->stop && !f->writeq.head)
-			pthread_cond_wait(&f->write_cv, &f->mu);
+		while (!f->stop && !f->writeq.head) {
+			if (!f->over) {
+				pthread_cond_wait(&f->write_cv, &f->mu);
+				continue;
+			}
+			/* Over the bound only because files were being read:
+			 * look again once they have cooled down. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 2;
+			if (pthread_cond_timedwait(&f->write_cv, &f->mu, &ts) ==
+			    ETIMEDOUT) {
+				pthread_mutex_unlock(&f->mu);
+				account(f, 0);
+				pthread_mutex_lock(&f->mu);
+			}
+		}
 		if (!f->writeq.head)
 			break;	/* stopping, and everything is written */
 		int n = 0;

@@ -6,9 +6,11 @@
 #include "evict.h"
 #include "store.h"
 
-static bool pin_b(void *arg, const char *plat, const char *id)
+static enum evict_class pin_b(void *arg, const uint8_t *fid,
+			      const char *plat, const char *id)
 {
-	return !strcmp(id, "b");	/* instance b is archived */
+	/* instance b is archived */
+	return !strcmp(id, "b") ? EVICT_PINNED : EVICT_OK;
 }
 
 int main(void)
@@ -36,6 +38,13 @@ int main(void)
 				   { .bytes = 50, .pinned = true } };
 	CHECK(evict_choose(p, 2, 0) == 0);
 	CHECK(evict_choose(NULL, 0, 0) == 0);
+	/* A hot file counts but is not chosen: 30 bytes, limit 15, the
+	 * oldest is hot -> the next oldest goes, and that is not enough. */
+	struct evict_file h[3] = { { .bytes = 10, .atime = 1, .hot = true },
+				   { .bytes = 10, .atime = 2 },
+				   { .bytes = 10, .atime = 3 } };
+	k = evict_choose(h, 3, 15);
+	CHECK(k == 2 && !h[0].hot && !h[1].hot && h[2].hot);
 
 	/* A pass on a real store: a (old), b (older, archived), c (new). */
 	char dir[] = "/tmp/rgtfs-test-evict-XXXXXX", err[256];
@@ -55,11 +64,12 @@ int main(void)
 	CHECK_ERR(evict_record(st, fb, "vastai", "b", 100), 0);
 	CHECK_ERR(evict_record(st, fc, "vastai", "c", 300), 0);
 	uint64_t bytes;
+	bool over;
 	CHECK_ERR(store_blocks_bytes(st, fa, &bytes), 0);
 	CHECK(bytes == 2 * sizeof(blk));
 	/* Limit 3 MiB: a+c = 4 MiB evictable -> a (the older) goes; b is
 	 * older still but pinned. */
-	CHECK(evict_pass(st, 3u << 20, pin_b, NULL) == 2 * (int64_t)sizeof(blk));
+	CHECK(evict_pass(st, 3u << 20, pin_b, NULL, &over) == 2 * (int64_t)sizeof(blk));
 	CHECK_ERR(store_blocks_bytes(st, fa, &bytes), 0);
 	CHECK(bytes == 0);
 	CHECK_ERR(store_blocks_bytes(st, fb, &bytes), 0);
@@ -67,10 +77,10 @@ int main(void)
 	CHECK_ERR(store_blocks_bytes(st, fc, &bytes), 0);
 	CHECK(bytes == 2 * sizeof(blk));
 	/* Limit 0: c goes too, b stays: pinned data is never evicted. */
-	CHECK(evict_pass(st, 0, pin_b, NULL) == 2 * (int64_t)sizeof(blk));
+	CHECK(evict_pass(st, 0, pin_b, NULL, &over) == 2 * (int64_t)sizeof(blk));
 	CHECK_ERR(store_blocks_bytes(st, fb, &bytes), 0);
 	CHECK(bytes == 2 * sizeof(blk));
-	CHECK(evict_pass(st, 0, pin_b, NULL) == 0);
+	CHECK(evict_pass(st, 0, pin_b, NULL, &over) == 0);
 	store_close(st);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
