@@ -40,7 +40,7 @@
 
 #define NBUCKETS 1024
 #define WRITE_BATCH 8
-#define POOL_MAX 16		/* buffers kept for reuse: 16 MiB */
+#define POOL_MAX 8		/* buffers kept for reuse: 8 MiB */
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
 

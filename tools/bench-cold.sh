@@ -111,6 +111,9 @@ timeit "rgtfs cold cat" cat "$F" > /dev/null
 c1=$(cpu)
 echo "rgtfs CPU for the cold read: $(echo "($c1 - $c0) / $(getconf CLK_TCK)" | bc -l | cut -c1-5) s"
 grep -E 'VmHWM|RssAnon' "/proc/$RPID/status" | tr -s ' \t' ' '
+# SMAPS=1: the largest anonymous mappings, for memory work
+[ -n "${SMAPS:-}" ] && awk '/^[0-9a-f]+-[0-9a-f]+ /{name=$6; if(name=="")name="[anon]"} /^Anonymous:/{if($2>1000)print $2" kB "name}' "/proc/$RPID/smaps" | sort -rn | head -12 >&2
+[ -n "${SMAPS:-}" ] && echo "threads: $(ls /proc/$RPID/task | wc -l)" >&2
 timeit "rgtfs warm cat (LMDB, no page cache)" cat "$F" > /dev/null
 a=$(date +%s.%N); cat "$F" > /dev/null; b=$(date +%s.%N)
 rate "rgtfs warm cat (page cache)" "$(echo "$b - $a" | bc)"
