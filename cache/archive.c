@@ -12,13 +12,17 @@
 #include "fetch.h"
 #include "store.h"
 
+static size_t key_of(char *buf, size_t len, const char *kind,
+		     const char *plat, const char *id)
+{
+	int n = snprintf(buf, len, "%s%c%s%c%s", kind, 0, plat, 0, id);
+	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
 static size_t rec_key(char *buf, size_t len, const char *plat,
 		      const char *id)
 {
-	int n = snprintf(buf, len, "arch%c%s%c%s", 0, plat, 0, id ? id : "");
-	if (n < 0 || (size_t)n >= len)
-		return 0;
-	return id ? (size_t)n : (size_t)n;	/* "arch\0PLAT\0" prefix */
+	return key_of(buf, len, "arch", plat, id);
 }
 
 void archive_free(struct archive *a)
@@ -47,7 +51,21 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+static int save_as(struct store *st, const struct archive *a,
+		   const char *kind);
+
 int archive_save(struct store *st, const struct archive *a)
+{
+	return save_as(st, a, "arch");
+}
+
+int archive_save_pending(struct store *st, const struct archive *a)
+{
+	return save_as(st, a, "td");
+}
+
+static int save_as(struct store *st, const struct archive *a,
+		   const char *kind)
 {
 	json_t *files = json_array(), *dirs = json_array();
 	for (size_t i = 0; i < a->nfiles; i++)
@@ -78,7 +96,7 @@ int archive_save(struct store *st, const struct archive *a)
 	if (!text)
 		return -ENOMEM;
 	char k[512];
-	size_t klen = rec_key(k, sizeof(k), a->platform, a->id);
+	size_t klen = key_of(k, sizeof(k), kind, a->platform, a->id);
 	int rc = klen ? store_meta_put(st, k, klen, text, strlen(text)) :
 			-ENAMETOOLONG;
 	free(text);
@@ -104,11 +122,26 @@ static int cmp_str(const void *x, const void *y)
 	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
+static int load_as(struct store *st, const char *kind, const char *plat,
+		   const char *id, struct archive **out);
+
 int archive_load(struct store *st, const char *plat, const char *id,
 		 struct archive **out)
 {
+	return load_as(st, "arch", plat, id, out);
+}
+
+int archive_load_pending(struct store *st, const char *plat, const char *id,
+			 struct archive **out)
+{
+	return load_as(st, "td", plat, id, out);
+}
+
+static int load_as(struct store *st, const char *kind, const char *plat,
+		   const char *id, struct archive **out)
+{
 	char k[512];
-	size_t klen = rec_key(k, sizeof(k), plat, id);
+	size_t klen = key_of(k, sizeof(k), kind, plat, id);
 	void *v;
 	size_t vl;
 	if (!klen)

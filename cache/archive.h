@@ -46,6 +46,15 @@ struct archive {
 void archive_free(struct archive *a);
 /* Write @a durably (record committed and synced). */
 int archive_save(struct store *st, const struct archive *a);
+/*
+ * The teardown journal: the same record under "td\0PLAT\0ID", written once
+ * the copy is verified and before the destroy call, so that whatever
+ * happens after that call (a crash, a platform slow to confirm) the
+ * evidence survives and a later rmdir can still archive it as verified.
+ */
+int archive_save_pending(struct store *st, const struct archive *a);
+int archive_load_pending(struct store *st, const char *plat, const char *id,
+			 struct archive **out);
 /* -ENOENT if there is none. */
 int archive_load(struct store *st, const char *plat, const char *id,
 		 struct archive **out);

@@ -560,6 +560,9 @@ static int step_verify(struct td *t, bool *verified)
 	return 0;
 }
 
+static struct archive *build_archive(struct td *t, const char *report,
+				     const struct roster *r);
+
 static int step_record(struct td *t, bool *recorded)
 {
 	char run_id[256];
@@ -571,16 +574,13 @@ static int step_record(struct td *t, bool *recorded)
 						t->files, t->bytes);
 	if (!t->manifest || !t->verified)
 		return refuse(t, -ENOMEM, "cannot build the manifests");
-	/* The journal: the proof is on disk before any destroy. */
-	char k[512];
-	int kl = snprintf(k, sizeof(k), "td%c%s%c%s", 0, t->plat, 0, t->id);
-	struct buf rec;
-	buf_init(&rec, 64u << 20);
-	buf_appendf(&rec, "%s\n%s", t->manifest, t->verified);
-	int rc = store_meta_put(t->c->store, k, kl, rec.data, rec.len);
-	buf_cleanup(&rec);
-	if (!rc)
-		rc = store_sync(t->c->store);
+	/* The journal: the proof is on disk before any destroy, in the
+	 * shape of the archive it will become (see archive_save_pending). */
+	struct archive *a = build_archive(
+		t, "verified copy recorded; the destroy was not confirmed\n",
+		&t->roster);
+	int rc = a ? archive_save_pending(t->c->store, a) : -ENOMEM;
+	archive_free(a);
 	if (rc)
 		return refuse(t, rc, "cannot record the manifests: %s",
 			      strerror(-rc));
@@ -677,12 +677,13 @@ static int add_dirs(struct archive *a, const struct roster *r)
 	return 0;
 }
 
-static int save_archive(struct td *t, const char *report,
-			const struct roster *r)
+/* The archive record of this run (caller frees), or NULL. */
+static struct archive *build_archive(struct td *t, const char *report,
+				     const struct roster *r)
 {
 	struct archive *a = calloc(1, sizeof(*a));
 	if (!a)
-		return -ENOMEM;
+		return NULL;
 	int rc = fleet_snapshot(t->c->fleet, t->pi, t->id, &a->status_msg,
 				&a->info, &a->ssh);
 	a->platform = strdup(t->plat);
@@ -698,10 +699,18 @@ static int save_archive(struct td *t, const char *report,
 	}
 	if (!rc)
 		rc = add_dirs(a, r);
-	if (!rc && (!a->platform || !a->id || !a->root || !a->report))
-		rc = -ENOMEM;
-	if (!rc)
-		rc = archive_save(t->c->store, a);
+	if (rc || !a->platform || !a->id || !a->root || !a->report) {
+		archive_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static int save_archive(struct td *t, const char *report,
+			const struct roster *r)
+{
+	struct archive *a = build_archive(t, report, r);
+	int rc = a ? archive_save(t->c->store, a) : -ENOMEM;
 	archive_free(a);
 	return rc;
 }
@@ -763,9 +772,60 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 	return rc;
 }
 
+/*
+ * A journal from a run that got past its proofs (the destroy was asked
+ * for, but rgtfs died or the platform confirmed late): if every cached
+ * file still has the digest the box gave, archive it as verified.
+ * 0 done, -ENOENT no usable journal.
+ */
+static int archive_from_journal(struct td *t)
+{
+	struct archive *a;
+	if (archive_load_pending(t->c->store, t->plat, t->id, &a))
+		return -ENOENT;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < a->nfiles; i++) {
+		char path[8192], hex[65];
+		uint8_t fid[STORE_FID_LEN];
+		snprintf(path, sizeof(path), "%s/%s", a->root,
+			 a->files[i].path);
+		fetch_file_id(fid, t->plat, t->id, path, a->files[i].size,
+			      a->files[i].mtime);
+		if (cached_sha256(t->c->store, fid, a->files[i].size, hex) ||
+		    strcmp(hex, a->files[i].sha256))
+			rc = -ENOENT;
+	}
+	if (!rc) {
+		note(t, "the copy was verified before the destroy call (SHA-256 "
+		     "from the box and load checks); every cached file still "
+		     "matches its digest");
+		struct buf rep;
+		buf_init(&rep, 8u << 20);
+		buf_appendf(&rep, "done: %s/%s archived from the verified "
+			    "copy of %zu files; rgtfs did not see the destroy "
+			    "confirmed\n%s", t->plat, t->id, a->nfiles,
+			    t->log.data);
+		free(a->report);
+		a->report = buf_take(&rep);
+		rc = a->report ? archive_save(t->c->store, a) : -ENOMEM;
+		if (!rc)
+			fleet_set_teardown(t->c->fleet, t->pi, t->id,
+					   a->report);
+	} else {
+		note(t, "a teardown journal exists, but the cache no longer "
+		     "matches it");
+	}
+	archive_free(a);
+	if (!rc)
+		fleet_forget(t->c->fleet, t->pi, t->id);
+	return rc;
+}
+
 static int archive_gone(struct td *t)
 {
 	struct roster r = { 0 };
+	if (!archive_from_journal(t))
+		return 0;
 	size_t cap = 0;
 	int missing = 0;
 	note(t, "the platform no longer lists %s/%s: archiving what the "

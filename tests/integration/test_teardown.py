@@ -659,3 +659,34 @@ def test_a_file_rewritten_with_the_same_size_and_mtime_is_pulled_again(world):
     a = archive(w)
     assert util.sha256sum(os.path.join(a, "checkpoints", rel)) == new
     assert "stale" in read_text(os.path.join(a, "teardown"))
+
+
+@pytest.mark.deadline(240)
+def test_destroy_confirmed_late_still_archives_as_verified(world):
+    """The platform accepts the DELETE but keeps listing the instance past
+    destroy_timeout: rmdir fails (the destroy was not confirmed) without a
+    second DELETE. When the platform finally drops it, the instance is gone,
+    and rmdir archives it from the journal written before the destroy call:
+    as verified, byte-identical, with the manifests, and no new DELETE."""
+    w = torch_world(world)
+    iid = w.ids[0]
+    want = regular_files(local_snapshot(w.box_ck(0)))
+    w.api.linger = 10 ** 6               # listed as "destroying" for ever
+    err = rmdir(w)
+    assert err in ("ETIMEDOUT", "EIO"), err
+    rep = read_text(w.f(0, "teardown"))
+    assert "still lists" in rep, rep
+    assert len(deletes_for(w.api, iid)) == 1
+    w.api.remove(iid)                    # the platform catches up
+    wait_until(lambda: read_text(w.f(0, "status")) == "gone\n", 15,
+               msg="instance shows gone")
+    w.boxes[0].kill()                    # its disk is gone with it
+    err = rmdir(w)
+    assert err == "OK", run(["cat", w.f(0, "teardown")]).text
+    assert len(deletes_for(w.api, iid)) == 1, "a second DELETE was sent"
+    a = archive(w)
+    got = regular_files(snapshot(os.path.join(a, "checkpoints")))
+    assert got == want
+    report = read_text(os.path.join(a, "teardown"))
+    assert "verified" in report and "not verified" not in report, report
+    assert os.path.exists(os.path.join(a, "PULL_MANIFEST.json"))
