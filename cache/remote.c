@@ -335,6 +335,14 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 	return rc;
 }
 
+/* How long a failure is remembered: RETRY_AFTER, or one connect timeout
+ * if longer, so that a dead path costs one timeout, not one per request. */
+static time_t retry_after(const struct remote *r)
+{
+	time_t t = (time_t)(r->p.connect_timeout_ms / 1000);
+	return t > RETRY_AFTER ? t : RETRY_AFTER;
+}
+
 int remote_acquire(struct remote *r, struct xfer **out)
 {
 	struct timespec deadline;
@@ -354,7 +362,7 @@ int remote_acquire(struct remote *r, struct xfer **out)
 			r->idle[r->n_idle].x->ops->close(r->idle[r->n_idle].x);
 			r->n_open--;
 		}
-		if (r->fail_at && time(NULL) - r->fail_at < RETRY_AFTER) {
+		if (r->fail_at && time(NULL) - r->fail_at < retry_after(r)) {
 			int rc = r->fail_rc;
 			pthread_mutex_unlock(&r->mu);
 			return rc;
@@ -408,6 +416,14 @@ static int session_broken(int rc)
 void remote_release(struct remote *r, struct xfer *x, int rc)
 {
 	pthread_mutex_lock(&r->mu);
+	if (rc == -ETIMEDOUT && !r->fail_at) {
+		/* The box stopped answering mid-operation: every session to
+		 * it is stuck the same way. Fail the next callers at once
+		 * instead of letting each wait out its own timeout. */
+		r->fail_at = time(NULL);
+		r->fail_rc = -ETIMEDOUT;
+		snprintf(r->err, sizeof(r->err), "%s", x->err);
+	}
 	if (session_broken(rc)) {
 		/* A dead session usually means the box's sshd restarted or
 		 * the path broke: its idle siblings are dead too. Close them
