@@ -55,9 +55,9 @@ struct rgt_config {
 	/* tunables (INI [rgtfs] section or defaults) */
 	int connect_timeout_ms;	/* TCP+SSH handshake bound, default 10000 */
 	int io_timeout_ms;	/* one SFTP/HTTP round trip, default 20000 */
-	int sessions;		/* SSH sessions per instance, default 4 */
-	int workers;		/* block fetch threads, default 8 */
-	int readahead;		/* MiB ahead of a sequential reader, 16 */
+	int sessions;		/* SSH sessions per instance, default 8 */
+	int workers;		/* block fetch threads, default 12 */
+	int readahead;		/* MiB ahead of a sequential reader, 32 */
 };
 
 /*

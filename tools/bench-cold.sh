@@ -49,6 +49,21 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
+# RTT_MS=100: every client goes through tools/delay-proxy.py (netem is
+# not available on this kernel), RTT_MS/2 each way.
+if [ -n "${RTT_MS:-}" ]; then
+	SPORT=$PORT
+	PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	/usr/bin/python3 "$(dirname "$0")/delay-proxy.py" "$PORT" "$SPORT" \
+		"$(echo "$RTT_MS / 2" | bc -l)" &
+	PIDS+=($!)
+	for _ in $(seq 100); do
+		(echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
+		sleep 0.05
+	done
+	echo "through a delay proxy: ${RTT_MS} ms RTT" >&2
+fi
+
 SSHOPT=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
 	-o LogLevel=ERROR -i "$W/userkey")
 rate() {	# label seconds
@@ -75,9 +90,9 @@ fusermount3 -u "$W/sshfs"
 
 cat > "$W/config.ini" <<CONF
 [rgtfs]
-sessions = ${SESSIONS:-4}
-workers = ${WORKERS:-8}
-readahead = ${READAHEAD:-16}
+sessions = ${SESSIONS:-8}
+workers = ${WORKERS:-12}
+readahead = ${READAHEAD:-32}
 [vastai]
 api_url = http://127.0.0.1:1
 api_key_env = BENCH_KEY
