@@ -28,6 +28,8 @@ import socket
 import subprocess
 import time
 
+import util
+
 SSHD = "/usr/sbin/sshd"
 SSH_OPTS = [
     "-o", "StrictHostKeyChecking=no",
@@ -58,27 +60,10 @@ def gen_keypair(path, comment="rgtfs-test"):
     return path
 
 
-def _unescape(s):
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and s[i + 1:i + 4].isdigit() and len(s[i + 1:i + 4]) == 3:
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def fuse_mountpoints():
     """Mountpoints of every FUSE filesystem in our mount namespace."""
-    out = []
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2].startswith("fuse") and parts[2] != "fusectl":
-                out.append(_unescape(parts[1]))
-    return out
+    return [mp for _, mp, fstype in util.mounts()
+            if fstype.startswith("fuse") and fstype != "fusectl"]
 
 
 def _mntns(pid):

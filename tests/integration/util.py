@@ -514,6 +514,11 @@ class TcpProxy:
     endpoints and network faults: blackhole() stops moving bytes while
     keeping every socket open (a silent network), close_all() resets."""
 
+    CHUNK = 65536
+
+    def _throttle(self, n):
+        """Called before forwarding n bytes; subclasses slow it down."""
+
     def __init__(self, target_port, target_host="127.0.0.1", port=0):
         self.target = (target_host, target_port)
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -565,9 +570,10 @@ class TcpProxy:
                     continue
                 r, _, _ = select.select(socks, [], [], 0.1)
                 for s in r:
-                    data = s.recv(65536)
+                    data = s.recv(self.CHUNK)
                     if not data:
                         return
+                    self._throttle(len(data))
                     (b if s is a else a).sendall(data)
                     with self._lock:
                         self.bytes += len(data)
@@ -787,31 +793,6 @@ class ThrottledProxy(TcpProxy):
             self._tb_next = start + n / self.rate
         if start > now:
             time.sleep(start - now)
-
-    def _pump(self, a, b):
-        socks = [a, b]
-        try:
-            while not self._stop.is_set():
-                if self._blackhole.is_set():
-                    time.sleep(0.05)
-                    continue
-                r, _, _ = select.select(socks, [], [], 0.1)
-                for s in r:
-                    data = s.recv(self.CHUNK)
-                    if not data:
-                        return
-                    self._throttle(len(data))
-                    (b if s is a else a).sendall(data)
-                    with self._lock:
-                        self.bytes += len(data)
-        except OSError:
-            pass
-        finally:
-            for s in socks:
-                try:
-                    s.close()
-                except OSError:
-                    pass
 
 
 # A child that appends CHUNK random bytes to a file every INTERVAL seconds

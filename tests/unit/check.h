@@ -8,7 +8,9 @@
 #define RGT_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_passed, check_failed;
 
@@ -52,5 +54,40 @@ static int check_passed, check_failed;
 #define CHECK_DONE()                                                           \
 	(printf("%d passed, %d failed\n", check_passed, check_failed),        \
 	 check_failed ? 1 : 0)
+
+/*
+ * The fixtures directory tests/fixtures/@sub into @out: $RGT_FIXTURES/@sub
+ * if set, else next to @file (the test's __FILE__, ".../unit/test_x.c"),
+ * as given (absolute, or relative to the cwd) or relative to the cwd's
+ * parent (meson: the build root, while tests run in build/tests). @probe,
+ * a file inside it, must be readable. Exits when nothing is found.
+ */
+static inline void check_fixture_dir(char *out, size_t len, const char *file,
+				     const char *sub, const char *probe)
+{
+	const char *env = getenv("RGT_FIXTURES");
+	const char *unit = NULL, *p = file;
+	char path[8192];
+
+	if (env) {
+		snprintf(out, len, "%s%s%s", env, *sub ? "/" : "", sub);
+		return;
+	}
+	while ((p = strstr(p, "unit/test_"))) {
+		unit = p;
+		p++;
+	}
+	for (int up = 0; unit && up < 2; up++) {
+		snprintf(out, len, "%s%.*sfixtures%s%s",
+			 up && file[0] != '/' ? "../" : "",
+			 (int)(unit - file), file, *sub ? "/" : "", sub);
+		snprintf(path, sizeof(path), "%s/%s", out, probe);
+		if (!access(path, R_OK))
+			return;
+	}
+	fprintf(stderr, "cannot find the fixtures near %s; set RGT_FIXTURES\n",
+		file);
+	exit(1);
+}
 
 #endif

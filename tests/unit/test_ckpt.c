@@ -87,31 +87,8 @@ static char fixture_dir[4096];
 
 static void find_fixtures(void)
 {
-	const char *env = getenv("RGT_FIXTURES");
-	const char *tail = "unit/test_ckpt.c";
-	const char *f = __FILE__;
-	size_t n = strlen(f), tl = strlen(tail);
-	char probe[4200];
-
-	if (env) {
-		snprintf(fixture_dir, sizeof(fixture_dir), "%s/ckpt", env);
-		return;
-	}
-	if (n >= tl && !strcmp(f + n - tl, tail)) {
-		for (int up = 0; up < 2; up++) {
-			snprintf(fixture_dir, sizeof(fixture_dir),
-				 "%s%.*sfixtures/ckpt",
-				 up && f[0] != '/' ? "../" : "", (int)(n - tl),
-				 f);
-			snprintf(probe, sizeof(probe),
-				 "%s/good/model.safetensors", fixture_dir);
-			if (!access(probe, R_OK))
-				return;
-		}
-	}
-	fprintf(stderr, "cannot find the fixtures near %s; set RGT_FIXTURES\n",
-		f);
-	exit(1);
+	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "ckpt",
+			  "good/model.safetensors");
 }
 
 /* An in-memory reader; fail_at > 0 makes the fail_at-th read fail. */

@@ -35,30 +35,8 @@ static char fixture_dir[4096];
 
 static void find_fixtures(void)
 {
-	const char *env = getenv("RGT_FIXTURES");
-	const char *tail = "unit/test_vastai.c";
-	const char *f = __FILE__;
-	size_t n = strlen(f), tl = strlen(tail);
-	char probe[4200];
-
-	if (env) {
-		snprintf(fixture_dir, sizeof(fixture_dir), "%s", env);
-		return;
-	}
-	REQUIRE(n >= tl && !strcmp(f + n - tl, tail));
-	/* As given (absolute, or relative to the cwd), then relative to the
-	 * cwd's parent (meson: build root, while we run in build/tests). */
-	for (int up = 0; up < 2; up++) {
-		snprintf(fixture_dir, sizeof(fixture_dir), "%s%.*sfixtures",
-			 up && f[0] != '/' ? "../" : "", (int)(n - tl), f);
-		snprintf(probe, sizeof(probe), "%s/platforms/vastai/list.json",
-			 fixture_dir);
-		if (!access(probe, R_OK))
-			return;
-	}
-	fprintf(stderr, "cannot find the fixtures near %s; set RGT_FIXTURES\n",
-		f);
-	exit(1);
+	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
+			  "platforms/vastai/list.json");
 }
 
 static char *slurp(const char *name, size_t *len)
