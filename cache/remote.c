@@ -25,7 +25,6 @@
 #include "remote.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,21 +84,6 @@ static size_t key_of(char *buf, size_t len, const char *kind,
 	return n < 0 ? 0 : ((size_t)n >= len ? len - 1 : (size_t)n);
 }
 
-static void fingerprint(const unsigned char *key, size_t len, char *out,
-			size_t outlen)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	unsigned char b64[64];
-
-	EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL);
-	int n = EVP_EncodeBlock(b64, md, (int)mdlen);
-	while (n > 0 && b64[n - 1] == '=')
-		n--;
-	b64[n] = '\0';
-	snprintf(out, outlen, "SHA256:%s", b64);
-}
-
 struct hk_ctx {
 	struct remote *r;
 	const struct rgt_endpoint *ep;
@@ -116,7 +100,7 @@ static int hostkey_check(void *arg, const char *type, const unsigned char *key,
 	size_t pinlen = 0;
 	int rc;
 
-	fingerprint(key, keylen, fp, sizeof(fp));
+	xfer_key_fingerprint(key, keylen, fp, sizeof(fp));
 	if (r->p.strict_host_keys) {
 		char *kh = config_expand_home("~/.ssh/known_hosts");
 		rc = kh ? xfer_known_hosts_check(kh, c->ep->host, c->ep->port,
@@ -163,7 +147,7 @@ static int hostkey_check(void *arg, const char *type, const unsigned char *key,
 		char pfp[128] = "?";
 		size_t pt = strnlen(pin, pinlen);
 		if (pt < pinlen)
-			fingerprint((unsigned char *)pin + pt + 1,
+			xfer_key_fingerprint((unsigned char *)pin + pt + 1,
 				    pinlen - pt - 1, pfp, sizeof(pfp));
 		snprintf(err, errlen,
 			 "host key changed for %s/%s: pinned %.*s %s, offered "
@@ -192,7 +176,7 @@ int remote_pinned_key(struct remote *r, char *buf, size_t len)
 		free(pin);
 		return -EIO;
 	}
-	fingerprint((unsigned char *)pin + pt + 1, pinlen - pt - 1, fp,
+	xfer_key_fingerprint((unsigned char *)pin + pt + 1, pinlen - pt - 1, fp,
 		    sizeof(fp));
 	snprintf(buf, len, "%s %s", (char *)pin, fp);
 	free(pin);

@@ -17,6 +17,8 @@
 #include "xfer.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -55,4 +57,19 @@ int xfer_shell_quote(struct buf *out, const char *s)
 			out->data[old] = '\0';
 	}
 	return rc;
+}
+
+void xfer_key_fingerprint(const unsigned char *key, size_t len, char *out,
+			  size_t outlen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	unsigned char b64[64];
+
+	EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL);
+	int n = EVP_EncodeBlock(b64, md, (int)mdlen);
+	while (n > 0 && b64[n - 1] == '=')
+		n--;
+	b64[n] = '\0';
+	snprintf(out, outlen, "SHA256:%s", b64);
 }

@@ -106,6 +106,10 @@ int xfer_known_hosts_check(const char *file, const char *host, int port,
 			   const char *type, const unsigned char *key,
 			   size_t keylen);
 
+/* OpenSSH's fingerprint of a public key blob: "SHA256:<base64, no =>". */
+void xfer_key_fingerprint(const unsigned char *key, size_t len, char *out,
+			  size_t outlen);
+
 /* Quote @s for a POSIX shell ('...' with embedded quotes escaped). */
 int xfer_shell_quote(struct buf *out, const char *s);
 

@@ -14,13 +14,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "store.h"
+#include "xfer.h"
 
 /* "kind\0PLAT\0ID" (no terminating NUL in the store) -> "PLAT/ID". */
 static void key_name(const void *k, size_t kl, size_t skip, char *out,
@@ -51,18 +51,13 @@ static int print_key(void *arg, const void *k, size_t kl, const void *v,
 	char name[256];
 	key_name(k, kl, 8, name, sizeof(name));
 	size_t tl = strnlen(v, vl);
-	unsigned char md[EVP_MAX_MD_SIZE], b64[64];
-	unsigned int mdlen = 0;
+	char fp[128];
 
 	if (tl >= vl)
 		return 0;
-	EVP_Digest((const char *)v + tl + 1, vl - tl - 1, md, &mdlen,
-		   EVP_sha256(), NULL);
-	int n = EVP_EncodeBlock(b64, md, (int)mdlen);
-	while (n > 0 && b64[n - 1] == '=')
-		n--;
-	b64[n] = '\0';
-	printf("%s\t%s SHA256:%s\n", name, (const char *)v, b64);
+	xfer_key_fingerprint((const unsigned char *)v + tl + 1, vl - tl - 1,
+			     fp, sizeof(fp));
+	printf("%s\t%s %s\n", name, (const char *)v, fp);
 	return 0;
 }
 
