@@ -94,13 +94,9 @@ static int hostkey_check(void *arg, const char *type, const unsigned char *key,
 {
 	struct hk_ctx *c = arg;
 	struct remote *r = c->r;
-	char k[512], fp[128];
-	size_t klen = key_of(k, sizeof(k), "hostkey", r, NULL);
-	void *pin = NULL;
-	size_t pinlen = 0;
+	char fp[128];
 	int rc;
 
-	xfer_key_fingerprint(key, keylen, fp, sizeof(fp));
 	if (r->p.strict_host_keys) {
 		char *kh = config_expand_home("~/.ssh/known_hosts");
 		rc = kh ? xfer_known_hosts_check(kh, c->ep->host, c->ep->port,
@@ -108,6 +104,7 @@ static int hostkey_check(void *arg, const char *type, const unsigned char *key,
 			  -ENOMEM;
 		free(kh);
 		if (rc) {
+			xfer_key_fingerprint(key, keylen, fp, sizeof(fp));
 			snprintf(err, errlen,
 				 "host key %s %s of %s:%d is not in "
 				 "~/.ssh/known_hosts (strict_host_keys = yes)",
@@ -116,25 +113,52 @@ static int hostkey_check(void *arg, const char *type, const unsigned char *key,
 		}
 		return 0;
 	}
+	return remote_pin_hostkey(r, type, key, keylen, err, errlen);
+}
+
+int remote_pin_hostkey(struct remote *r, const char *type,
+		       const unsigned char *key, size_t keylen, char *err,
+		       size_t errlen)
+{
+	char k[512], fp[128];
+	size_t klen = key_of(k, sizeof(k), "hostkey", r, NULL);
+	void *pin = NULL;
+	size_t pinlen = 0;
+	int rc;
+
+	xfer_key_fingerprint(key, keylen, fp, sizeof(fp));
 	/* Pin record: type NUL raw key. */
 	size_t tlen = strlen(type);
 	rc = store_meta_get(r->p.store, k, klen, &pin, &pinlen);
 	if (rc == -ENOENT) {
+		/*
+		 * First use. The check above and this write are not one step:
+		 * parallel first connects (or another process on the same
+		 * cache) can get here at once, each with the key it was
+		 * offered. Only a put-if-absent in one write transaction
+		 * decides: the first key wins, and every other connect
+		 * compares against it below (a different key is refused).
+		 */
 		char *rec = malloc(tlen + 1 + keylen);
 		if (!rec)
 			return -ENOMEM;
 		memcpy(rec, type, tlen + 1);
 		memcpy(rec + tlen + 1, key, keylen);
-		rc = store_meta_put(r->p.store, k, klen, rec, tlen + 1 + keylen);
+		rc = store_meta_put_new(r->p.store, k, klen, rec,
+					tlen + 1 + keylen, &pin, &pinlen);
 		free(rec);
-		if (rc) {
+		if (!rc) {
+			rgt_log(RGT_INFO,
+				"%s/%s: trusting host key %s %s on first use",
+				r->p.platform, r->p.id, type, fp);
+			return 0;
+		}
+		if (rc != -EEXIST) {
 			snprintf(err, errlen, "cannot record host key: %s",
 				 strerror(-rc));
 			return rc;
 		}
-		rgt_log(RGT_INFO, "%s/%s: trusting host key %s %s on first use",
-			r->p.platform, r->p.id, type, fp);
-		return 0;
+		rc = 0;	/* pinned meanwhile: @pin holds it, compare */
 	}
 	if (rc) {
 		snprintf(err, errlen, "cannot read host key pin: %s",
@@ -883,7 +907,7 @@ static int exec_op(struct xfer *x, void *arg)
 	if (!x->ops->exec)
 		return -ENOTSUP;
 	buf_reset(a->out);
-	return x->ops->exec(x, a->cmd, a->out, a->status);
+	return x->ops->exec(x, a->cmd, a->out, a->status, 0);
 }
 
 int remote_exec(struct remote *r, const char *cmd, struct buf *out,

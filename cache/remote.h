@@ -115,6 +115,18 @@ const struct rentry *rlisting_find(const struct rlisting *l,
 int remote_stat(struct remote *r, const char *path, int max_age,
 		struct xfer_attr *out);
 
+/*
+ * Trust on first use, the decision the connect path makes for every new
+ * session (strict_host_keys = no): pin @type/@key for this instance if no
+ * key is pinned yet, else compare. 0: accept; -EACCES: a different key is
+ * pinned (reason in @err); other -errno if the store fails. Atomic: of
+ * any number of parallel first connects offering different keys, exactly
+ * one key is pinned and every other is refused.
+ */
+int remote_pin_hostkey(struct remote *r, const char *type,
+		       const unsigned char *key, size_t keylen, char *err,
+		       size_t errlen);
+
 /* Read the pinned host key description ("ssh-ed25519 SHA256:...") */
 int remote_pinned_key(struct remote *r, char *buf, size_t len);
 

@@ -209,6 +209,41 @@ out:
 	return mdb_to_errno(rc);
 }
 
+int store_meta_put_new(struct store *st, const void *k, size_t klen,
+		       const void *v, size_t vlen, void **old, size_t *oldlen)
+{
+	MDB_txn *txn;
+	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_put(txn, st->meta, &key, &val, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST) {
+		/* val now points at the value already there (in the map,
+		 * valid until the transaction ends): copy it out. */
+		int err = -EEXIST;
+		if (old) {
+			char *copy = malloc(val.mv_size + 1);
+			if (copy) {
+				memcpy(copy, val.mv_data, val.mv_size);
+				copy[val.mv_size] = '\0';
+				*old = copy;
+				if (oldlen)
+					*oldlen = val.mv_size;
+			} else {
+				err = -ENOMEM;
+			}
+		}
+		mdb_txn_abort(txn);
+		return err;
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return mdb_to_errno(rc);
+	}
+	return mdb_to_errno(mdb_txn_commit(txn));
+}
+
 int store_meta_get(struct store *st, const void *k, size_t klen, void **v,
 		   size_t *vlen)
 {

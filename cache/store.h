@@ -66,6 +66,15 @@ int store_blocks_delete(struct store *st, const uint8_t *fid);
 /* Small records (listings, instance snapshots, pins): key -> value. */
 int store_meta_put(struct store *st, const void *key, size_t klen,
 		   const void *val, size_t vlen);
+/*
+ * Put-if-absent, in ONE write transaction (so two threads or processes
+ * can never both "win"): 0 if @val was stored; -EEXIST if @key already had
+ * a value, which is then copied into *old (malloc'd, NUL-terminated, not
+ * counted in *oldlen) when @old is not NULL. Nothing is overwritten.
+ */
+int store_meta_put_new(struct store *st, const void *key, size_t klen,
+		       const void *val, size_t vlen, void **old,
+		       size_t *oldlen);
 /* *val is malloc'd (NUL-terminated for convenience; not counted). */
 int store_meta_get(struct store *st, const void *key, size_t klen,
 		   void **val, size_t *vlen);

@@ -88,9 +88,17 @@ struct xfer_ops {
 	 * Run @cmd through the remote shell; stdout into @out (bounded by its
 	 * max: -EFBIG past it), exit status into @status. NULL for backends
 	 * without a shell (S3).
+	 *
+	 * @deadline_ms <= 0: the command may run as long as it keeps
+	 * producing output; io_timeout without any output is -ETIMEDOUT.
+	 * @deadline_ms > 0: the command may be silent for as long as it
+	 * likes, but the whole call (channel open to exit status) is bounded
+	 * by @deadline_ms of the monotonic clock (-ETIMEDOUT, and the
+	 * session is broken). Either way a connection that dies (EOF, RST)
+	 * is noticed as soon as the socket reports it (-ENOTCONN/-EIO).
 	 */
 	int (*exec)(struct xfer *x, const char *cmd, struct buf *out,
-		    int *status);
+		    int *status, long deadline_ms);
 	void (*close)(struct xfer *x);
 };
 

@@ -39,7 +39,11 @@
  *	Channels are pumped in non-blocking mode (stdout and stderr both
  *	drained as data arrives, io_timeout_ms without progress is a
  *	timeout), because a blocking read on stdout cannot drain stderr and
- *	a chatty command would fill the window and stall.
+ *	a chatty command would fill the window and stall. A command run with
+ *	a deadline (exec's @deadline_ms, e.g. sha256sum of a 20 GB file) may
+ *	instead stay silent: the deadline bounds the whole run, and a dead
+ *	connection still shows at once (poll wakes on EOF/RST, libssh2's
+ *	next read fails).
  *
  *	Errors: libssh2 codes and SFTP status codes become errno in exactly
  *	one place, sftp_to_errno(). A session-level failure (timeout, socket
@@ -889,6 +893,8 @@ struct run {
 	size_t skipped; /* noise before MARK */
 	struct buf err; /* first ERRTEXT_MAX bytes of stderr */
 	int status;
+	int64_t until;	/* monotonic ms bound on the whole run; 0: none,
+			 * only io_ms without output (the idle limit) */
 };
 
 static int run_stdout(struct run *r, const char *p, size_t n)
@@ -927,11 +933,15 @@ static void run_stderr(struct run *r, const char *p, size_t n)
 
 /*
  * Drain stdout and stderr of @ch until both reach EOF. Non-blocking, so
- * neither stream can stall the other; io_ms without progress times out.
+ * neither stream can stall the other. Without r->until, io_ms without
+ * progress times out; with it, silence is fine and r->until bounds the
+ * whole pump. Either way poll() wakes up on EOF/RST of the socket and the
+ * next libssh2 read reports the dead connection at once.
  */
 static int chan_pump(struct sftp_xfer *x, LIBSSH2_CHANNEL *ch, struct run *r)
 {
-	int64_t deadline = now_ms() + x->io_ms;
+	bool bounded = r->until > 0;
+	int64_t deadline = bounded ? r->until : now_ms() + x->io_ms;
 	bool out_eof = false, err_eof = false;
 	int rc = 0;
 
@@ -970,7 +980,8 @@ static int chan_pump(struct sftp_xfer *x, LIBSSH2_CHANNEL *ch, struct run *r)
 			}
 		}
 		if (progress) {
-			deadline = now_ms() + x->io_ms;
+			if (!bounded)
+				deadline = now_ms() + x->io_ms;
 			continue;
 		}
 		if (out_eof && err_eof)
@@ -980,6 +991,15 @@ static int chan_pump(struct sftp_xfer *x, LIBSSH2_CHANNEL *ch, struct run *r)
 		int dirs = libssh2_session_block_directions(x->ses);
 		struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
 
+		if (left <= 0 && bounded) {
+			/* The command still runs on the box: this channel
+			 * (and so the session) cannot be reused. */
+			break_session(x);
+			rc = fail(x, -ETIMEDOUT,
+				  "command on %s still running at its deadline",
+				  x->where);
+			break;
+		}
 		if (left <= 0) {
 			rc = ssh_fail(x, LIBSSH2_ERROR_TIMEOUT,
 				      "command output");
@@ -1017,6 +1037,28 @@ static int signal_status(const char *name)
 }
 
 /*
+ * With a deadline, give the next blocking libssh2 step what is left of it
+ * (at most io_ms); without one, nothing changes (io_ms per step).
+ */
+static int step_budget(struct sftp_xfer *x, const struct run *r,
+		       const char *step)
+{
+	int64_t left;
+
+	if (!r->until)
+		return 0;
+	left = r->until - now_ms();
+	if (left <= 0) {
+		break_session(x);
+		return fail(x, -ETIMEDOUT, "%s on %s: command deadline expired",
+			    step, x->where);
+	}
+	libssh2_session_set_timeout(x->ses, left < x->io_ms ? (long)left
+							    : x->io_ms);
+	return 0;
+}
+
+/*
  * Run @cmd on a new channel; stdout goes to r->sink, stderr to r->err, the
  * exit status (128 + N for signal N) to r->status. Returns 0, -errno, or
  * the sink's positive stop value.
@@ -1029,16 +1071,29 @@ static int chan_run(struct sftp_xfer *x, const char *cmd, struct run *r)
 	int rc;
 
 	r->status = -1;
+	rc = step_budget(x, r, "open channel");
+	if (rc)
+		return rc;
 	ch = libssh2_channel_open_session(x->ses);
-	if (!ch)
-		return ssh_fail(x, libssh2_session_last_errno(x->ses),
-				"open channel on %s", x->where);
+	if (!ch) {
+		rc = ssh_fail(x, libssh2_session_last_errno(x->ses),
+			      "open channel on %s", x->where);
+		if (r->until)
+			libssh2_session_set_timeout(x->ses, x->io_ms);
+		return rc;
+	}
+	rc = step_budget(x, r, "exec");
+	if (rc)
+		goto out_free;
 	rc = libssh2_channel_exec(ch, cmd);
 	if (rc) {
 		rc = ssh_fail(x, rc, "exec on %s", x->where);
 		goto out_free;
 	}
 	rc = chan_pump(x, ch, r);
+	if (rc)
+		goto out_free;
+	rc = step_budget(x, r, "close channel");
 	if (rc)
 		goto out_free;
 	rc = libssh2_channel_close(ch);
@@ -1058,6 +1113,8 @@ static int chan_run(struct sftp_xfer *x, const char *cmd, struct run *r)
 out_free:
 	/* closes the channel first if still open; fails fast if broken */
 	libssh2_channel_free(ch);
+	if (r->until)
+		libssh2_session_set_timeout(x->ses, x->io_ms);
 	return rc;
 }
 
@@ -1477,7 +1534,7 @@ static ssize_t sftp_pread(struct xfer *xb, const char *path, void *buf,
 }
 
 static int sftp_exec(struct xfer *xb, const char *cmd, struct buf *out,
-		     int *status)
+		     int *status, long deadline_ms)
 {
 	struct sftp_xfer *x = to_x(xb);
 	struct run r;
@@ -1487,6 +1544,8 @@ static int sftp_exec(struct xfer *xb, const char *cmd, struct buf *out,
 		return rc;
 	buf_reset(out);
 	run_init(&r, sink_buf, out, false);
+	if (deadline_ms > 0)
+		r.until = now_ms() + deadline_ms;
 	rc = chan_run(x, cmd, &r);
 	if (rc == -EFBIG)
 		fail(x, rc, "command output larger than %zu bytes", out->max);

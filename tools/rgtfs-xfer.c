@@ -345,7 +345,7 @@ int main(int argc, char **argv)
 		struct buf out;
 
 		buf_init(&out, 64u << 20);
-		rc = x->ops->exec(x, path, &out, &status);
+		rc = x->ops->exec(x, path, &out, &status, 0);
 		if (!rc) {
 			write_all(STDOUT_FILENO, out.data ? out.data : "",
 				  out.len);
