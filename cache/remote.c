@@ -6,9 +6,20 @@
  * idle stack. A session is owned by exactly one thread between acquire and
  * release (libssh2's rule: one thread per session). A session whose last
  * call failed at the session level is closed on release, never reused.
- * Endpoint changes bump a generation; sessions of an older generation are
- * closed when they come back, so a re-created box is reached at its new
- * port without a remount.
+ * Endpoint changes bump a generation; sessions of an older generation
+ * (idle ones, and busy ones when they come back) are closed, so a
+ * re-created box is reached at its new port without a remount.
+ *
+ * Closing a session is network I/O (SFTP shutdown, SSH disconnect) and can
+ * wait on a silent peer, so it never happens under r->mu, nor in
+ * remote_set_endpoints(), which the poller calls under its own lock: the
+ * sessions to close are taken out of the pool under r->mu and closed after
+ * it is dropped ("buried"), and stale idle sessions are swept by the next
+ * acquire or release.
+ *
+ * Clocks. Every wait and every "failed N seconds ago" uses CLOCK_MONOTONIC:
+ * a wall-clock jump neither stretches nor cuts them. Only rlisting.fetched
+ * (shown to users) is wall-clock time.
  *
  * Fail fast. When every endpoint failed, the error is remembered for
  * RETRY_AFTER seconds and returned at once to the next caller, so a dead
@@ -25,6 +36,7 @@
 #include "remote.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +49,14 @@
 
 #define RETRY_AFTER 2		/* seconds a failed connect is remembered */
 #define MAX_SESSIONS 16
+/*
+ * remote_hash_deadline_ms(): the slowest hashing we wait for. 25 MB/s is a
+ * floor well below what a GPU box's disk and one sha256sum core do (500+
+ * MB/s measured), low enough for a cold network volume; the 60 s cover the
+ * exec channel, the shell's start-up and page-cache misses.
+ */
+#define HASH_FLOOR_BYTES_PER_S 25000000ull	/* 25 MB/s */
+#define HASH_SLACK_MS 60000L
 #define MAX_LISTING 200000	/* entries per directory */
 #define MEM_LISTINGS 64
 
@@ -56,10 +76,11 @@ struct remote {
 	struct {
 		struct xfer *x;
 		unsigned gen;
-	} idle[MAX_SESSIONS];
+	} idle[MAX_SESSIONS], busy[MAX_SESSIONS];
 	int n_idle;
+	int n_busy;		/* handed out by acquire, with their gen */
 	int n_open;		/* idle + in use + connecting */
-	time_t fail_at;		/* last failed connect, 0 if none */
+	int64_t fail_at;	/* last failed connect, monotonic ms; 0: none */
 	int fail_rc;
 	char err[512];
 	struct memdir mem[MEM_LISTINGS];
@@ -70,7 +91,26 @@ struct rlisting_int {
 	struct rlisting l;
 	int refs;
 	pthread_mutex_t mu;
+	int64_t mono;		/* when fetched, monotonic ms (freshness) */
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long remote_hash_deadline_ms(uint64_t bytes, long io_timeout_ms)
+{
+	uint64_t per_ms = HASH_FLOOR_BYTES_PER_S / 1000;
+	uint64_t work = bytes / per_ms + (bytes % per_ms ? 1 : 0);
+	uint64_t base = (uint64_t)(io_timeout_ms > 0 ? io_timeout_ms : 0) +
+			HASH_SLACK_MS;
+	if (base > LONG_MAX || work > (uint64_t)LONG_MAX - base)
+		return LONG_MAX;
+	return (long)(base + work);
+}
 
 /* ---- host keys ----------------------------------------------------------- */
 
@@ -224,7 +264,11 @@ int remote_new(const struct remote_params *p, struct remote **out)
 	if (r->p.max_sessions > MAX_SESSIONS)
 		r->p.max_sessions = MAX_SESSIONS;
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (!r->p.platform || !r->p.id || !r->p.user ||
 	    (p->key_path && !r->p.key_path)) {
 		remote_free(r);
@@ -238,6 +282,7 @@ void remote_free(struct remote *r)
 {
 	if (!r)
 		return;
+	/* No lock is held here, and no session is in use any more. */
 	for (int i = 0; i < r->n_idle; i++)
 		r->idle[i].x->ops->close(r->idle[i].x);
 	for (int i = 0; i < MEM_LISTINGS; i++) {
@@ -253,6 +298,81 @@ void remote_free(struct remote *r)
 	free(r);
 }
 
+/* Sessions taken out of the pool under r->mu, closed once it is dropped. */
+struct graveyard {
+	struct xfer *v[MAX_SESSIONS + 1];
+	int n;
+};
+
+static void bury(struct graveyard *g, struct xfer *x)
+{
+	if (g->n < (int)(sizeof(g->v) / sizeof(g->v[0])))
+		g->v[g->n++] = x;
+	else
+		x->ops->close(x);	/* cannot happen: n_open bounds it */
+}
+
+/* Close what was buried; called with no lock held. */
+static void close_buried(struct graveyard *g)
+{
+	for (int i = 0; i < g->n; i++)
+		g->v[i]->ops->close(g->v[i]);
+	g->n = 0;
+}
+
+/* Take idle sessions of an older generation out of the pool (r->mu held). */
+static void sweep_stale(struct remote *r, struct graveyard *g)
+{
+	int k = 0;
+	for (int i = 0; i < r->n_idle; i++) {
+		if (r->idle[i].gen == r->gen) {
+			r->idle[k++] = r->idle[i];
+		} else {
+			bury(g, r->idle[i].x);
+			r->n_open--;
+		}
+	}
+	r->n_idle = k;
+}
+
+/* Take every idle session out of the pool (r->mu held). */
+static void sweep_all(struct remote *r, struct graveyard *g)
+{
+	for (int i = 0; i < r->n_idle; i++) {
+		bury(g, r->idle[i].x);
+		r->n_open--;
+	}
+	r->n_idle = 0;
+}
+
+static void busy_add(struct remote *r, struct xfer *x, unsigned gen)
+{
+	if (r->n_busy < MAX_SESSIONS) {
+		r->busy[r->n_busy].x = x;
+		r->busy[r->n_busy].gen = gen;
+		r->n_busy++;
+	}
+}
+
+/* The generation @x was connected in; the current one if unknown. */
+static unsigned busy_take(struct remote *r, struct xfer *x)
+{
+	for (int i = 0; i < r->n_busy; i++) {
+		if (r->busy[i].x == x) {
+			unsigned gen = r->busy[i].gen;
+			r->busy[i] = r->busy[--r->n_busy];
+			return gen;
+		}
+	}
+	return r->gen;
+}
+
+/*
+ * No network I/O and nothing that can block here: the fleet calls this
+ * under its own lock. Idle sessions to the old address are only marked
+ * stale (the generation moves on); the next acquire or release closes
+ * them outside every lock.
+ */
 void remote_set_endpoints(struct remote *r, const struct rgt_endpoint *ep,
 			  int n)
 {
@@ -268,12 +388,6 @@ void remote_set_endpoints(struct remote *r, const struct rgt_endpoint *ep,
 		r->n_ep = n;
 		r->gen++;
 		r->fail_at = 0;	/* new address: try at once */
-		/* Idle sessions point at the old address. */
-		for (int i = 0; i < r->n_idle; i++) {
-			r->idle[i].x->ops->close(r->idle[i].x);
-			r->n_open--;
-		}
-		r->n_idle = 0;
 		pthread_cond_broadcast(&r->cv);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -305,10 +419,12 @@ void remote_error(struct remote *r, char *buf, size_t len)
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* Try every endpoint in order; called without the lock. */
+/* Try every endpoint in order, each bounded by @cto_ms; without the lock. */
 static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
-		       int n_ep, struct xfer **out, char *err, size_t errlen)
+		       int n_ep, struct xfer **out, char *err, size_t errlen,
+		       long cto_ms)
 {
+	const struct xfer_ops *ops = r->p.ops ? r->p.ops : &xfer_sftp_ops;
 	int rc = -EHOSTUNREACH;
 
 	snprintf(err, errlen, "%s/%s: no SSH endpoint known", r->p.platform,
@@ -324,14 +440,14 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 			.port = ep[i].port,
 			.user = r->p.user,
 			.key_path = r->p.key_path,
-			.connect_timeout_ms = r->p.connect_timeout_ms,
+			.connect_timeout_ms = cto_ms,
 			.io_timeout_ms = r->p.io_timeout_ms,
 			.hostkey = hostkey_check,
 			.hostkey_arg = &hk,
 		};
 		char e[384];
 		e[0] = '\0';
-		rc = xfer_sftp_ops.open(&xp, out, e, sizeof(e));
+		rc = ops->open(&xp, out, e, sizeof(e));
 		if (!rc)
 			return 0;
 		snprintf(err, errlen, "%.200s:%d (%s): %s", ep[i].host, ep[i].port,
@@ -343,36 +459,55 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 	return rc;
 }
 
-/* How long a failure is remembered: RETRY_AFTER, or one connect timeout
- * if longer, so that a dead path costs one timeout, not one per request. */
-static time_t retry_after(const struct remote *r)
+/* How long a failure is remembered (ms): RETRY_AFTER, or one connect
+ * timeout if longer, so that a dead path costs one timeout, not one per
+ * request. */
+static int64_t retry_after_ms(const struct remote *r)
 {
-	time_t t = (time_t)(r->p.connect_timeout_ms / 1000);
-	return t > RETRY_AFTER ? t : RETRY_AFTER;
+	int64_t t = r->p.connect_timeout_ms;
+	return t > RETRY_AFTER * 1000 ? t : RETRY_AFTER * 1000;
 }
 
-int remote_acquire(struct remote *r, struct xfer **out)
+static void abs_monotonic(struct timespec *ts, int64_t at_ms)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += (r->p.connect_timeout_ms * 2 +
-			    r->p.io_timeout_ms * 2) / 1000 + 1;
+	ts->tv_sec = at_ms / 1000;
+	ts->tv_nsec = (at_ms % 1000) * 1000000L;
+}
 
+/*
+ * remote_acquire() with an optional bound @until (monotonic ms, 0: none)
+ * on the wait for a free session and on the connect. *reused says whether
+ * the session came from the pool (it may have died while idle).
+ */
+static int acquire_until(struct remote *r, struct xfer **out, int64_t until,
+			 bool *reused)
+{
+	struct graveyard g = { .n = 0 };
+	int64_t wait_until = mono_ms() + r->p.connect_timeout_ms * 2 +
+			     r->p.io_timeout_ms * 2 + 1000;
+	struct timespec deadline;
+	int rc;
+
+	if (until && until < wait_until)
+		wait_until = until;
+	abs_monotonic(&deadline, wait_until);
+	*reused = false;
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (r->n_idle) {
+		sweep_stale(r, &g);
+		if (r->n_idle) {
 			r->n_idle--;
-			if (r->idle[r->n_idle].gen == r->gen) {
-				*out = r->idle[r->n_idle].x;
-				pthread_mutex_unlock(&r->mu);
-				return 0;
-			}
-			r->idle[r->n_idle].x->ops->close(r->idle[r->n_idle].x);
-			r->n_open--;
-		}
-		if (r->fail_at && time(NULL) - r->fail_at < retry_after(r)) {
-			int rc = r->fail_rc;
+			*out = r->idle[r->n_idle].x;
+			busy_add(r, *out, r->idle[r->n_idle].gen);
+			*reused = true;
 			pthread_mutex_unlock(&r->mu);
+			close_buried(&g);
+			return 0;
+		}
+		if (r->fail_at && mono_ms() - r->fail_at < retry_after_ms(r)) {
+			rc = r->fail_rc;
+			pthread_mutex_unlock(&r->mu);
+			close_buried(&g);
 			return rc;
 		}
 		if (r->n_open < r->p.max_sessions)
@@ -380,6 +515,7 @@ int remote_acquire(struct remote *r, struct xfer **out)
 		if (pthread_cond_timedwait(&r->cv, &r->mu, &deadline) ==
 		    ETIMEDOUT) {
 			pthread_mutex_unlock(&r->mu);
+			close_buried(&g);
 			return -ETIMEDOUT;
 		}
 	}
@@ -389,16 +525,28 @@ int remote_acquire(struct remote *r, struct xfer **out)
 	unsigned gen = r->gen;
 	memcpy(ep, r->ep, sizeof(ep));
 	pthread_mutex_unlock(&r->mu);
+	close_buried(&g);
 
 	char err[400];
 	struct xfer *x = NULL;
-	int rc = connect_any(r, ep, n_ep, &x, err, sizeof(err));
+	long cto = r->p.connect_timeout_ms;
+	if (until && until - mono_ms() < cto)
+		cto = (long)(until - mono_ms());
+	if (cto <= 0) {
+		rc = -ETIMEDOUT;
+		snprintf(err, sizeof(err), "%s/%s: no time left to connect",
+			 r->p.platform, r->p.id);
+	} else {
+		rc = connect_any(r, ep, n_ep, &x, err, sizeof(err), cto);
+	}
 
 	pthread_mutex_lock(&r->mu);
 	if (rc) {
 		r->n_open--;
-		if (gen == r->gen) {
-			r->fail_at = time(NULL);
+		if (gen == r->gen && cto == r->p.connect_timeout_ms) {
+			/* only a full connect attempt is a verdict */
+			int64_t now = mono_ms();
+			r->fail_at = now ? now : 1;
 			r->fail_rc = rc;
 		}
 		if (strcmp(r->err, err))
@@ -408,11 +556,18 @@ int remote_acquire(struct remote *r, struct xfer **out)
 	} else {
 		r->fail_at = 0;
 		r->err[0] = '\0';
+		busy_add(r, x, gen);
 		*out = x;
 	}
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	return rc;
+}
+
+int remote_acquire(struct remote *r, struct xfer **out)
+{
+	bool reused;
+	return acquire_until(r, out, 0, &reused);
 }
 
 static int session_broken(int rc)
@@ -421,14 +576,23 @@ static int session_broken(int rc)
 	       rc == -ECONNRESET || rc == -EPIPE;
 }
 
-void remote_release(struct remote *r, struct xfer *x, int rc)
+/*
+ * Give @x back. @own_fault: the session is broken for a reason of its own
+ * (a command overran its deadline), not a verdict on the box: close only
+ * it, and do not fail the next callers fast.
+ */
+static void release(struct remote *r, struct xfer *x, int rc, bool own_fault)
 {
+	struct graveyard g = { .n = 0 };
+
 	pthread_mutex_lock(&r->mu);
-	if (rc == -ETIMEDOUT && !r->fail_at) {
+	unsigned gen = busy_take(r, x);
+	if (rc == -ETIMEDOUT && !r->fail_at && !own_fault) {
 		/* The box stopped answering mid-operation: every session to
 		 * it is stuck the same way. Fail the next callers at once
 		 * instead of letting each wait out its own timeout. */
-		r->fail_at = time(NULL);
+		int64_t now = mono_ms();
+		r->fail_at = now ? now : 1;
 		r->fail_rc = -ETIMEDOUT;
 		snprintf(r->err, sizeof(r->err), "%s", x->err);
 	}
@@ -437,23 +601,28 @@ void remote_release(struct remote *r, struct xfer *x, int rc)
 		 * the path broke: its idle siblings are dead too. Close them
 		 * all so the next caller connects afresh instead of finding
 		 * out one session at a time. */
-		x->ops->close(x);
+		bury(&g, x);
 		r->n_open--;
-		for (int i = 0; i < r->n_idle; i++) {
-			r->idle[i].x->ops->close(r->idle[i].x);
-			r->n_open--;
-		}
-		r->n_idle = 0;
-	} else if (r->n_idle >= MAX_SESSIONS) {
-		x->ops->close(x);
+		if (!own_fault)
+			sweep_all(r, &g);
+	} else if (gen != r->gen || r->n_idle >= MAX_SESSIONS) {
+		/* connected to an address the box no longer has */
+		bury(&g, x);
 		r->n_open--;
 	} else {
 		r->idle[r->n_idle].x = x;
-		r->idle[r->n_idle].gen = r->gen;
+		r->idle[r->n_idle].gen = gen;
 		r->n_idle++;
 	}
+	sweep_stale(r, &g);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	close_buried(&g);
+}
+
+void remote_release(struct remote *r, struct xfer *x, int rc)
+{
+	release(r, x, rc, false);
 }
 
 /* ---- listings ---------------------------------------------------------------- */
@@ -702,7 +871,8 @@ static struct rlisting *fresh(struct remote *r, const char *path, int is_attr,
 	pthread_mutex_lock(&r->mu);
 	int i = mem_find(r, path, is_attr);
 	if (i >= 0 && r->mem[i].l && !r->mem[i].l->stale &&
-	    time(NULL) - r->mem[i].l->fetched <= max_age)
+	    mono_ms() - ((struct rlisting_int *)r->mem[i].l)->mono <=
+		    (int64_t)max_age * 1000)
 		l = listing_ref(r->mem[i].l);
 	pthread_mutex_unlock(&r->mu);
 	return l;
@@ -777,6 +947,7 @@ static int fetch_listing(struct remote *r, const char *path, int is_attr,
 		if (l->n)
 			qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
 		l->fetched = time(NULL);
+		((struct rlisting_int *)l)->mono = mono_ms();
 		remember(r, path, is_attr, l);
 		*out = l;
 		return 0;
@@ -832,6 +1003,7 @@ int remote_remember(struct remote *r, const char *path,
 	if (l->n)
 		qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
 	l->fetched = time(NULL);
+	((struct rlisting_int *)l)->mono = mono_ms();
 	remember(r, path, 0, l);
 	rlisting_free(l);
 	return 0;
@@ -914,5 +1086,57 @@ int remote_exec(struct remote *r, const char *cmd, struct buf *out,
 		int *status)
 {
 	struct exec_arg a = { cmd, out, status };
+	if (!r)
+		return -EHOSTUNREACH;
 	return with_session(r, exec_op, &a);
+}
+
+int remote_exec_bounded(struct remote *r, const char *cmd, struct buf *out,
+			int *status, long deadline_ms)
+{
+	if (!r)
+		return -EHOSTUNREACH;
+	if (deadline_ms <= 0)
+		return -EINVAL;
+	int64_t until = mono_ms() + deadline_ms;
+	int rc = -ETIMEDOUT;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct xfer *x;
+		bool reused;
+		rc = acquire_until(r, &x, until, &reused);
+		if (rc)
+			break;
+		int64_t start = mono_ms();
+		if (!x->ops->exec || until - start <= 0) {
+			rc = x->ops->exec ? -ETIMEDOUT : -ENOTSUP;
+			release(r, x, 0, false);
+			break;
+		}
+		buf_reset(out);
+		rc = x->ops->exec(x, cmd, out, status, (long)(until - start));
+		/* The whole deadline went by: the command was still running
+		 * (or the box froze); that says nothing about the siblings. */
+		bool overran = rc == -ETIMEDOUT && mono_ms() >= until;
+		if (rc && session_broken(rc)) {
+			pthread_mutex_lock(&r->mu);
+			snprintf(r->err, sizeof(r->err), "%s", x->err);
+			pthread_mutex_unlock(&r->mu);
+		}
+		release(r, x, rc, overran);
+		if (!session_broken(rc))
+			return rc;
+		/*
+		 * Run it once more only on a pooled session found dead at
+		 * once (the box's sshd restarted while it idled); a session
+		 * that died mid-command is reported, not run again.
+		 */
+		if (!reused || overran ||
+		    mono_ms() - start >= r->p.io_timeout_ms)
+			break;
+	}
+	/* A connection that died under the command: one code for it. */
+	if (rc == -ENOTCONN || rc == -ECONNRESET || rc == -EPIPE)
+		rc = -EIO;
+	return rc;
 }

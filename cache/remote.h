@@ -6,6 +6,10 @@
  * Threads: every function may be called from any thread. A session taken
  * with remote_acquire() belongs to the caller until remote_release().
  *
+ * Locks: no function does network I/O (connect, close) while holding the
+ * remote's lock, and remote_set_endpoints() does none at all, so callers
+ * may hold their own locks around it.
+ *
  * Bounds: remote_acquire() returns within (endpoints x connect timeout); a
  * connect that failed less than RETRY_AFTER seconds ago fails at once with
  * the same error, so a `cp -r` over a dead box does not wait per file.
@@ -34,6 +38,7 @@ struct remote_params {
 	long io_timeout_ms;
 	int max_sessions;
 	struct store *store;
+	const struct xfer_ops *ops;	/* transport; NULL: xfer_sftp_ops */
 };
 
 int remote_new(const struct remote_params *p, struct remote **out);
@@ -63,9 +68,39 @@ void remote_release(struct remote *r, struct xfer *x, int rc);
 ssize_t remote_pread(struct remote *r, const char *path, void *buf,
 		     size_t len, uint64_t off, const struct xfer_attr *expect);
 
-/* Run @cmd on the box (exec channel); stdout into @out. */
+/*
+ * Run @cmd on the box (exec channel); stdout into @out. The command must
+ * keep producing output: io_timeout without any is -ETIMEDOUT.
+ */
 int remote_exec(struct remote *r, const char *cmd, struct buf *out,
 		int *status);
+
+/*
+ * Run @cmd on the box with a deadline that scales with its work, for long
+ * silent steps (sha256sum of a large checkpoint): the command may print
+ * nothing for as long as it likes, and the whole call (waiting for a
+ * session, connecting, running, the exit status) is bounded by
+ * @deadline_ms of the monotonic clock. Returns 0 with the exit status in
+ * *@status and stdout in @out, or:
+ *   -ETIMEDOUT  the deadline passed (the box froze, or the work is slower
+ *               than planned); the session is closed
+ *   -EIO        the connection died under the command (sshd killed, RST,
+ *               EOF): noticed as soon as the socket reports it
+ *   -EINVAL     @deadline_ms <= 0
+ *   or an error of remote_acquire() (-EHOSTUNREACH, -EACCES, ...).
+ * Like remote_exec(), a pooled session found dead at once is replaced and
+ * the command sent once more; a command that died midway is not re-run.
+ */
+int remote_exec_bounded(struct remote *r, const char *cmd, struct buf *out,
+			int *status, long deadline_ms);
+
+/*
+ * Deadline for hashing @bytes on the box (pure): @io_timeout_ms + 60 s +
+ * the bytes at a floor rate of 25 MB/s (HASH_FLOOR_BYTES_PER_S in
+ * remote.c), rounded up; LONG_MAX if it would overflow. 20 GB with a
+ * 20 s io_timeout: 20 + 60 + 800 s = 880000 ms.
+ */
+long remote_hash_deadline_ms(uint64_t bytes, long io_timeout_ms);
 
 /* Last connection-level problem ("" when the last connect worked). */
 void remote_error(struct remote *r, char *buf, size_t len);
