@@ -20,6 +20,15 @@
  * Locking: one mutex (f->mu) guards the table, queues, job states and
  * counters. Nothing blocks on I/O while holding it.
  *
+ * Eviction can remove a committed block between pass 1 (it was in the
+ * store) and pass 3 (reply from the store) of a read. The read then starts
+ * over, bounded (READ_ATTEMPTS, one deadline for all of them): the second
+ * pass finds the block missing and fetches it, so a reader never sees
+ * that race as an error.
+ *
+ * Clocks: waits use CLOCK_MONOTONIC (condition variables set up for it);
+ * only the access times written to the store for LRU are wall-clock.
+ *
  * Rejected: fetching straight from the FUSE thread (no overlap between
  * requests, no read-ahead) and one writer transaction per block (an fsync
  * per MiB).
@@ -41,6 +50,7 @@
 #define NBUCKETS 1024
 #define WRITE_BATCH 8
 #define POOL_MAX 8		/* buffers kept for reuse: 8 MiB */
+#define READ_ATTEMPTS 4		/* reads started over after an eviction */
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
 
@@ -98,15 +108,48 @@ struct known {
 	uint8_t fid[STORE_FID_LEN];
 	char *plat;
 	char *id;
-	int64_t atime;		/* last read we know of, ms */
+	int64_t atime;		/* last read we know of, wall ms (stored) */
 	int64_t recorded;	/* atime the store has, ms; 0: none */
+	int64_t hot_at;		/* last read, monotonic ms */
 };
 
+void (*fetch_test_between_passes)(struct fetch_file *ff);
+
+/* Wall-clock ms: only for access times kept in the store across runs. */
 static int64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The CLOCK_MONOTONIC time @ms from now, for pthread_cond_timedwait on a
+ * condition variable made by cond_init_mono(). */
+static void deadline_in(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static void cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 #define HOT_MS 5000	/* a file read this recently is never evicted */
@@ -407,6 +450,7 @@ static struct known *known_add(struct fetcher *f, const uint8_t *fid,
 		return NULL;
 	}
 	k->atime = now_ms();
+	k->hot_at = mono_ms();
 	k->recorded = 0;
 	f->nknown++;
 	return k;
@@ -417,13 +461,15 @@ static void note_read(struct fetcher *f, const struct fetch_file *ff)
 {
 	if (!f->p.cache_size)
 		return;
-	int64_t now = now_ms();
+	int64_t now = now_ms(), mono = mono_ms();
 	pthread_mutex_lock(&f->mu);
 	struct known *k = known_find(f, ff->fid);
 	if (!k)
 		k = known_add(f, ff->fid, ff->plat, ff->id);
-	if (k)
+	if (k) {
 		k->atime = now;
+		k->hot_at = mono;
+	}
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -436,7 +482,7 @@ static enum evict_class keep_file(void *arg, const uint8_t *fid,
 		return EVICT_PINNED;
 	pthread_mutex_lock(&f->mu);
 	struct known *k = known_find(f, fid);
-	bool hot = k && now_ms() - k->atime < HOT_MS;
+	bool hot = k && mono_ms() - k->hot_at < HOT_MS;
 	pthread_mutex_unlock(&f->mu);
 	return hot ? EVICT_HOT : EVICT_OK;
 }
@@ -518,8 +564,7 @@ static void *writer_main(void *arg)
 			/* Over the bound only because files were being read:
 			 * look again once they have cooled down. */
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 2;
+			deadline_in(&ts, 2000);
 			if (pthread_cond_timedwait(&f->write_cv, &f->mu, &ts) ==
 			    ETIMEDOUT) {
 				pthread_mutex_unlock(&f->mu);
@@ -590,10 +635,10 @@ int fetcher_new(const struct fetcher_params *p, struct fetcher **out)
 	if (f->p.wait_timeout_ms <= 0)
 		f->p.wait_timeout_ms = 60000;
 	pthread_mutex_init(&f->mu, NULL);
-	pthread_cond_init(&f->work_cv, NULL);
-	pthread_cond_init(&f->done_cv, NULL);
-	pthread_cond_init(&f->write_cv, NULL);
-	pthread_cond_init(&f->flushed_cv, NULL);
+	cond_init_mono(&f->work_cv);
+	cond_init_mono(&f->done_cv);
+	cond_init_mono(&f->write_cv);
+	cond_init_mono(&f->flushed_cv);
 	f->workers = calloc(f->p.workers, sizeof(*f->workers));
 	if (!f->workers)
 		goto fail;
@@ -653,8 +698,7 @@ int fetch_flush(struct fetcher *f)
 	struct timespec deadline;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += f->p.wait_timeout_ms / 1000 + 1;
+	deadline_in(&deadline, f->p.wait_timeout_ms + 1000);
 	pthread_mutex_lock(&f->mu);
 	unsigned long errs = f->write_errors;
 	while (!rc && (f->writeq.head || f->writing))
@@ -772,22 +816,17 @@ static int warm_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
 	return 1;
 }
 
-int fetch_read(struct fetcher *f, struct fetch_file *ff,
-	       struct fetch_stream *s, uint64_t off, size_t len,
-	       fetch_reply_fn reply, void *arg)
+/*
+ * One cold read of blocks [first, last] of @ff, bounded by @deadline. If a
+ * block that pass 1 found committed was evicted before pass 3, returns
+ * without calling @reply and sets *evicted: the caller starts over.
+ */
+static int cold_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
+		     size_t len, uint64_t first, uint64_t last,
+		     fetch_reply_fn reply, void *arg,
+		     const struct timespec *deadline, bool *evicted)
 {
-	uint64_t first, last;
 	int rc;
-
-	if (fetch_block_range(off, len, ff->size, &first, &last))
-		return reply(arg, NULL, 0);	/* EOF */
-	if (len > ff->size - off)
-		len = (size_t)(ff->size - off);
-	note_read(f, ff);
-	if (s)
-		readahead(f, ff, s, off, len, last);
-	if (warm_read(f, ff, off, len, first, last, reply, arg, &rc))
-		return rc;
 
 	/*
 	 * Cold. Pass 1: each block is in flight (take a reference), or
@@ -840,14 +879,6 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 	}
 
 	/* Pass 2: wait, bounded, for the jobs. */
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += f->p.wait_timeout_ms / 1000;
-	deadline.tv_nsec += (f->p.wait_timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&f->mu);
 	for (size_t i = 0; i < nb && !rc; i++) {
 		struct job *j = jobs[i];
@@ -855,7 +886,7 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 			continue;
 		while (!rc && j->state != J_DONE && j->state != J_FAILED) {
 			if (pthread_cond_timedwait(&f->done_cv, &f->mu,
-						   &deadline) == ETIMEDOUT) {
+						   deadline) == ETIMEDOUT) {
 				rc = -ETIMEDOUT;
 				rgt_log(RGT_WARN, "read of %s timed out "
 					"waiting for block %llu", ff->path,
@@ -866,6 +897,8 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 			rc = j->err;
 	}
 	pthread_mutex_unlock(&f->mu);
+	if (!rc && fetch_test_between_passes)
+		fetch_test_between_passes(ff);
 
 	/*
 	 * Pass 3: reply with iovecs straight into the fetched blocks (our
@@ -887,13 +920,13 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 			d = jobs[i]->data;
 		} else if (store_block_peek(t, ff->fid, b, &d, &l) ||
 			   l != block_len(ff->size, b)) {
-			rc = -EAGAIN;	/* evicted meanwhile: read again */
+			*evicted = true;	/* meanwhile: read again */
 			break;
 		}
 		iov[i].iov_base = (char *)d + from;
 		iov[i].iov_len = to - from;
 	}
-	if (!rc)
+	if (!rc && !*evicted)
 		rc = reply(arg, iov, (int)nb);
 	store_rend(t);
 	pthread_mutex_lock(&f->mu);
@@ -904,4 +937,39 @@ int fetch_read(struct fetcher *f, struct fetch_file *ff,
 	free(jobs);
 	free(iov);
 	return rc;
+}
+
+int fetch_read(struct fetcher *f, struct fetch_file *ff,
+	       struct fetch_stream *s, uint64_t off, size_t len,
+	       fetch_reply_fn reply, void *arg)
+{
+	uint64_t first, last;
+	struct timespec deadline;
+	int rc;
+
+	if (fetch_block_range(off, len, ff->size, &first, &last))
+		return reply(arg, NULL, 0);	/* EOF */
+	if (len > ff->size - off)
+		len = (size_t)(ff->size - off);
+	note_read(f, ff);
+	if (s)
+		readahead(f, ff, s, off, len, last);
+	/* One bound for the whole read, however often it starts over. */
+	deadline_in(&deadline, f->p.wait_timeout_ms);
+	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		bool evicted = false;
+		if (warm_read(f, ff, off, len, first, last, reply, arg, &rc))
+			return rc;
+		rc = cold_read(f, ff, off, len, first, last, reply, arg,
+			       &deadline, &evicted);
+		if (!evicted)
+			return rc;
+		RGT_DEBUG_LOG("read of %s at %llu: a block was evicted "
+			      "meanwhile, reading again", ff->path,
+			      (unsigned long long)off);
+	}
+	rgt_log(RGT_WARN, "read of %s at %llu: blocks evicted %d times while "
+		"being read", ff->path, (unsigned long long)off,
+		READ_ATTEMPTS);
+	return -EIO;
 }

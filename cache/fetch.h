@@ -84,10 +84,15 @@ typedef int (*fetch_reply_fn)(void *arg, const struct iovec *iov, int n);
  * Read [off, off+len) of @ff (clamped to its size). On success calls
  * @reply once and returns its result; otherwise returns -errno (-EIO,
  * -EACCES, -ETIMEDOUT...) without calling it. Bounded by wait_timeout_ms.
+ * A block evicted while the read waited is fetched again, not an error.
  */
 int fetch_read(struct fetcher *f, struct fetch_file *ff,
 	       struct fetch_stream *s, uint64_t off, size_t len,
 	       fetch_reply_fn reply, void *arg);
+
+/* Tests only (NULL in the daemon): called inside fetch_read() between
+ * waiting for the blocks and replying, e.g. to evict meanwhile. */
+extern void (*fetch_test_between_passes)(struct fetch_file *ff);
 
 /*
  * Wait until every block fetched so far is committed to the store (the
