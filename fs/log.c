@@ -1,15 +1,21 @@
 /*
- * log.c - leveled logging to stderr, one write(2) per line so lines from
- * different threads never interleave.
+ * log.c - leveled logging: to stderr, one write(2) per line so lines from
+ * different threads never interleave; or, once the daemon has detached
+ * (stderr is /dev/null then), to syslog as "rgtfs[PID]", facility daemon,
+ * one syslog() call per message, like sshfs.
  */
 #include "log.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 static enum rgt_log_level cur_level = RGT_INFO;
+static atomic_bool to_syslog;
 
 void rgt_log_set_level(enum rgt_log_level level)
 {
@@ -19,6 +25,14 @@ void rgt_log_set_level(enum rgt_log_level level)
 enum rgt_log_level rgt_log_get_level(void)
 {
 	return cur_level;
+}
+
+void rgt_log_to_syslog(void)
+{
+	/* The socket is opened at the first message (no LOG_NDELAY), and
+	 * glibc takes the pid at each message: fine after a fork. */
+	openlog("rgtfs", LOG_PID, LOG_DAEMON);
+	atomic_store(&to_syslog, true);
 }
 
 static void vlog(enum rgt_log_level level, const char *fmt, va_list ap)
@@ -40,6 +54,14 @@ static void vlog(enum rgt_log_level level, const char *fmt, va_list ap)
 	for (size_t i = n; i < len; i++)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
+	if (atomic_load(&to_syslog)) {
+		/* Our levels are syslog's priorities (log.h). syslog adds
+		 * "rgtfs[PID]: " itself; keep the level word. */
+		line[len] = '\0';
+		syslog(level <= RGT_DEBUG ? (int)level : LOG_INFO, "%s",
+		       line + strlen("rgtfs: "));
+		return;
+	}
 	line[len++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;

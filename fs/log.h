@@ -1,12 +1,14 @@
 /*
- * log.h - the one writer to stderr.
+ * log.h - the one writer to stderr (or to syslog once the daemon has
+ * detached: rgt_log_to_syslog()).
  *
  * Levels follow syslog: RGT_ERR for failures the user must see, RGT_WARN for
  * degraded operation (API down, host unreachable), RGT_INFO for lifecycle,
  * RGT_DEBUG for tracing (only with -d or RGTFS_DEBUG=1).
  *
  * Never pass a secret (API key, token, env value) to these functions.
- * Thread-safe: each message is written with one write(2).
+ * Thread-safe: each message is written with one write(2) (one syslog()
+ * call), on one line: newlines in the message become spaces.
  */
 #ifndef RGT_LOG_H
 #define RGT_LOG_H
@@ -17,6 +19,12 @@ enum rgt_log_level { RGT_ERR = 3, RGT_WARN = 4, RGT_INFO = 6, RGT_DEBUG = 7 };
 
 void rgt_log_set_level(enum rgt_log_level level);
 enum rgt_log_level rgt_log_get_level(void);
+/*
+ * From now on, log to syslog ("rgtfs[PID]", facility daemon) instead of
+ * stderr: for a daemon whose stderr went to /dev/null (no -f). Call it
+ * after fuse_daemonize(), before threads start.
+ */
+void rgt_log_to_syslog(void);
 void rgt_log(enum rgt_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Invariant violated: log and abort. Never returns. */

@@ -2,6 +2,10 @@
  * main.c - process lifecycle only: options and config, mount, daemonize,
  * then the store, fetcher and pollers (threads and LMDB must start after
  * fork), the FUSE loop, and the reverse unwind. No filesystem logic.
+ *
+ * fuse_daemonize() chdirs to "/" and points stderr at /dev/null (unless
+ * -f): every path the user gave relative to the cwd is made absolute
+ * before it, and from then on messages go to syslog.
  */
 #include <fuse_lowlevel.h>
 
@@ -83,6 +87,67 @@ static void usage(const char *prog)
 	       prog);
 }
 
+/*
+ * @path made absolute against the current directory (malloc'd; NULL on
+ * ENOMEM or if the cwd is gone). Not realpath(): the cache directory may
+ * not exist yet, and a symlink the user named stays a symlink.
+ */
+static char *absolute(const char *path)
+{
+	if (!path || path[0] == '/')
+		return path ? strdup(path) : NULL;
+	char *cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	while (path[0] == '.' && path[1] == '/')
+		path += 2;
+	size_t n = strlen(cwd) + 1 + strlen(path) + 1;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s%s%s", cwd,
+			 cwd[strlen(cwd) - 1] == '/' ? "" : "/",
+			 strcmp(path, ".") ? path : "");
+	free(cwd);
+	return out;
+}
+
+/* Replace *@p (malloc'd) by its absolute form; -ENOMEM. */
+static int make_absolute(char **p)
+{
+	if (!*p || (*p)[0] == '/')
+		return 0;
+	char *a = absolute(*p);
+	if (!a)
+		return -ENOMEM;
+	free(*p);
+	*p = a;
+	return 0;
+}
+
+/*
+ * Paths in the config that are read after fuse_daemonize() (the key file
+ * at each connect, the API key file when the pollers start): relative
+ * ones are relative to where rgtfs was started.
+ */
+static int config_paths_absolute(struct rgt_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nsec; i++) {
+		struct rgt_section *s = &cfg->sec[i];
+		if (make_absolute(&s->ssh_key))
+			return -ENOMEM;
+		for (size_t k = 0; k < s->nkv; k++) {
+			struct rgt_kv *kv = &s->kv[k];
+			if (strcmp(kv->key, "api_key_file") ||
+			    kv->val != s->api_key_file || !kv->val[0])
+				continue;
+			if (make_absolute(&kv->val))
+				return -ENOMEM;
+			s->api_key_file = kv->val;
+		}
+	}
+	return 0;
+}
+
 /* Address space reserved for the cache map: sparse, not disk. */
 static uint64_t map_size(uint64_t cache_size)
 {
@@ -139,16 +204,27 @@ int main(int argc, char *argv[])
 	if (cmd.debug || getenv("RGTFS_DEBUG"))
 		rgt_log_set_level(RGT_DEBUG);
 
-	char *cfg_path = opts.config ? strdup(opts.config) :
+	/* Made absolute now: fuse_daemonize() will chdir to "/". */
+	char *cfg_path = opts.config ? absolute(opts.config) :
 				       config_default_path();
+	if (!cfg_path) {
+		fprintf(stderr, "rgtfs: config: %s\n", strerror(errno));
+		goto out_cmd;
+	}
 	rc = config_load(cfg_path, &cfg, err, sizeof(err));
 	free(cfg_path);
 	if (rc) {
 		fprintf(stderr, "rgtfs: %s\n", err);
 		goto out_cmd;
 	}
-	cfg.cache_dir = opts.cache ? strdup(opts.cache) :
+	cfg.cache_dir = opts.cache ? absolute(opts.cache) :
 				     config_default_cache_dir();
+	if (!cfg.cache_dir || make_absolute(&cfg.cache_dir) ||
+	    config_paths_absolute(&cfg)) {
+		fprintf(stderr, "rgtfs: cannot resolve relative paths: %s\n",
+			strerror(errno ? errno : ENOMEM));
+		goto out_cfg;
+	}
 	if (opts.cache_size &&
 	    config_parse_size(opts.cache_size, &cfg.cache_size)) {
 		fprintf(stderr, "rgtfs: cache_size: cannot parse '%s' "
@@ -173,7 +249,11 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint))
 		goto out_signals;
-	fuse_daemonize(cmd.foreground);
+	if (fuse_daemonize(cmd.foreground))
+		goto out_unmount;
+	/* stderr is /dev/null now unless -f: log where a daemon logs. */
+	if (!cmd.foreground)
+		rgt_log_to_syslog();
 
 	/* After the fork: LMDB environments and threads do not survive it. */
 	rc = store_open(cfg.cache_dir, map_size(cfg.cache_size), &ctx.store,
