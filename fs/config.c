@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rpath.h"
+
 static const char *const platform_kinds[] = {
 	"vastai", "runpod", "lambda", "paperspace", "autodl", NULL,
 };
@@ -307,10 +309,14 @@ static int finish(struct parse_ctx *c)
 		s->api_url = config_get(s, "api_url");
 		s->api_key_env = config_get(s, "api_key_env");
 		s->api_key_file = config_get(s, "api_key_file");
-		s->checkpoint_dir = config_get(s, "checkpoint_dir");
-		if (!s->checkpoint_dir && strcmp(s->kind, "cloud"))
-			s->checkpoint_dir = "/workspace/checkpoints";
-		s->log_path = config_get(s, "log_path");
+		v = config_get(s, "checkpoint_dir");
+		if (!v && strcmp(s->kind, "cloud"))
+			v = "/workspace/checkpoints";
+		if (v && !(s->checkpoint_dir = strdup(v)))
+			return -ENOMEM;
+		if ((v = config_get(s, "log_path")) &&
+		    !(s->log_path = strdup(v)))
+			return -ENOMEM;
 		s->ssh_user = config_get(s, "ssh_user");
 		if (!s->ssh_user)
 			s->ssh_user = config_get(s, "user");
@@ -350,16 +356,24 @@ static int finish(struct parse_ctx *c)
 			     "trust_cloud: want yes or no, got '%s'", v);
 			return -EINVAL;
 		}
-		if (s->checkpoint_dir && s->checkpoint_dir[0] != '/') {
+		if (s->checkpoint_dir && rpath_normalize(s->checkpoint_dir)) {
 			fail(c, key_line(s, "checkpoint_dir"),
-			     "checkpoint_dir must be an absolute path, got "
-			     "'%s'", s->checkpoint_dir);
+			     "checkpoint_dir must be an absolute path without "
+			     "'..', got '%s'", config_get(s, "checkpoint_dir"));
 			return -EINVAL;
 		}
-		if (s->log_path && s->log_path[0] != '/') {
+		if (s->checkpoint_dir && !strcmp(s->checkpoint_dir, "/")) {
+			fail(c, key_line(s, "checkpoint_dir"),
+			     "checkpoint_dir = %s would copy the whole box; "
+			     "name the checkpoint directory",
+			     config_get(s, "checkpoint_dir"));
+			return -EINVAL;
+		}
+		if (s->log_path && (rpath_normalize(s->log_path) ||
+				    !strcmp(s->log_path, "/"))) {
 			fail(c, key_line(s, "log_path"),
-			     "log_path must be an absolute path, got '%s'",
-			     s->log_path);
+			     "log_path must be an absolute file path without "
+			     "'..', got '%s'", config_get(s, "log_path"));
 			return -EINVAL;
 		}
 		if (!strcmp(s->kind, "ssh") && !config_get(s, "host")) {
@@ -445,6 +459,8 @@ void config_cleanup(struct rgt_config *cfg)
 		free(s->kind);
 		free(s->name);
 		free(s->ssh_key);
+		free(s->checkpoint_dir);
+		free(s->log_path);
 	}
 	free(cfg->sec);
 	free(cfg->path);

@@ -35,8 +35,10 @@ struct rgt_section {
 	const char *api_url;		/* origin only; adapters append paths */
 	const char *api_key_env;
 	const char *api_key_file;
-	const char *checkpoint_dir;	/* default /workspace/checkpoints */
-	const char *log_path;
+	/* Normalised once here (rpath_normalize): no trailing or doubled
+	 * slash, so every file id built from them agrees. malloc'd. */
+	char *checkpoint_dir;		/* default /workspace/checkpoints */
+	char *log_path;
 	const char *ssh_user;		/* default root */
 	char *ssh_key;			/* ~ expanded; NULL: ssh-agent */
 	const char *cloud;
