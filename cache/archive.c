@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fetch.h"
+#include "rpath.h"
 #include "store.h"
 
 static size_t key_of(char *buf, size_t len, const char *kind,
@@ -51,6 +52,47 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+const char *archive_phase_name(enum archive_phase ph)
+{
+	static const char *const names[] = {
+		"recorded", "destroy_requested", "destroy_accepted",
+		"destroy_unknown",
+	};
+	return (unsigned)ph <= ARCH_DESTROY_UNKNOWN ? names[ph] : "recorded";
+}
+
+static enum archive_phase phase_of(const char *s)
+{
+	for (int ph = ARCH_RECORDED; ph <= ARCH_DESTROY_UNKNOWN; ph++)
+		if (s && !strcmp(s, archive_phase_name(ph)))
+			return ph;
+	return ARCH_RECORDED;
+}
+
+/*
+ * A name as JSON: a string when it is UTF-8 (all JSON can hold), else
+ * {"hex": "<its bytes>"}, so every name survives byte for byte. NULL only
+ * when out of memory: callers must not drop the entry.
+ */
+static json_t *name_json(const char *s)
+{
+	if (rpath_utf8_valid(s))
+		return json_string(s);
+	char *hex = rpath_hex_encode(s);
+	json_t *o = hex ? json_pack("{s:s}", "hex", hex) : NULL;
+	free(hex);
+	return o;
+}
+
+/* The inverse; NULL if @v is neither form. */
+static char *name_from_json(json_t *v)
+{
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	const char *hex = json_string_value(json_object_get(v, "hex"));
+	return hex ? rpath_hex_decode(hex) : NULL;
+}
+
 static int save_as(struct store *st, const struct archive *a,
 		   const char *kind);
 
@@ -59,38 +101,102 @@ int archive_save(struct store *st, const struct archive *a)
 	return save_as(st, a, "arch");
 }
 
+/*
+ * The journal's phase lives in its own small record, "tdph\0PLAT\0ID", so
+ * that moving to DESTROY_REQUESTED just before the destroy call is one
+ * tiny synced write, and the eviction pin rule can read it cheaply. A
+ * journal without one (a crash between the two writes) is RECORDED: not
+ * evidence of anything.
+ */
+int archive_set_phase(struct store *st, const char *plat, const char *id,
+		      enum archive_phase ph)
+{
+	char k[512];
+	size_t klen = key_of(k, sizeof(k), "tdph", plat, id);
+	const char *v = archive_phase_name(ph);
+	int rc = klen ? store_meta_put(st, k, klen, v, strlen(v)) :
+			-ENAMETOOLONG;
+	return rc ? rc : store_sync(st);
+}
+
+int archive_get_phase(struct store *st, const char *plat, const char *id,
+		      enum archive_phase *ph)
+{
+	char k[512], tk[512];
+	size_t klen = key_of(k, sizeof(k), "tdph", plat, id);
+	size_t tklen = key_of(tk, sizeof(tk), "td", plat, id);
+	void *v;
+	size_t vl;
+	if (!klen || !tklen)
+		return -ENOENT;
+	int rc = store_meta_get(st, tk, tklen, &v, &vl);
+	if (rc)
+		return rc;	/* no journal */
+	free(v);
+	*ph = ARCH_RECORDED;
+	if (!store_meta_get(st, k, klen, &v, &vl)) {
+		char name[32];
+		snprintf(name, sizeof(name), "%.*s", (int)vl, (char *)v);
+		free(v);
+		*ph = phase_of(name);
+	}
+	return 0;
+}
+
 int archive_save_pending(struct store *st, const struct archive *a)
 {
-	return save_as(st, a, "td");
+	int rc = save_as(st, a, "td");
+	return rc ? rc : archive_set_phase(st, a->platform, a->id, a->phase);
+}
+
+/* Append @v to @arr (jansson takes @v even on failure); false if lost. */
+static bool append(json_t *arr, json_t *v)
+{
+	return v && !json_array_append_new(arr, v);
+}
+
+static json_t *encode(const struct archive *a)
+{
+	json_t *files = json_array(), *dirs = json_array();
+	bool ok = files && dirs;
+	for (size_t i = 0; ok && i < a->nfiles; i++)
+		ok = append(files, json_pack("{s:o,s:I,s:I,s:s}", "path",
+					     name_json(a->files[i].path),
+					     "bytes",
+					     (json_int_t)a->files[i].size,
+					     "mtime",
+					     (json_int_t)a->files[i].mtime,
+					     "sha256", a->files[i].sha256));
+	for (size_t i = 0; ok && i < a->ndirs; i++)
+		ok = append(dirs, name_json(a->dirs[i]));
+	/* Every entry or none: a record that lost one would still look
+	 * whole (the manifest's totals would say otherwise). */
+	if (!ok || json_array_size(files) != a->nfiles ||
+	    json_array_size(dirs) != a->ndirs) {
+		json_decref(files);
+		json_decref(dirs);
+		return NULL;
+	}
+	json_t *log = a->log_path ?
+		json_pack("{s:o,s:I,s:I}", "path", name_json(a->log_path),
+			  "bytes", (json_int_t)a->log_size, "mtime",
+			  (json_int_t)a->log_mtime) :
+		json_null();
+	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+			 "platform", a->platform, "id", a->id, "root",
+			 name_json(a->root), "status_msg",
+			 str_or_null(a->status_msg), "info",
+			 str_or_null(a->info), "ssh", str_or_null(a->ssh),
+			 "report", str_or_null(a->report), "manifest",
+			 str_or_null(a->manifest), "verified",
+			 str_or_null(a->verified), "log", log, "files", files,
+			 "dirs", dirs);
 }
 
 static int save_as(struct store *st, const struct archive *a,
 		   const char *kind)
 {
-	json_t *files = json_array(), *dirs = json_array();
-	for (size_t i = 0; i < a->nfiles; i++)
-		json_array_append_new(files,
-			json_pack("{s:s,s:I,s:I,s:s}", "path", a->files[i].path,
-				  "bytes", (json_int_t)a->files[i].size,
-				  "mtime", (json_int_t)a->files[i].mtime,
-				  "sha256", a->files[i].sha256));
-	for (size_t i = 0; i < a->ndirs; i++)
-		json_array_append_new(dirs, json_string(a->dirs[i]));
-	json_t *log = a->log_path ?
-		json_pack("{s:s,s:I,s:I}", "path", a->log_path, "bytes",
-			  (json_int_t)a->log_size, "mtime",
-			  (json_int_t)a->log_mtime) :
-		json_null();
-	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
-			      "s:o}",
-			      "platform", a->platform, "id", a->id, "root",
-			      a->root, "status_msg", str_or_null(a->status_msg),
-			      "info", str_or_null(a->info), "ssh",
-			      str_or_null(a->ssh), "report",
-			      str_or_null(a->report), "manifest",
-			      str_or_null(a->manifest), "verified",
-			      str_or_null(a->verified), "log", log, "files",
-			      files, "dirs", dirs);
+	json_t *o = encode(a);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!text)
@@ -134,7 +240,83 @@ int archive_load(struct store *st, const char *plat, const char *id,
 int archive_load_pending(struct store *st, const char *plat, const char *id,
 			 struct archive **out)
 {
-	return load_as(st, "td", plat, id, out);
+	int rc = load_as(st, "td", plat, id, out);
+	enum archive_phase ph = ARCH_RECORDED;
+	if (!rc && !archive_get_phase(st, plat, id, &ph))
+		(*out)->phase = ph;
+	return rc;
+}
+
+int archive_delete_pending(struct store *st, const char *plat, const char *id)
+{
+	char k[512], pk[512];
+	size_t klen = key_of(k, sizeof(k), "td", plat, id);
+	size_t pklen = key_of(pk, sizeof(pk), "tdph", plat, id);
+	if (!klen || !pklen)
+		return -ENAMETOOLONG;
+	/* the record first: a phase without a journal means nothing */
+	int rc = store_meta_del(st, k, klen);
+	if (!rc || rc == -ENOENT)
+		rc = store_meta_del(st, pk, pklen);
+	if (rc == -ENOENT)
+		rc = 0;
+	return rc ? rc : store_sync(st);
+}
+
+/* Decode record @o into @a; -EIO if any entry is malformed (an archive
+ * that silently lost a file is worse than one that says it is broken). */
+static int decode(json_t *o, struct archive *a)
+{
+	a->root = name_from_json(json_object_get(o, "root"));
+	a->status_msg = dup_or_null(json_object_get(o, "status_msg"));
+	a->info = dup_or_null(json_object_get(o, "info"));
+	a->ssh = dup_or_null(json_object_get(o, "ssh"));
+	a->report = dup_or_null(json_object_get(o, "report"));
+	a->manifest = dup_or_null(json_object_get(o, "manifest"));
+	a->verified = dup_or_null(json_object_get(o, "verified"));
+	json_t *log = json_object_get(o, "log");
+	if (json_is_object(log)) {
+		a->log_path = name_from_json(json_object_get(log, "path"));
+		if (!a->log_path)
+			return -EIO;
+		a->log_size = (uint64_t)json_integer_value(
+			json_object_get(log, "bytes"));
+		a->log_mtime = json_integer_value(json_object_get(log, "mtime"));
+	}
+	if (!a->root)
+		return -EIO;
+	json_t *files = json_object_get(o, "files");
+	size_t n = json_array_size(files), i;
+	a->files = calloc(n ? n : 1, sizeof(*a->files));
+	if (!a->files)
+		return -ENOMEM;
+	json_t *f;
+	json_array_foreach(files, i, f) {
+		const char *h = json_string_value(json_object_get(f, "sha256"));
+		json_t *b = json_object_get(f, "bytes");
+		json_t *m = json_object_get(f, "mtime");
+		struct archive_file *af = &a->files[a->nfiles];
+		if (!h || strlen(h) != 64 || !json_is_integer(b) ||
+		    json_integer_value(b) < 0 || !json_is_integer(m))
+			return -EIO;
+		if (!(af->path = name_from_json(json_object_get(f, "path"))))
+			return -EIO;
+		af->size = (uint64_t)json_integer_value(b);
+		af->mtime = json_integer_value(m);
+		snprintf(af->sha256, sizeof(af->sha256), "%s", h);
+		a->nfiles++;
+	}
+	json_t *dirs = json_object_get(o, "dirs");
+	n = json_array_size(dirs);
+	a->dirs = calloc(n ? n : 1, sizeof(*a->dirs));
+	if (!a->dirs)
+		return -ENOMEM;
+	json_array_foreach(dirs, i, f) {
+		if (!(a->dirs[a->ndirs] = name_from_json(f)))
+			return -EIO;
+		a->ndirs++;
+	}
+	return 0;
 }
 
 static int load_as(struct store *st, const char *kind, const char *plat,
@@ -161,51 +343,11 @@ static int load_as(struct store *st, const char *kind, const char *plat,
 	}
 	a->platform = strdup(plat);
 	a->id = strdup(id);
-	a->root = dup_or_null(json_object_get(o, "root"));
-	a->status_msg = dup_or_null(json_object_get(o, "status_msg"));
-	a->info = dup_or_null(json_object_get(o, "info"));
-	a->ssh = dup_or_null(json_object_get(o, "ssh"));
-	a->report = dup_or_null(json_object_get(o, "report"));
-	a->manifest = dup_or_null(json_object_get(o, "manifest"));
-	a->verified = dup_or_null(json_object_get(o, "verified"));
-	json_t *log = json_object_get(o, "log");
-	if (json_is_object(log)) {
-		a->log_path = dup_or_null(json_object_get(log, "path"));
-		a->log_size = (uint64_t)json_integer_value(
-			json_object_get(log, "bytes"));
-		a->log_mtime = json_integer_value(json_object_get(log, "mtime"));
-	}
-	json_t *files = json_object_get(o, "files");
-	size_t n = json_array_size(files), i;
-	a->files = calloc(n ? n : 1, sizeof(*a->files));
-	json_t *f;
-	json_array_foreach(files, i, f) {
-		const char *p = json_string_value(json_object_get(f, "path"));
-		const char *h = json_string_value(json_object_get(f, "sha256"));
-		if (!a->files || !p)
-			continue;
-		struct archive_file *af = &a->files[a->nfiles];
-		af->path = strdup(p);
-		if (!af->path)
-			continue;
-		af->size = (uint64_t)json_integer_value(
-			json_object_get(f, "bytes"));
-		af->mtime = json_integer_value(json_object_get(f, "mtime"));
-		snprintf(af->sha256, sizeof(af->sha256), "%s", h ? h : "");
-		a->nfiles++;
-	}
-	json_t *dirs = json_object_get(o, "dirs");
-	n = json_array_size(dirs);
-	a->dirs = calloc(n ? n : 1, sizeof(*a->dirs));
-	json_array_foreach(dirs, i, f) {
-		const char *p = json_string_value(f);
-		if (a->dirs && p && (a->dirs[a->ndirs] = strdup(p)))
-			a->ndirs++;
-	}
+	rc = a->platform && a->id ? decode(o, a) : -ENOMEM;
 	json_decref(o);
-	if (!a->platform || !a->id || !a->root || !a->files || !a->dirs) {
+	if (rc) {
 		archive_free(a);
-		return -ENOMEM;
+		return rc;
 	}
 	if (a->nfiles)
 		qsort(a->files, a->nfiles, sizeof(*a->files), cmp_file);
@@ -213,6 +355,29 @@ static int load_as(struct store *st, const char *kind, const char *plat,
 		qsort(a->dirs, a->ndirs, sizeof(*a->dirs), cmp_str);
 	*out = a;
 	return 0;
+}
+
+int archive_file_path(const struct archive *a, const struct archive_file *f,
+		      char *out, size_t len)
+{
+	return rpath_join(out, len, a->root, f->path);
+}
+
+int archive_file_open(const struct archive *a, const struct archive_file *f,
+		      struct fetch_file *ff)
+{
+	char path[8192];
+	int rc = archive_file_path(a, f, path, sizeof(path));
+	return rc ? rc : fetch_file_init(ff, NULL, a->platform, a->id, path,
+					 f->size, f->mtime);
+}
+
+int archive_log_open(const struct archive *a, struct fetch_file *ff)
+{
+	if (!a->log_path)
+		return -ENOENT;
+	return fetch_file_init(ff, NULL, a->platform, a->id, a->log_path,
+			       a->log_size, a->log_mtime);
 }
 
 bool archive_exists(struct store *st, const char *plat, const char *id)
@@ -233,18 +398,17 @@ int archive_delete(struct store *st, const char *plat, const char *id)
 	int rc = archive_load(st, plat, id, &a);
 	if (rc)
 		return rc;
-	uint8_t fid[STORE_FID_LEN];
-	char path[8192];
+	struct fetch_file ff;
 	for (size_t i = 0; i < a->nfiles && !rc; i++) {
-		snprintf(path, sizeof(path), "%s/%s", a->root, a->files[i].path);
-		fetch_file_id(fid, plat, id, path, a->files[i].size,
-			      a->files[i].mtime);
-		rc = store_blocks_delete(st, fid);
+		rc = archive_file_open(a, &a->files[i], &ff);
+		if (!rc) {
+			rc = store_blocks_delete(st, ff.fid);
+			fetch_file_cleanup(&ff);
+		}
 	}
-	if (!rc && a->log_path) {
-		fetch_file_id(fid, plat, id, a->log_path, a->log_size,
-			      a->log_mtime);
-		rc = store_blocks_delete(st, fid);
+	if (!rc && a->log_path && !(rc = archive_log_open(a, &ff))) {
+		rc = store_blocks_delete(st, ff.fid);
+		fetch_file_cleanup(&ff);
 	}
 	archive_free(a);
 	if (rc)

@@ -16,6 +16,22 @@
 #include <stdint.h>
 
 struct store;
+struct fetch_file;
+
+/*
+ * Where a teardown journal ("td" record) stands. Only a journal whose
+ * re-list passed and whose destroy call was (about to be) made is evidence
+ * that the box may be gone: RECORDED is not (item: a refused run's journal
+ * must never be taken for a verified copy later).
+ */
+enum archive_phase {
+	ARCH_RECORDED = 0,		/* verified and recorded; nothing sent */
+	ARCH_DESTROY_REQUESTED,		/* written just before the destroy call */
+	ARCH_DESTROY_ACCEPTED,		/* the platform accepted it */
+	ARCH_DESTROY_UNKNOWN,		/* the call's outcome is unknown */
+};
+
+const char *archive_phase_name(enum archive_phase ph);
 
 struct archive_file {
 	char *path;		/* relative to root */
@@ -41,6 +57,7 @@ struct archive {
 	size_t nfiles;
 	char **dirs;			/* sorted */
 	size_t ndirs;
+	enum archive_phase phase;	/* journals only */
 };
 
 void archive_free(struct archive *a);
@@ -55,6 +72,15 @@ int archive_save(struct store *st, const struct archive *a);
 int archive_save_pending(struct store *st, const struct archive *a);
 int archive_load_pending(struct store *st, const char *plat, const char *id,
 			 struct archive **out);
+/* Move the journal to @ph (one small synced write; see archive.c). */
+int archive_set_phase(struct store *st, const char *plat, const char *id,
+		      enum archive_phase ph);
+/* The journal's phase; -ENOENT if there is no journal. Cheap. */
+int archive_get_phase(struct store *st, const char *plat, const char *id,
+		      enum archive_phase *ph);
+/* Drop the journal of @plat/@id (synced). */
+int archive_delete_pending(struct store *st, const char *plat,
+			   const char *id);
 /* -ENOENT if there is none. */
 int archive_load(struct store *st, const char *plat, const char *id,
 		 struct archive **out);
@@ -66,6 +92,19 @@ int archive_delete(struct store *st, const char *plat, const char *id);
 int archive_platforms(struct store *st, char ***out, size_t *n);
 int archive_ids(struct store *st, const char *plat, char ***out, size_t *n);
 void archive_names_free(char **v, size_t n);
+
+/*
+ * The one way to the bytes of an archived file: its absolute path on the
+ * box (rpath_join of root and path) and a fetch_file with no remote, so
+ * the bytes come from the store alone. The tree, the teardown's serve
+ * check and archive_delete() all go through these.
+ */
+int archive_file_path(const struct archive *a, const struct archive_file *f,
+		      char *out, size_t len);
+int archive_file_open(const struct archive *a, const struct archive_file *f,
+		      struct fetch_file *ff);
+/* The log snapshot; -ENOENT if none was kept. */
+int archive_log_open(const struct archive *a, struct fetch_file *ff);
 
 /* Lookups inside one archive ("" is the checkpoints root). */
 const struct archive_file *archive_file_at(const struct archive *a,

@@ -9,11 +9,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "rpath.h"
+
 static void iso_utc(time_t t, char out[32])
 {
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A directory name for top_level_dirs: as a string, escaped if need be. */
+static json_t *name_entry(const char *name)
+{
+	if (rpath_utf8_valid(name))
+		return json_string(name);
+	struct buf shown;
+	buf_init(&shown, 64u << 10);
+	json_t *v = rpath_escape(&shown, name) ? NULL : json_string(shown.data);
+	buf_cleanup(&shown);
+	return v;
 }
 
 static char *dump(json_t *o)
@@ -34,32 +49,59 @@ static char *dump(json_t *o)
 	return r;
 }
 
+/*
+ * One file's entry. A name that is not UTF-8 cannot be a JSON string: its
+ * entry carries the exact bytes as "path_hex" and, as "path", the escaped
+ * form a person reads (rpath_escape: \xNN for each such byte). NULL only
+ * when out of memory.
+ */
+static json_t *file_entry(const struct roster_entry *e)
+{
+	if (rpath_utf8_valid(e->path))
+		return json_pack("{s:s,s:I,s:s}", "path", e->path, "bytes",
+				 (json_int_t)e->size, "sha256", e->sha256);
+	struct buf shown;
+	buf_init(&shown, 64u << 10);
+	char *hex = rpath_hex_encode(e->path);
+	json_t *o = NULL;
+	if (hex && !rpath_escape(&shown, e->path))
+		o = json_pack("{s:s,s:s,s:I,s:s}", "path", shown.data,
+			      "path_hex", hex, "bytes", (json_int_t)e->size,
+			      "sha256", e->sha256);
+	free(hex);
+	buf_cleanup(&shown);
+	return o;
+}
+
 char *manifest_build(const char *run_id, time_t created,
 		     const struct roster *r)
 {
 	char when[32];
 	json_t *files = json_array(), *tops = json_array();
 	uint64_t nfiles = 0, nbytes = 0;
+	bool ok = files && tops;
 
 	iso_utc(created, when);
-	for (size_t i = 0; i < r->n; i++) {
+	for (size_t i = 0; ok && i < r->n; i++) {
 		const struct roster_entry *e = &r->v[i];
 		if (e->type == 'd' && !strchr(e->path, '/'))
-			json_array_append_new(tops, json_string(e->path));
-		if (e->type != 'f')
+			ok = !json_array_append_new(tops, name_entry(e->path));
+		if (!ok || e->type != 'f')
 			continue;
 		if (strlen(e->sha256) != 64) {
-			json_decref(files);
-			json_decref(tops);
-			return NULL;
+			ok = false;
+			break;
 		}
-		json_array_append_new(files,
-				      json_pack("{s:s,s:I,s:s}", "path",
-						e->path, "bytes",
-						(json_int_t)e->size, "sha256",
-						e->sha256));
+		/* Every file is in the list, or there is no manifest: the
+		 * totals below must count exactly what is listed. */
+		ok = !json_array_append_new(files, file_entry(e));
 		nfiles++;
 		nbytes += e->size;
+	}
+	if (!ok || json_array_size(files) != nfiles) {
+		json_decref(files);
+		json_decref(tops);
+		return NULL;
 	}
 	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o,s:{s:I,s:I}}", "schema",
 			      MANIFEST_SCHEMA, "run_id", run_id,
