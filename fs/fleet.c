@@ -27,6 +27,7 @@
 
 #include "archive.h"
 #include "config.h"
+#include "life.h"
 #include "log.h"
 #include "platform.h"
 #include "remote.h"
@@ -45,7 +46,6 @@ struct finst {
 	struct remote *remote;
 	char *teardown;		/* what `teardown` shows */
 	bool tearing_down;
-	time_t touched;		/* last unlink/rmdir attempt inside */
 };
 
 struct fplat {
@@ -247,10 +247,29 @@ static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
 		if (changed)
 			record_save(pl, in);
 	}
-	for (size_t i = 0; i < pl->n; i++) {
+	/*
+	 * Absent from the list means gone only when the list is complete:
+	 * an entry the adapter could not read may be exactly this instance
+	 * (PLATFORMS.md: never map anything but a clear answer to gone).
+	 */
+	for (size_t i = 0; l->complete && i < pl->n; i++) {
 		struct finst *in = &pl->inst[i];
 		if (in->listed || in->hidden)
 			continue;
+		enum archive_phase ph;
+		if (!archive_get_phase(pl->fl->st, pl->sec->kind, in->id, &ph) &&
+		    ph != ARCH_RECORDED && in->state != RGT_ST_GONE) {
+			/* A destroy rgtfs sent (or may have sent) went
+			 * through: say so where the user looks. */
+			char *t = strdup("the platform no longer lists the "
+					 "instance: the destroy went through; "
+					 "the verified copy is kept, and rmdir "
+					 "of this directory archives it\n");
+			if (t) {
+				free(in->teardown);
+				in->teardown = t;
+			}
+		}
 		if (has_data(pl, in->id)) {
 			if (in->state != RGT_ST_GONE) {
 				in->state = RGT_ST_GONE;
@@ -272,7 +291,7 @@ static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
 static bool wait_or_stop(struct fleet *fl, int seconds)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += seconds;
 	pthread_mutex_lock(&fl->stop_mu);
 	while (!fl->stop &&
@@ -313,7 +332,8 @@ static int poll_once(struct fplat *pl, const char *id, bool *listed,
 		time_t now = time(NULL);
 
 		if (listed) {
-			*listed = false;
+			/* Not in an incomplete list is not "not listed". */
+			*listed = rc || !l.complete;
 			for (size_t i = 0; !rc && i < l.n; i++)
 				if (!strcmp(l.v[i].id, id))
 					*listed = true;
@@ -389,7 +409,12 @@ int fleet_new(const struct rgt_config *cfg, struct store *st,
 	fl->cfg = cfg;
 	fl->st = st;
 	pthread_mutex_init(&fl->stop_mu, NULL);
-	pthread_cond_init(&fl->stop_cv, NULL);
+	/* A wall-clock jump must not stretch or cut a poll interval. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fl->stop_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	fl->pl = calloc(cfg->nsec ? cfg->nsec : 1, sizeof(*fl->pl));
 	if (!fl->pl) {
 		fleet_free(fl);
@@ -678,16 +703,17 @@ int fleet_instance_state(struct fleet *fl, size_t pi, const char *id,
 	return in && !in->hidden ? 0 : -ENOENT;
 }
 
-int fleet_destroy(struct fleet *fl, size_t pi, const char *id, char *err,
-		  size_t errlen)
+int fleet_destroy(struct fleet *fl, size_t pi, const char *id,
+		  bool *maybe_sent, char *err, size_t errlen)
 {
 	struct fplat *pl = &fl->pl[pi];
+	*maybe_sent = false;
 	if (!pl->p) {
 		snprintf(err, errlen, "%s", pl->error);
 		return -EIO;
 	}
 	pthread_mutex_lock(&pl->api_mu);
-	int rc = pl->ops->destroy(pl->p, id, err, errlen);
+	int rc = pl->ops->destroy(pl->p, id, maybe_sent, err, errlen);
 	pthread_mutex_unlock(&pl->api_mu);
 	return rc;
 }
@@ -743,27 +769,6 @@ void fleet_teardown_end(struct fleet *fl, size_t pi, const char *id)
 	if (in)
 		in->tearing_down = false;
 	pthread_mutex_unlock(&pl->mu);
-}
-
-void fleet_touch(struct fleet *fl, size_t pi, const char *id)
-{
-	struct fplat *pl = &fl->pl[pi];
-	pthread_mutex_lock(&pl->mu);
-	struct finst *in = find(pl, id);
-	if (in)
-		in->touched = time(NULL);
-	pthread_mutex_unlock(&pl->mu);
-}
-
-bool fleet_touched_within(struct fleet *fl, size_t pi, const char *id,
-			  int seconds)
-{
-	struct fplat *pl = &fl->pl[pi];
-	pthread_mutex_lock(&pl->mu);
-	struct finst *in = find(pl, id);
-	bool t = in && in->touched && time(NULL) - in->touched <= seconds;
-	pthread_mutex_unlock(&pl->mu);
-	return t;
 }
 
 int fleet_snapshot(struct fleet *fl, size_t pi, const char *id,
@@ -850,7 +855,7 @@ void fleet_forget(struct fleet *fl, size_t pi, const char *id)
 		in->hidden = true;
 	pthread_mutex_unlock(&pl->mu);
 	drop_records(fl->st, "inst", pl->sec->kind, id, true);
-	drop_records(fl->st, "td", pl->sec->kind, id, true);
+	archive_delete_pending(fl->st, pl->sec->kind, id);
 	drop_records(fl->st, "dir", pl->sec->kind, id, false);
 	drop_records(fl->st, "attr", pl->sec->kind, id, false);
 }
@@ -858,16 +863,20 @@ void fleet_forget(struct fleet *fl, size_t pi, const char *id)
 bool fleet_pinned(void *arg, const char *plat, const char *id)
 {
 	struct fleet *fl = arg;
-	if (archive_exists(fl->st, plat, id))
-		return true;
+	struct life_facts f = { .archived = archive_exists(fl->st, plat, id) };
+	enum archive_phase ph = ARCH_RECORDED;
+	f.journal = !archive_get_phase(fl->st, plat, id, &ph);
+	f.phase = ph;
 	int pi = fleet_platform_index(fl, plat);
-	if (pi < 0)
-		return true;
-	struct fplat *pl = &fl->pl[pi];
-	pthread_mutex_lock(&pl->mu);
-	struct finst *in = find(pl, id);
-	bool pin = !in || in->hidden || in->tearing_down ||
-		   in->state == RGT_ST_GONE;
-	pthread_mutex_unlock(&pl->mu);
-	return pin;
+	if (pi >= 0) {
+		struct fplat *pl = &fl->pl[pi];
+		pthread_mutex_lock(&pl->mu);
+		struct finst *in = find(pl, id);
+		f.known = in && !in->hidden;
+		f.tearing_down = in && in->tearing_down;
+		f.gone = in && (in->state == RGT_ST_GONE ||
+				in->state == RGT_ST_DESTROYING);
+		pthread_mutex_unlock(&pl->mu);
+	}
+	return life_pinned(life_of(&f));
 }

@@ -69,10 +69,13 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id);
 /* The state `status` shows now. -ENOENT: no such instance. */
 int fleet_instance_state(struct fleet *fl, size_t pi, const char *id,
 			 int *state);
-/* The platform's destroy verb for @id. */
-int fleet_destroy(struct fleet *fl, size_t pi, const char *id, char *err,
-		  size_t errlen);
-/* One list call now (applied as a poll); *listed: @id is in it. */
+/* The platform's destroy verb for @id (see platform_ops.destroy). */
+int fleet_destroy(struct fleet *fl, size_t pi, const char *id,
+		  bool *maybe_sent, char *err, size_t errlen);
+/*
+ * One list call now (applied as a poll). *listed is false only when the
+ * call succeeded with a complete list that lacks @id.
+ */
 int fleet_poll_now(struct fleet *fl, size_t pi, const char *id, bool *listed,
 		   char *err, size_t errlen);
 /* What `teardown` shows (copied). */
@@ -81,10 +84,6 @@ void fleet_set_teardown(struct fleet *fl, size_t pi, const char *id,
 /* Mark a teardown running; -EBUSY if one already is. */
 int fleet_teardown_begin(struct fleet *fl, size_t pi, const char *id);
 void fleet_teardown_end(struct fleet *fl, size_t pi, const char *id);
-/* Someone tried to unlink or rmdir inside the instance (rm -r). */
-void fleet_touch(struct fleet *fl, size_t pi, const char *id);
-bool fleet_touched_within(struct fleet *fl, size_t pi, const char *id,
-			  int seconds);
 /* Copies of status_msg, info.json and ssh for the archive (malloc'd). */
 int fleet_snapshot(struct fleet *fl, size_t pi, const char *id,
 		   char **status_msg, char **info, char **ssh);
@@ -92,9 +91,8 @@ int fleet_snapshot(struct fleet *fl, size_t pi, const char *id,
 void fleet_forget(struct fleet *fl, size_t pi, const char *id);
 
 /*
- * Eviction's pin rule: data of an archived, gone or tearing-down instance,
- * or of one rgtfs does not know (anything it cannot classify), is never
- * evicted. @arg is the fleet.
+ * Eviction's pin rule: the instance's lifecycle (life_of) from the fleet
+ * and the store, judged by life_pinned(). @arg is the fleet.
  */
 bool fleet_pinned(void *arg, const char *plat, const char *id);
 

@@ -57,6 +57,12 @@ struct rgt_instance {
 struct rgt_instance_list {
 	struct rgt_instance *v;
 	size_t n;
+	/*
+	 * Every entry of the answer was understood. Only a complete list
+	 * may say an instance is gone: an entry skipped as malformed could
+	 * be any instance, and "absent" must never be guessed.
+	 */
+	bool complete;
 };
 
 void rgt_instance_list_free(struct rgt_instance_list *l);
@@ -74,9 +80,15 @@ struct platform_ops {
 	/* One list call for all instances. Bounded in time and size. */
 	int (*list)(struct platform *p, struct rgt_instance_list *out,
 		    char *err, size_t errlen);
-	/* The meter-stopping verb (vast.ai: DELETE). Issue #3 uses it. */
-	int (*destroy)(struct platform *p, const char *id, char *err,
-		       size_t errlen);
+	/*
+	 * The meter-stopping verb (vast.ai: DELETE), sent once, never
+	 * retried. 0: the platform accepted it. On an error *maybe_sent says
+	 * whether the platform may have acted on it all the same (a timeout,
+	 * a 5xx, a 2xx that does not say success): false only when it surely
+	 * did not (no connection, an explicit refusal).
+	 */
+	int (*destroy)(struct platform *p, const char *id, bool *maybe_sent,
+		       char *err, size_t errlen);
 	void (*close)(struct platform *p);
 };
 

@@ -586,7 +586,13 @@ int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
 		goto out_root;
 	}
 	if (json_is_null(insts)) {
-		n = 0;
+		/* The show endpoint answers null for a destroyed instance; a
+		 * list answering null has said nothing about any instance. */
+		snprintf(err, errlen,
+			 "vast.ai: the instance list is null (not a list); "
+			 "keeping the last known instances");
+		rc = -EBADMSG;
+		goto out_root;
 	} else if (json_is_object(insts)) {
 		n = 1;
 	} else if (json_is_array(insts)) {
@@ -627,11 +633,22 @@ int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
 	if (dup && !skipped)
 		snprintf(first, sizeof(first), "a repeated id");
 	skipped += dup;
+	if (n && !out->n) {
+		/* Nothing understood: that is not "no instances". */
+		snprintf(err, errlen,
+			 "vast.ai: none of the %zu instance(s) in the list "
+			 "could be read; first: %s",
+			 n, first);
+		rgt_instance_list_free(out);
+		rc = -EBADMSG;
+		goto out_root;
+	}
 	if (skipped)
 		snprintf(err, errlen,
 			 "vast.ai: skipped %zu malformed "
 			 "instance(s); first: %s",
 			 skipped, first);
+	out->complete = !skipped;
 	rc = 0;
 	goto out_root;
 out_nomem:
@@ -964,8 +981,8 @@ out_resp:
 	return rc;
 }
 
-static int vastai_destroy(struct platform *p, const char *id, char *err,
-			  size_t errlen)
+static int vastai_destroy(struct platform *p, const char *id,
+			  bool *maybe_sent, char *err, size_t errlen)
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
 			      "Content-Type: application/json", NULL};
@@ -987,6 +1004,7 @@ static int vastai_destroy(struct platform *p, const char *id, char *err,
 
 	if (err && errlen)
 		err[0] = '\0';
+	*maybe_sent = false;
 	if (!id || !platform_id_valid(id) ||
 	    strspn(id, "0123456789") != strlen(id)) {
 		snprintf(err, errlen, "vast.ai: not a vast.ai instance id");
@@ -998,6 +1016,9 @@ static int vastai_destroy(struct platform *p, const char *id, char *err,
 	}
 	req.url = url;
 	rc = http_do(&req, &resp, herr, sizeof(herr));
+	/* Only a request that never reached vast.ai surely did nothing. */
+	*maybe_sent = !(rc == -ECONNREFUSED || rc == -EHOSTUNREACH ||
+			rc == -ENETUNREACH);
 	if (rc == -ETIMEDOUT) {
 		snprintf(err, errlen,
 			 "vast.ai did not answer the destroy of "
@@ -1018,6 +1039,8 @@ static int vastai_destroy(struct platform *p, const char *id, char *err,
 	}
 	if (resp.status < 200 || resp.status > 299) {
 		rc = status_error(p, &resp, "the destroy", err, errlen);
+		/* 4xx: refused before acting; 5xx: it may have acted */
+		*maybe_sent = resp.status >= 500;
 		goto out_resp;
 	}
 	root = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len,
@@ -1029,6 +1052,7 @@ static int vastai_destroy(struct platform *p, const char *id, char *err,
 	}
 	if (json_is_object(root) &&
 	    json_is_false(json_object_get(root, "success"))) {
+		*maybe_sent = false;	/* an explicit refusal */
 		m = server_msg(root);
 		snprintf(err, errlen,
 			 "vast.ai refused to destroy instance "

@@ -314,8 +314,38 @@ static void test_show(void)
 	CHECK(strstr(l.v[0].info_json, "jt-show-") == NULL);
 	rgt_instance_list_free(&l);
 
-	CHECK(parse_fixture("show_null.json", &l, err, sizeof(err)) == 0);
-	CHECK(l.n == 0);
+	/* null says nothing about any instance: never "all are gone" */
+	CHECK(parse_fixture("show_null.json", &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(l.n == 0 && strstr(err, "null") != NULL);
+	rgt_instance_list_free(&l);
+}
+
+/* Only a list whose every entry was understood may say who is gone. */
+static void test_complete(void)
+{
+	struct rgt_instance_list l;
+	char err[512];
+	const char *clean = "{\"instances\":[{\"id\":7}]}";
+	const char *empty = "{\"instances\":[]}";
+	const char *partial = "{\"instances\":[{\"id\":7},{\"id\":-1}]}";
+	const char *junk = "{\"instances\":[{\"id\":-1},\"x\",3]}";
+
+	CHECK(vastai_parse_instances(clean, strlen(clean), NULL, &l, err,
+				     sizeof(err)) == 0);
+	CHECK(l.n == 1 && l.complete);
+	rgt_instance_list_free(&l);
+	CHECK(vastai_parse_instances(empty, strlen(empty), NULL, &l, err,
+				     sizeof(err)) == 0);
+	CHECK(l.n == 0 && l.complete);
+	rgt_instance_list_free(&l);
+	CHECK(vastai_parse_instances(partial, strlen(partial), NULL, &l, err,
+				     sizeof(err)) == 0);
+	CHECK(l.n == 1 && !l.complete);
+	rgt_instance_list_free(&l);
+	CHECK(vastai_parse_instances(junk, strlen(junk), NULL, &l, err,
+				     sizeof(err)) == -EBADMSG);
+	CHECK(l.n == 0 && strstr(err, "none of the 3") != NULL);
 	rgt_instance_list_free(&l);
 }
 
@@ -602,6 +632,7 @@ int main(void)
 	test_list();
 	test_show();
 	test_bad_replies();
+	test_complete();
 	test_edge_entries();
 	test_secrets();
 	test_load_key();
