@@ -15,8 +15,9 @@
  *                        directories only
  *
  * Everything is read-only. Writes, creates, renames and unlinks fail with
- * EROFS; rmdir fails with EPERM (teardown is its own piece of work and is
- * not wired to rmdir yet), so `rm -rf` changes nothing anywhere.
+ * EROFS. rmdir of an instance directory is the teardown verb, rmdir of an
+ * archive deletes it; both are refused for a process that has just tried
+ * to delete inside (rm -r, see rmguard.h), so `rm -rf` changes nothing.
  *
  * Virtual files are rendered at open() into the file handle and served
  * with direct_io, so a shell loop re-reading `status` sees every change and
@@ -45,6 +46,8 @@
 #include "log.h"
 #include "node.h"
 #include "remote.h"
+#include "rmguard.h"
+#include "rpath.h"
 #include "teardown.h"
 
 #define ATTR_TIMEOUT 1.0	/* seconds the kernel may cache attributes */
@@ -108,12 +111,6 @@ static struct remote *remote_of(struct rgt_ctx *c, const struct node *n)
 	return fleet_remote(c->fleet, (size_t)n->pi, n->id);
 }
 
-static int join(char *out, size_t len, const char *dir, const char *name)
-{
-	int n = snprintf(out, len, "%s%s%s", dir,
-			 dir[strlen(dir) - 1] == '/' ? "" : "/", name);
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
 
 /* ---- rendering virtual files ------------------------------------------------ */
 
@@ -150,11 +147,18 @@ static int render(struct rgt_ctx *c, const struct node *n, struct buf *b)
 
 /* ---- attributes -------------------------------------------------------------- */
 
+/*
+ * Directories are writable for the owner: nothing under the mount can be
+ * changed (every change fails with EROFS), but the kernel then passes the
+ * owner's unlink and rmdir attempts through to us instead of refusing them
+ * itself, so rm -r is seen at work inside a directory (rmguard.h) before
+ * it asks for the directory.
+ */
 static void dir_stat(struct rgt_ctx *c, const struct node *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
-	st->st_mode = S_IFDIR | 0555;
+	st->st_mode = S_IFDIR | 0755;
 	st->st_nlink = 2;
 	st->st_uid = c->uid;
 	st->st_gid = c->gid;
@@ -211,10 +215,7 @@ static int node_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 		return 0;
 	case NK_PLATFORM:
 	case NK_APLAT:
-		/* Writable for the owner, so the kernel lets the owner's
-		 * rmdir of a child through to us (the teardown verb). */
 		dir_stat(c, n, st);
-		st->st_mode = S_IFDIR | 0755;
 		return 0;
 	case NK_ALOG:
 	case NK_AFILE: {
@@ -354,7 +355,7 @@ static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
 		struct rlisting *l;
 		if (!r)
 			return -ENOENT;
-		int rc = join(path, pathlen, p->rpath, name);
+		int rc = rpath_join(path, pathlen, p->rpath, name);
 		if (rc)
 			return rc;
 		rc = remote_list(r, p->rpath, LIST_MAX_AGE, &l);
@@ -877,17 +878,12 @@ static void rgt_open(fuse_req_t req, fuse_ino_t ino,
 		const struct archive_file *f =
 			n->kind == NK_AFILE ? archive_file_at(a, n->rpath) :
 					      NULL;
-		char path[PATH_MAX];
-		if (n->kind == NK_AFILE && !f)
-			rc = -ENOENT;
-		else if (f)
-			rc = join(path, sizeof(path), a->root, f->path);
+		/* The archive's own lookup: the same one the teardown's
+		 * serve check read every file through. */
+		if (n->kind == NK_AFILE)
+			rc = f ? archive_file_open(a, f, &h->ff) : -ENOENT;
 		else
-			snprintf(path, sizeof(path), "%s", a->log_path);
-		if (!rc)
-			rc = fetch_file_init(&h->ff, NULL, n->plat, n->id,
-					     path, f ? f->size : a->log_size,
-					     f ? f->mtime : a->log_mtime);
+			rc = archive_log_open(a, &h->ff);
 		archive_free(a);
 		fi->keep_cache = 1;	/* an archive never changes */
 		break;
@@ -1027,23 +1023,46 @@ static void rgt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 /*
- * An unlink or rmdir anywhere inside an instance marks it: `rm -r` and
- * `find -delete` empty a directory before they remove it, `rmdir(1)` never
- * does. So an rmdir of an instance shortly after such an attempt is
- * `rm -r` at work, not a request to destroy, and is refused (RM_GUARD).
+ * An unlink or rmdir anywhere inside an instance or an archive marks the
+ * process that tried (rmguard.h): `rm -r`, `find -delete` and
+ * shutil.rmtree empty a directory before they remove it, rmdir(1) never
+ * does. Such a process's rmdir of the instance (or archive) itself is
+ * refused with ENOTEMPTY; a deliberate rmdir from another process is not.
  */
-#define RM_GUARD 60
-
-static void touch_instance(struct rgt_ctx *c, const struct node *p)
+static int guard_key(const struct rgt_ctx *c, const struct node *n,
+		     char *out, size_t len)
 {
-	if (p && p->pi >= 0 && p->id && p->kind != NK_PLATFORM)
-		fleet_touch(c->fleet, (size_t)p->pi, p->id);
+	int k;
+	if (!n || !n->id)
+		return -ENOENT;
+	if (n->pi >= 0 && n->kind != NK_PLATFORM)
+		k = snprintf(out, len, "%s/%s",
+			     fleet_platform_name(c->fleet, (size_t)n->pi),
+			     n->id);
+	else if (n->plat && n->kind != NK_APLAT)
+		k = snprintf(out, len, "archive/%s/%s", n->plat, n->id);
+	else
+		return -ENOENT;
+	return k < 0 || (size_t)k >= len ? -ENAMETOOLONG : 0;
+}
+
+static void note_delete(fuse_req_t req, const struct node *p)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	char key[256];
+	if (!guard_key(c, p, key, sizeof(key)))
+		rmguard_note(c->guard, key, fuse_req_ctx(req)->pid);
+}
+
+static bool recursive_delete(fuse_req_t req, const char *key)
+{
+	return rmguard_hit(ctx_of(req)->guard, key, fuse_req_ctx(req)->pid);
 }
 
 static void rgt_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct rgt_ctx *c = ctx_of(req);
-	touch_instance(c, node_get(c->nodes, parent));
+	note_delete(req, node_get(c->nodes, parent));
 	fuse_reply_err(req, EROFS);
 }
 
@@ -1051,6 +1070,67 @@ static bool is_owner(fuse_req_t req, const struct rgt_ctx *c)
 {
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
 	return fc && fc->uid == c->uid;
+}
+
+/* Asked by the teardown between steps: was the rmdir interrupted? */
+static bool req_interrupted(void *arg)
+{
+	return fuse_req_interrupted(arg);
+}
+
+static int rmdir_instance(fuse_req_t req, size_t pi, const char *name)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	const char *plat = fleet_platform_name(c->fleet, pi);
+	char key[256];
+	if (!fleet_instance_visible(c->fleet, pi, name))
+		return -ENOENT;
+	if (!is_owner(req, c)) {
+		rgt_log(RGT_WARN, "rmdir %s/%s by uid %u refused: only the "
+			"mounting user may tear down", plat, name,
+			(unsigned)fuse_req_ctx(req)->uid);
+		fleet_set_teardown(c->fleet, pi, name,
+				   "refused: only the user who mounted rgtfs "
+				   "may tear an instance down\n"
+				   "nothing was destroyed\n");
+		return -EPERM;
+	}
+	snprintf(key, sizeof(key), "%s/%s", plat, name);
+	if (!c->guard || recursive_delete(req, key)) {
+		rgt_log(RGT_INFO, "rmdir %s/%s refused: the same process just "
+			"tried to delete inside it (rm -r?); use rmdir on the "
+			"directory itself", plat, name);
+		fleet_set_teardown(c->fleet, pi, name,
+				   "refused: the process asking had just tried "
+				   "to delete files inside (rm -r?); a teardown "
+				   "is asked for with rmdir on the directory "
+				   "alone\n"
+				   "nothing was destroyed\n");
+		return -ENOTEMPTY;
+	}
+	return teardown_instance(c, pi, name, req_interrupted, req);
+}
+
+static int rmdir_archive(fuse_req_t req, const char *plat, const char *name)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	char key[256];
+	if (!is_owner(req, c))
+		return -EPERM;
+	int k = snprintf(key, sizeof(key), "archive/%s/%s", plat, name);
+	if (k < 0 || (size_t)k >= sizeof(key))
+		return -ENAMETOOLONG;
+	if (!c->guard || recursive_delete(req, key)) {
+		rgt_log(RGT_INFO, "rmdir archive/%s/%s refused: the same "
+			"process just tried to delete inside it (rm -r?); the "
+			"archive may be the only copy", plat, name);
+		return -ENOTEMPTY;
+	}
+	int rc = archive_delete(c->store, plat, name);
+	if (!rc)
+		rgt_log(RGT_INFO, "archive %s/%s deleted from the cache", plat,
+			name);
+	return rc;
 }
 
 static void rgt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1064,44 +1144,11 @@ static void rgt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (p->kind == NK_PLATFORM) {
-		size_t pi = (size_t)p->pi;
-		if (!fleet_instance_visible(c->fleet, pi, name)) {
-			rc = -ENOENT;
-		} else if (!is_owner(req, c)) {
-			rgt_log(RGT_WARN, "rmdir %s/%s by uid %u refused: only "
-				"the mounting user may tear down",
-				fleet_platform_name(c->fleet, pi), name,
-				(unsigned)fuse_req_ctx(req)->uid);
-			fleet_set_teardown(c->fleet, pi, name,
-					   "refused: only the user who mounted "
-					   "rgtfs may tear an instance down\n"
-					   "nothing was destroyed\n");
-			rc = -EPERM;
-		} else if (fleet_touched_within(c->fleet, pi, name,
-						RM_GUARD)) {
-			rgt_log(RGT_INFO, "rmdir %s/%s refused: something "
-				"just tried to delete inside it (rm -r?); "
-				"use rmdir on the directory itself",
-				fleet_platform_name(c->fleet, pi), name);
-			fleet_set_teardown(c->fleet, pi, name,
-					   "refused: files inside were just "
-					   "being deleted (rm -r?); a teardown "
-					   "is asked for with rmdir on the "
-					   "directory alone\n"
-					   "nothing was destroyed\n");
-			rc = -ENOTEMPTY;
-		} else {
-			rc = teardown_instance(c, pi, name);
-		}
+		rc = rmdir_instance(req, (size_t)p->pi, name);
 	} else if (p->kind == NK_APLAT) {
-		rc = is_owner(req, c) ? archive_delete(c->store, p->plat,
-						       name) :
-					-EPERM;
-		if (!rc)
-			rgt_log(RGT_INFO, "archive %s/%s deleted from the "
-				"cache", p->plat, name);
+		rc = rmdir_archive(req, p->plat, name);
 	} else {
-		touch_instance(c, p);
+		note_delete(req, p);
 		rc = -EROFS;
 	}
 	fuse_reply_err(req, -rc);
@@ -1151,6 +1198,10 @@ static void rgt_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void rgt_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct rgt_ctx *c = userdata;
+	if (!c->guard && rmguard_new(&c->guard))
+		rgt_log(RGT_ERR, "out of memory: rm -r cannot be told from "
+			"rmdir, so every rmdir of an instance is refused");
 	/* Parallel reads on one file let the kernel's read-ahead overlap with
 	 * ours; readdir is answered from our own snapshot. */
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
@@ -1158,8 +1209,16 @@ static void rgt_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
+static void rgt_destroy(void *userdata)
+{
+	struct rgt_ctx *c = userdata;
+	rmguard_free(c->guard);
+	c->guard = NULL;
+}
+
 const struct fuse_lowlevel_ops rgt_ops = {
 	.init = rgt_init,
+	.destroy = rgt_destroy,
 	.lookup = rgt_lookup,
 	.forget = rgt_forget,
 	.forget_multi = rgt_forget_multi,

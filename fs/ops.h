@@ -23,6 +23,7 @@ struct rgt_ctx {
 	struct fleet *fleet;
 	struct nodes *nodes;
 	struct handles *handles;	/* open files and dirs */
+	struct rmguard *guard;		/* rm -r detection (rmguard.h) */
 	uid_t uid;		/* the mounting user */
 	gid_t gid;
 	time_t mount_time;

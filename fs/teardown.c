@@ -18,7 +18,19 @@
  * special files), ENOTSUP (no SHA-256 tool on the box), ENOSPC (the cache
  * cannot hold it), EIO (a digest or load check failed, or the destroy call
  * failed), EBUSY (the box changed while we worked: a job is still writing),
- * ETIMEDOUT (the platform did not confirm the destroy in time).
+ * ETIMEDOUT (the platform did not confirm the destroy in time), EINTR
+ * (the rmdir was interrupted before the destroy call).
+ *
+ * The journal. record writes the archive-to-be ("td" record, phase
+ * RECORDED: evidence of nothing). Only after the serve check and the
+ * re-list passed does it move to DESTROY_REQUESTED, one synced write just
+ * before the destroy call, then to ACCEPTED or UNKNOWN by the call's
+ * outcome. A refused run drops a RECORDED journal; a journal past RECORDED
+ * is kept until the instance is archived, pins its bytes (life.h) and is
+ * the only thing a later rmdir of the gone instance trusts as verified.
+ *
+ * Names in reports and logs go through rpath_escape(): a newline in a
+ * file name cannot forge a line of the report.
  *
  * The report is a text kept in the instance's `teardown` file as the run
  * goes, and stored with the archive when it succeeds.
@@ -49,6 +61,7 @@
 #include "platform.h"
 #include "remote.h"
 #include "roster.h"
+#include "rpath.h"
 #include "store.h"
 
 #define OUT_MAX (64u << 20)	/* bound on one remote command's output */
@@ -56,7 +69,19 @@
 
 /* ---- the rule ------------------------------------------------------------- */
 
+static enum td_step decide_step(const struct td_facts *f);
+
 enum td_step teardown_decide(const struct td_facts *f)
+{
+	enum td_step next = decide_step(f);
+	/* An interrupt stops everything up to and including the destroy
+	 * call; once that call was made, the run finishes. */
+	if (f->interrupted && next <= TD_DESTROY)
+		return TD_REFUSED;
+	return next;
+}
+
+static enum td_step decide_step(const struct td_facts *f)
 {
 	switch (f->step) {
 	case TD_ROSTER:
@@ -66,19 +91,26 @@ enum td_step teardown_decide(const struct td_facts *f)
 	case TD_VERIFY:
 		return f->rc || !f->verified ? TD_REFUSED : TD_RECORD;
 	case TD_RECORD:
-		return f->rc || !f->recorded ? TD_REFUSED : TD_RELIST;
+		return f->rc || !f->recorded ? TD_REFUSED : TD_SERVE;
+	case TD_SERVE:
+		return f->rc || !f->served ? TD_REFUSED : TD_RELIST;
 	case TD_RELIST:
 		/* The only way to TD_DESTROY: every proof of this run, not
 		 * just the step before. */
 		if (f->rc || !(f->pulled && f->verified && f->recorded &&
-			       f->relisted))
+			       f->served && f->relisted))
 			return TD_REFUSED;
 		return f->can_destroy ? TD_DESTROY : TD_ARCHIVE;
 	case TD_DESTROY:
 		/* Belt and braces: the proofs again, not just the order. */
-		if (!(f->pulled && f->verified && f->recorded && f->relisted))
+		if (!(f->pulled && f->verified && f->recorded && f->served &&
+		      f->relisted))
 			return TD_REFUSED;
-		return f->rc ? TD_REFUSED : TD_CONFIRM;
+		/* A call that may have acted is not a refusal: the report
+		 * must not say nothing was destroyed. */
+		if (f->rc)
+			return f->maybe_sent ? TD_FAILED : TD_REFUSED;
+		return TD_CONFIRM;
 	case TD_CONFIRM:
 		return f->rc ? TD_FAILED : TD_ARCHIVE;
 	case TD_ARCHIVE:
@@ -91,13 +123,17 @@ enum td_step teardown_decide(const struct td_facts *f)
 const char *teardown_step_name(enum td_step s)
 {
 	static const char *const names[] = {
-		"roster", "pull", "verify", "record", "re-list", "destroy",
+		"roster", "pull", "verify", "record", "serve", "re-list",
+		"destroy",
 		"confirm", "archive", "done", "refused", "failed",
 	};
 	return s <= TD_FAILED ? names[s] : "?";
 }
 
 /* ---- one run ------------------------------------------------------------- */
+
+#define ESC_MAX 512	/* an escaped name in a report line */
+#define LIST_DEADLINE_MS (120 * 1000L)	/* find over checkpoint_dir */
 
 struct td {
 	struct rgt_ctx *c;
@@ -114,7 +150,29 @@ struct td {
 	bool have_log;
 	struct xfer_attr log_attr;
 	uint64_t files, bytes;
+	struct archive *journal;	/* what record wrote, as loaded back */
+	enum archive_phase carried;	/* phase of an earlier run's journal */
+	bool (*cancelled)(void *arg);
+	void *cancel_arg;
 };
+
+static bool is_cancelled(struct td *t)
+{
+	return t->cancelled && t->cancelled(t->cancel_arg);
+}
+
+/* @name as a report shows it (see rpath_escape). */
+static const char *esc(const char *name, char buf[ESC_MAX])
+{
+	return rpath_escape_s(name, buf, ESC_MAX);
+}
+
+static long mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec;
+}
 
 static void publish(struct td *t, const char *extra)
 {
@@ -152,13 +210,15 @@ static int refuse(struct td *t, int rc, const char *fmt, ...)
 	return rc;
 }
 
+static int interrupted(struct td *t)
+{
+	return refuse(t, -EINTR, "interrupted before the destroy call");
+}
+
+/* The box's path of roster entry @rel: the one joiner (rpath.h). */
 static char *abs_path(const struct td *t, const char *rel)
 {
-	size_t n = strlen(t->sec->checkpoint_dir) + strlen(rel) + 2;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s/%s", t->sec->checkpoint_dir, rel);
-	return p;
+	return rpath_join_dup(t->sec->checkpoint_dir, rel);
 }
 
 static int remote_err(struct td *t, int rc, const char *what)
@@ -175,12 +235,15 @@ static int list_box(struct td *t, struct roster *out)
 {
 	struct buf cmd, res;
 	int status = -1, rc;
+	char e1[ESC_MAX];
 
 	buf_init(&cmd, 16384);
 	buf_init(&res, OUT_MAX);
 	rc = roster_list_cmd(&cmd, t->sec->checkpoint_dir);
 	if (!rc)
-		rc = remote_exec(t->r, cmd.data, &res, &status);
+		rc = remote_exec_bounded(t->r, cmd.data, &res, &status,
+					 t->c->cfg->io_timeout_ms +
+						 LIST_DEADLINE_MS);
 	if (rc) {
 		rc = rc == -EFBIG ? refuse(t, -EFBIG, "the roster is larger "
 					   "than %u MiB", OUT_MAX >> 20) :
@@ -188,7 +251,7 @@ static int list_box(struct td *t, struct roster *out)
 	} else if (status != 0) {
 		rc = refuse(t, -ENOENT, "checkpoint_dir %s is missing or "
 			    "unreadable on the box (find exited %d)",
-			    t->sec->checkpoint_dir, status);
+			    esc(t->sec->checkpoint_dir, e1), status);
 	} else {
 		char err[256];
 		rc = roster_parse(res.data, res.len, out, err, sizeof(err));
@@ -200,9 +263,58 @@ static int list_box(struct td *t, struct roster *out)
 	return rc;
 }
 
+/* SHA-256 of every file, computed on the box, each with a deadline that
+ * fits its size (a 20 GB file hashes for a minute in silence). */
+static int hash_box(struct td *t)
+{
+	struct buf cmd, res;
+	char e1[ESC_MAX];
+	int rc = 0;
+	buf_init(&cmd, 16384);
+	buf_init(&res, 4096);
+	for (size_t i = 0; !rc && i < t->roster.n; i++) {
+		struct roster_entry *e = &t->roster.v[i];
+		int status = -1;
+		if (e->type != 'f')
+			continue;
+		if (is_cancelled(t)) {
+			rc = interrupted(t);
+			break;
+		}
+		long deadline = remote_hash_deadline_ms(
+			e->size, t->c->cfg->io_timeout_ms);
+		buf_reset(&cmd);
+		buf_reset(&res);
+		rc = roster_hash_cmd(&cmd, t->sec->checkpoint_dir, e->path);
+		if (!rc)
+			rc = remote_exec_bounded(t->r, cmd.data, &res, &status,
+						 deadline);
+		if (rc == -ETIMEDOUT)
+			rc = refuse(t, -ETIMEDOUT, "hashing %s (%" PRIu64
+				    " bytes) on the box did not finish within "
+				    "%ld s", esc(e->path, e1), e->size,
+				    deadline / 1000);
+		else if (rc)
+			rc = remote_err(t, rc, "hashing");
+		else if (status == 127)
+			rc = refuse(t, -ENOTSUP, "the box has no SHA-256 tool "
+				    "(sha256sum, shasum, openssl, python3)");
+		else if (status)
+			rc = refuse(t, -EIO, "hashing %s on the box failed "
+				    "(exit %d)", esc(e->path, e1), status);
+		else if (roster_parse_hash(res.data, res.len, e->sha256))
+			rc = refuse(t, -EIO, "hashing %s: no digest in the "
+				    "answer", esc(e->path, e1));
+	}
+	buf_cleanup(&cmd);
+	buf_cleanup(&res);
+	return rc;
+}
+
 static int step_roster(struct td *t)
 {
 	int st = RGT_ST_UNKNOWN;
+	char e1[ESC_MAX];
 	int rc = fleet_instance_state(t->c->fleet, t->pi, t->id, &st);
 	if (rc)
 		return refuse(t, -ENOENT, "no such instance");
@@ -219,7 +331,7 @@ static int step_roster(struct td *t)
 		const struct roster_entry *e = &t->roster.v[i];
 		if (e->type != 'f' && e->type != 'd')
 			buf_appendf(&odd, "%s%s (%s)", odd.len ? ", " : "",
-				    e->path,
+				    esc(e->path, e1),
 				    e->type == 'l' ? "symlink" : "special file");
 	}
 	if (odd.len) {
@@ -233,46 +345,19 @@ static int step_roster(struct td *t)
 	if (!t->files)
 		return refuse(t, -ENODATA, "checkpoint_dir %s holds no files: "
 			      "nothing to copy, so nothing proves the box may "
-			      "go", t->sec->checkpoint_dir);
+			      "go", esc(t->sec->checkpoint_dir, e1));
 	for (size_t i = 0; i < t->roster.n; i++) {
 		const char *p = t->roster.v[i].path;
 		size_t l = strlen(p);
 		if (t->roster.v[i].type == 'f' && l > 4 &&
 		    !strcmp(p + l - 4, ".tmp"))
 			note(t, "note: %s looks like a partial write (*.tmp); "
-			     "it is copied like any file", p);
+			     "it is copied like any file", esc(p, e1));
 	}
 	note(t, "roster: %" PRIu64 " files, %" PRIu64 " bytes in %s",
-	     t->files, t->bytes, t->sec->checkpoint_dir);
+	     t->files, t->bytes, esc(t->sec->checkpoint_dir, e1));
 
-	/* SHA-256 of every file, computed on the box. */
-	struct buf cmd, res;
-	buf_init(&cmd, 16384);
-	buf_init(&res, 4096);
-	for (size_t i = 0; !rc && i < t->roster.n; i++) {
-		struct roster_entry *e = &t->roster.v[i];
-		int status = -1;
-		if (e->type != 'f')
-			continue;
-		buf_reset(&cmd);
-		rc = roster_hash_cmd(&cmd, t->sec->checkpoint_dir, e->path);
-		if (!rc)
-			rc = remote_exec(t->r, cmd.data, &res, &status);
-		if (rc)
-			rc = remote_err(t, rc, "hashing");
-		else if (status == 127)
-			rc = refuse(t, -ENOTSUP, "the box has no SHA-256 tool "
-				    "(sha256sum, shasum, openssl, python3)");
-		else if (status)
-			rc = refuse(t, -EIO, "hashing %s on the box failed "
-				    "(exit %d)", e->path, status);
-		else if (roster_parse_hash(res.data, res.len, e->sha256))
-			rc = refuse(t, -EIO, "hashing %s: no digest in the "
-				    "answer", e->path);
-	}
-	buf_cleanup(&cmd);
-	buf_cleanup(&res);
-	if (rc)
+	if ((rc = hash_box(t)))
 		return rc;
 	note(t, "roster: SHA-256 of every file computed on the box");
 
@@ -332,8 +417,7 @@ static void remember_listings(struct td *t)
 							  S_IFREG | 0644;
 			n++;
 		}
-		char *abs = dl ? abs_path(t, dir) :
-				 strdup(t->sec->checkpoint_dir);
+		char *abs = abs_path(t, dir);
 		if (abs)
 			remote_remember(t->r, abs, v, n);
 		free(abs);
@@ -358,6 +442,10 @@ static int pull_one(struct td *t, const char *path, uint64_t size,
 		return rc;
 	fetch_stream_init(&fs);
 	for (uint64_t off = 0; off < size && !rc; off += STORE_BLOCK_SIZE) {
+		if (is_cancelled(t)) {
+			rc = -EINTR;
+			break;
+		}
 		rc = fetch_read(t->c->fetcher, &ff, &fs, off, STORE_BLOCK_SIZE,
 				sink, NULL);
 		*done += size - off < STORE_BLOCK_SIZE ? size - off :
@@ -378,6 +466,7 @@ static int step_pull(struct td *t, bool *pulled)
 {
 	uint64_t done = 0;
 	int rc = 0;
+	char e1[ESC_MAX];
 	remember_listings(t);
 	for (size_t i = 0; !rc && i < t->roster.n; i++) {
 		const struct roster_entry *e = &t->roster.v[i];
@@ -388,15 +477,17 @@ static int step_pull(struct td *t, bool *pulled)
 			return -ENOMEM;
 		rc = pull_one(t, p, e->size, e->mtime, &done);
 		free(p);
-		if (rc == -ESTALE)
+		if (rc == -EINTR)
+			rc = interrupted(t);
+		else if (rc == -ESTALE)
 			rc = refuse(t, -EBUSY, "%s changed on the box during "
 				    "the pull: a job is still writing",
-				    e->path);
+				    esc(e->path, e1));
 		else if (rc == -EACCES)
 			rc = remote_err(t, rc, "pull");
 		else if (rc)
-			rc = refuse(t, -EIO, "pull of %s failed: %s", e->path,
-				    strerror(-rc));
+			rc = refuse(t, -EIO, "pull of %s failed: %s",
+				    esc(e->path, e1), strerror(-rc));
 	}
 	if (rc)
 		return rc;
@@ -408,6 +499,8 @@ static int step_pull(struct td *t, bool *pulled)
 				   t->log_attr.mtime, &d);
 		if (!lrc)
 			break;
+		if (lrc == -EINTR)
+			return interrupted(t);
 		if (lrc != -ESTALE ||
 		    remote_stat(t->r, t->sec->log_path, 0, &t->log_attr)) {
 			note(t, "note: the log could not be copied (%s); no "
@@ -497,16 +590,18 @@ static int cached_sha256(struct store *st, const uint8_t *fid, uint64_t size,
 static int step_verify(struct td *t, bool *verified)
 {
 	int checked = 0, skipped = 0;
+	char e1[ESC_MAX];
 	for (size_t i = 0; i < t->roster.n; i++) {
 		const struct roster_entry *e = &t->roster.v[i];
 		if (e->type != 'f')
 			continue;
+		if (is_cancelled(t))
+			return interrupted(t);
 		char *p = abs_path(t, e->path);
 		if (!p)
 			return -ENOMEM;
 		struct store_reader sr = { t->c->store, { 0 }, e->size };
 		fetch_file_id(sr.fid, t->plat, t->id, p, e->size, e->mtime);
-		free(p);
 		char hex[65];
 		int rc = cached_sha256(t->c->store, sr.fid, e->size, hex);
 		if (!rc && strcmp(hex, e->sha256)) {
@@ -518,28 +613,28 @@ static int step_verify(struct td *t, bool *verified)
 			 * this file once more before judging it.
 			 */
 			note(t, "verify: %s: the cached copy is stale; "
-			     "pulling it again", e->path);
-			char *ap = abs_path(t, e->path);
+			     "pulling it again", esc(e->path, e1));
 			uint64_t d = 0;
-			rc = ap ? store_blocks_delete(t->c->store, sr.fid) :
-				  -ENOMEM;
+			rc = store_blocks_delete(t->c->store, sr.fid);
 			if (!rc)
-				rc = pull_one(t, ap, e->size, e->mtime, &d);
+				rc = pull_one(t, p, e->size, e->mtime, &d);
 			if (!rc)
 				rc = fetch_flush(t->c->fetcher);
-			free(ap);
 			if (!rc)
 				rc = cached_sha256(t->c->store, sr.fid,
 						   e->size, hex);
 		}
+		free(p);
+		if (rc == -EINTR)
+			return interrupted(t);
 		if (rc)
 			return refuse(t, -EIO, "%s: the copy is incomplete "
-				      "in the cache (%s)", e->path,
+				      "in the cache (%s)", esc(e->path, e1),
 				      strerror(-rc));
 		if (strcmp(hex, e->sha256))
 			return refuse(t, -EIO, "%s: SHA-256 of the copy %s "
-				      "differs from the box's %s", e->path,
-				      hex, e->sha256);
+				      "differs from the box's %s",
+				      esc(e->path, e1), hex, e->sha256);
 		struct ckpt_reader rd = { e->size, store_pread, &sr };
 		char detail[512];
 		enum ckpt_verdict v = ckpt_verify(e->path, &rd, detail,
@@ -550,7 +645,8 @@ static int step_verify(struct td *t, bool *verified)
 			skipped++;
 		} else {
 			return refuse(t, -EIO, "%s: load check failed: %s: %s",
-				      e->path, ckpt_strerror(v), detail);
+				      esc(e->path, e1), ckpt_strerror(v),
+				      detail);
 		}
 	}
 	note(t, "verify: every SHA-256 matches the box; load checks passed "
@@ -574,12 +670,20 @@ static int step_record(struct td *t, bool *recorded)
 						t->files, t->bytes);
 	if (!t->manifest || !t->verified)
 		return refuse(t, -ENOMEM, "cannot build the manifests");
-	/* The journal: the proof is on disk before any destroy, in the
-	 * shape of the archive it will become (see archive_save_pending). */
+	/*
+	 * The journal, in the shape of the archive it will become. A
+	 * journal an earlier run left past RECORDED keeps its phase: that
+	 * run's destroy call may still act, so this one must not make its
+	 * evidence look like "nothing was sent".
+	 */
 	struct archive *a = build_archive(
 		t, "verified copy recorded; the destroy was not confirmed\n",
 		&t->roster);
-	int rc = a ? archive_save_pending(t->c->store, a) : -ENOMEM;
+	int rc = a ? 0 : -ENOMEM;
+	if (a) {
+		a->phase = t->carried;
+		rc = archive_save_pending(t->c->store, a);
+	}
 	archive_free(a);
 	if (rc)
 		return refuse(t, rc, "cannot record the manifests: %s",
@@ -587,6 +691,111 @@ static int step_record(struct td *t, bool *recorded)
 	note(t, "record: PULL_MANIFEST.json and PULL_VERIFIED.json written");
 	*recorded = true;
 	return 0;
+}
+
+/* Digest sink for reads through the fetcher. */
+static int digest_sink(void *arg, const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++)
+		EVP_DigestUpdate(arg, iov[i].iov_base, iov[i].iov_len);
+	return 0;
+}
+
+/*
+ * Read archived file @f of @a through the path that serves it once the box
+ * is gone (archive_file_open: the record's root and name, no remote) and
+ * compute its SHA-256.
+ */
+static int served_sha256(struct td *t, const struct archive *a,
+			 const struct archive_file *f, char hex[65])
+{
+	struct fetch_file ff;
+	struct fetch_stream fs;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = md ? archive_file_open(a, f, &ff) : -ENOMEM;
+	if (rc) {
+		EVP_MD_CTX_free(md);
+		return rc;
+	}
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	fetch_stream_init(&fs);
+	for (uint64_t off = 0; off < f->size && !rc; off += STORE_BLOCK_SIZE)
+		rc = fetch_read(t->c->fetcher, &ff, &fs, off, STORE_BLOCK_SIZE,
+				digest_sink, md);
+	fetch_stream_cleanup(&fs);
+	fetch_file_cleanup(&ff);
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_DigestFinal_ex(md, out, &n);
+	EVP_MD_CTX_free(md);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	return rc;
+}
+
+/*
+ * Verify what will be served: load the journal back from the store (the
+ * record the archive will be), check that it lists exactly the roster's
+ * files and directories, and read every file through the archive's own
+ * lookup, comparing its SHA-256 with the box's. What fails here would have
+ * been an archive that cannot give the bytes back.
+ */
+static int step_serve(struct td *t, bool *served)
+{
+	char e1[ESC_MAX];
+	struct archive *a = NULL;
+	int rc = archive_load_pending(t->c->store, t->plat, t->id, &a);
+	if (rc)
+		return refuse(t, -EIO, "the recorded journal cannot be read "
+			      "back: %s", strerror(-rc));
+	uint64_t dirs = 0;
+	for (size_t i = 0; i < t->roster.n; i++)
+		dirs += t->roster.v[i].type == 'd';
+	if (a->nfiles != t->files || a->ndirs != dirs) {
+		rc = refuse(t, -EIO, "the record lists %zu files and %zu "
+			    "directories, the box %" PRIu64 " and %" PRIu64,
+			    a->nfiles, a->ndirs, t->files, dirs);
+		goto out;
+	}
+	for (size_t i = 0; !rc && i < t->roster.n; i++) {
+		const struct roster_entry *e = &t->roster.v[i];
+		if (e->type == 'd') {
+			if (!archive_dir_at(a, e->path))
+				rc = refuse(t, -EIO, "directory %s is missing "
+					    "from the record",
+					    esc(e->path, e1));
+			continue;
+		}
+		if (is_cancelled(t)) {
+			rc = interrupted(t);
+			break;
+		}
+		const struct archive_file *f = archive_file_at(a, e->path);
+		char hex[65];
+		if (!f || f->size != e->size || f->mtime != e->mtime ||
+		    strcmp(f->sha256, e->sha256)) {
+			rc = refuse(t, -EIO, "%s: the record does not match "
+				    "the roster", esc(e->path, e1));
+		} else if ((rc = served_sha256(t, a, f, hex))) {
+			rc = refuse(t, -EIO, "%s: the archive could not serve "
+				    "it back (%s)", esc(e->path, e1),
+				    strerror(-rc));
+		} else if (strcmp(hex, e->sha256)) {
+			rc = refuse(t, -EIO, "%s: read back through the "
+				    "archive it hashes %s, the box says %s",
+				    esc(e->path, e1), hex, e->sha256);
+		}
+	}
+out:
+	if (!rc) {
+		note(t, "serve: every file reads back through the archive "
+		     "with the box's SHA-256");
+		*served = true;
+		t->journal = a;
+		a = NULL;
+	}
+	archive_free(a);
+	return rc;
 }
 
 static int step_relist(struct td *t, bool *relisted)
@@ -598,29 +807,61 @@ static int step_relist(struct td *t, bool *relisted)
 	char err[512];
 	rc = roster_compare(&t->roster, &now, err, sizeof(err));
 	roster_free(&now);
-	if (rc)
-		return refuse(t, -EBUSY, "the box changed since the roster "
-			      "(%s): a job is still writing", err);
+	if (rc) {
+		struct buf shown;
+		buf_init(&shown, ESC_MAX);
+		rpath_escape(&shown, err);
+		rc = refuse(t, -EBUSY, "the box changed since the roster "
+			    "(%s): a job is still writing",
+			    shown.data ? shown.data : "");
+		buf_cleanup(&shown);
+		return rc;
+	}
 	note(t, "re-list: the box still lists exactly the same files");
 	*relisted = true;
 	return 0;
 }
 
-static int step_destroy(struct td *t)
+static int step_destroy(struct td *t, bool *maybe_sent)
 {
 	char err[512] = "";
+	*maybe_sent = false;
+	/* The last moment an interrupt can stop it. */
+	if (is_cancelled(t))
+		return interrupted(t);
+	/* Evidence first: once this is on disk the copy is pinned and a
+	 * later rmdir of the gone instance trusts it, whatever happens to
+	 * this process or the call. */
+	int rc = archive_set_phase(t->c->store, t->plat, t->id,
+				   ARCH_DESTROY_REQUESTED);
+	if (rc)
+		return refuse(t, rc, "cannot record the destroy request: %s",
+			      strerror(-rc));
 	rgt_log(RGT_INFO, "%s/%s: verified copy complete; destroying",
 		t->plat, t->id);
-	int rc = fleet_destroy(t->c->fleet, t->pi, t->id, err, sizeof(err));
-	if (rc == -ETIMEDOUT)
-		return refuse(t, -ETIMEDOUT, "the destroy call timed out (%s); "
-			      "rgtfs does not retry a destroy blindly: check "
-			      "the platform", err);
-	if (rc)
-		return refuse(t, -EIO, "the destroy call failed: %s",
+	rc = fleet_destroy(t->c->fleet, t->pi, t->id, maybe_sent, err,
+			   sizeof(err));
+	if (!rc) {
+		archive_set_phase(t->c->store, t->plat, t->id,
+				  ARCH_DESTROY_ACCEPTED);
+		note(t, "destroy: the platform accepted the destroy call");
+		return 0;
+	}
+	if (*maybe_sent) {
+		archive_set_phase(t->c->store, t->plat, t->id,
+				  ARCH_DESTROY_UNKNOWN);
+		return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
+			      "the outcome of the destroy call is unknown "
+			      "(%s); rgtfs does not retry a destroy blindly. "
+			      "The verified copy is kept and pinned; once the "
+			      "platform no longer lists the instance, rmdir "
+			      "archives it; check the platform",
 			      err[0] ? err : strerror(-rc));
-	note(t, "destroy: the platform accepted the destroy call");
-	return 0;
+	}
+	/* Surely not sent: back to what an earlier run left, if anything. */
+	archive_set_phase(t->c->store, t->plat, t->id, t->carried);
+	return refuse(t, -EIO, "the destroy call failed: %s",
+		      err[0] ? err : strerror(-rc));
 }
 
 static int destroy_timeout(const struct rgt_section *sec)
@@ -632,7 +873,7 @@ static int destroy_timeout(const struct rgt_section *sec)
 
 static int step_confirm(struct td *t)
 {
-	time_t deadline = time(NULL) + destroy_timeout(t->sec);
+	long deadline = mono_s() + destroy_timeout(t->sec);
 	char err[512];
 	for (;;) {
 		bool listed = true;
@@ -643,10 +884,12 @@ static int step_confirm(struct td *t)
 			     "instance");
 			return 0;
 		}
-		if (time(NULL) >= deadline)
+		if (mono_s() >= deadline)
 			return refuse(t, -ETIMEDOUT, "destroy accepted, but "
 				      "the platform still lists the instance "
-				      "after %d s; the verified copy is kept",
+				      "after %d s; the verified copy is kept "
+				      "and pinned, and rmdir archives it once "
+				      "the platform no longer lists it",
 				      destroy_timeout(t->sec));
 		sleep(1);
 	}
@@ -715,6 +958,22 @@ static int save_archive(struct td *t, const char *report,
 	return rc;
 }
 
+/*
+ * The archive of a verified run: the journal exactly as the serve check
+ * read it back (same record, same names, same ids), with the final report.
+ */
+static int archive_verified(struct td *t, const char *report)
+{
+	char *r = strdup(report);
+	if (!r || !t->journal) {
+		free(r);
+		return -ENOMEM;
+	}
+	free(t->journal->report);
+	t->journal->report = r;
+	return archive_save(t->c->store, t->journal);
+}
+
 /* ---- a gone instance: archive what the cache holds ------------------------- */
 
 /* Walk the cached listings below @dir into @r (regular files fully cached
@@ -723,15 +982,22 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 		       struct roster *r, size_t *cap, int *missing, int depth)
 {
 	struct rlisting *l;
+	char e1[ESC_MAX];
 	if (depth > 64 || remote_list_cached(t->r, dir, &l))
 		return 0;
 	int rc = 0;
 	for (size_t i = 0; !rc && i < l->n; i++) {
 		const struct rentry *e = &l->v[i];
 		char sub[8192], subrel[8192];
-		snprintf(sub, sizeof(sub), "%s/%s", dir, e->name);
-		snprintf(subrel, sizeof(subrel), "%s%s%s", rel,
-			 *rel ? "/" : "", e->name);
+		int n = *rel ? 0 : snprintf(subrel, sizeof(subrel), "%s",
+					    e->name);
+		if (rpath_join(sub, sizeof(sub), dir, e->name) ||
+		    (*rel && rpath_join(subrel, sizeof(subrel), rel,
+					e->name)) ||
+		    n < 0 || (size_t)n >= sizeof(subrel)) {
+			(*missing)++;
+			continue;
+		}
 		bool is_dir = S_ISDIR(e->attr.mode);
 		char hex[65] = "";
 		if (!is_dir) {
@@ -742,7 +1008,7 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 					  hex)) {
 				(*missing)++;
 				note(t, "not archived (never fully read): %s",
-				     subrel);
+				     esc(subrel, e1));
 				continue;
 			}
 		}
@@ -773,32 +1039,38 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 }
 
 /*
- * A journal from a run that got past its proofs (the destroy was asked
- * for, but rgtfs died or the platform confirmed late): if every cached
- * file still has the digest the box gave, archive it as verified.
- * 0 done, -ENOENT no usable journal.
+ * A journal from a run whose destroy call was made (rgtfs died, or the
+ * platform confirmed late): if every file still reads back through the
+ * archive with the digest the box gave, archive it as verified. A journal
+ * still RECORDED is not evidence (that run was refused or killed before
+ * its re-list): -ENOENT, as is a journal the cache no longer matches.
  */
 static int archive_from_journal(struct td *t)
 {
 	struct archive *a;
+	char e1[ESC_MAX];
 	if (archive_load_pending(t->c->store, t->plat, t->id, &a))
 		return -ENOENT;
+	if (a->phase == ARCH_RECORDED) {
+		note(t, "a teardown journal exists, but its run never reached "
+		     "the destroy call: it proves nothing");
+		archive_free(a);
+		return -ENOENT;
+	}
 	int rc = 0;
 	for (size_t i = 0; !rc && i < a->nfiles; i++) {
-		char path[8192], hex[65];
-		uint8_t fid[STORE_FID_LEN];
-		snprintf(path, sizeof(path), "%s/%s", a->root,
-			 a->files[i].path);
-		fetch_file_id(fid, t->plat, t->id, path, a->files[i].size,
-			      a->files[i].mtime);
-		if (cached_sha256(t->c->store, fid, a->files[i].size, hex) ||
-		    strcmp(hex, a->files[i].sha256))
+		char hex[65];
+		if (served_sha256(t, a, &a->files[i], hex) ||
+		    strcmp(hex, a->files[i].sha256)) {
+			note(t, "%s no longer reads back with its digest",
+			     esc(a->files[i].path, e1));
 			rc = -ENOENT;
+		}
 	}
 	if (!rc) {
 		note(t, "the copy was verified before the destroy call (SHA-256 "
-		     "from the box and load checks); every cached file still "
-		     "matches its digest");
+		     "from the box and load checks); every file still reads "
+		     "back with its digest");
 		struct buf rep;
 		buf_init(&rep, 8u << 20);
 		buf_appendf(&rep, "done: %s/%s archived from the verified "
@@ -824,6 +1096,22 @@ static int archive_from_journal(struct td *t)
 static int archive_gone(struct td *t)
 {
 	struct roster r = { 0 };
+	char err[512] = "";
+	bool listed = true;
+	/*
+	 * `gone` came from an earlier list; archiving hides the instance,
+	 * so ask once more: an instance that is still billing must not
+	 * vanish from the tree on the strength of an old answer.
+	 */
+	int rc = fleet_poll_now(t->c->fleet, t->pi, t->id, &listed, err,
+				sizeof(err));
+	if (rc)
+		return refuse(t, -EAGAIN, "the platform cannot confirm that "
+			      "the instance is gone (%s); try again when it "
+			      "answers", err[0] ? err : strerror(-rc));
+	if (listed)
+		return refuse(t, -EBUSY, "the platform lists the instance "
+			      "again: it is not gone");
 	if (!archive_from_journal(t))
 		return 0;
 	size_t cap = 0;
@@ -831,8 +1119,8 @@ static int archive_gone(struct td *t)
 	note(t, "the platform no longer lists %s/%s: archiving what the "
 	     "cache holds; nothing here can be verified against the box",
 	     t->plat, t->id);
-	int rc = walk_cached(t, t->sec->checkpoint_dir, "", &r, &cap,
-			     &missing, 0);
+	rc = walk_cached(t, t->sec->checkpoint_dir, "", &r, &cap, &missing,
+			 0);
 	uint64_t files, bytes;
 	roster_totals(&r, &files, &bytes);
 	if (!rc) {
@@ -855,7 +1143,8 @@ static int archive_gone(struct td *t)
 
 /* ---- the driver ------------------------------------------------------------ */
 
-int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
+int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
+		      bool (*cancelled)(void *arg), void *arg)
 {
 	struct td t = {
 		.c = c,
@@ -863,6 +1152,8 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
 		.plat = fleet_platform_name(c->fleet, pi),
 		.id = id,
 		.sec = fleet_section(c->fleet, pi),
+		.cancelled = cancelled,
+		.cancel_arg = arg,
 	};
 	struct td_facts f = { .step = TD_ROSTER, .can_destroy = true };
 	int rc = fleet_teardown_begin(c->fleet, pi, id);
@@ -880,6 +1171,11 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
 		rc = t.r ? archive_gone(&t) : -ENOENT;
 		goto out;
 	}
+	/* An earlier run's journal past RECORDED stays what it is, whatever
+	 * this run does (see step_record). */
+	enum archive_phase ph;
+	if (!archive_get_phase(c->store, t.plat, id, &ph))
+		t.carried = ph;
 	if (!t.r) {
 		rc = refuse(&t, -ENOENT, "no such instance");
 		f.step = TD_REFUSED;
@@ -895,8 +1191,11 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
 		case TD_PULL: f.rc = step_pull(&t, &f.pulled); break;
 		case TD_VERIFY: f.rc = step_verify(&t, &f.verified); break;
 		case TD_RECORD: f.rc = step_record(&t, &f.recorded); break;
+		case TD_SERVE: f.rc = step_serve(&t, &f.served); break;
 		case TD_RELIST: f.rc = step_relist(&t, &f.relisted); break;
-		case TD_DESTROY: f.rc = step_destroy(&t); break;
+		case TD_DESTROY:
+			f.rc = step_destroy(&t, &f.maybe_sent);
+			break;
 		case TD_CONFIRM: f.rc = step_confirm(&t); break;
 		case TD_ARCHIVE: {
 			struct buf rep;
@@ -905,10 +1204,11 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
 				    "verified copy of %" PRIu64 " files (%"
 				    PRIu64 " bytes)\n%s", t.plat, id, t.files,
 				    t.bytes, t.log.data);
-			f.rc = save_archive(&t, rep.data, &t.roster);
+			f.rc = archive_verified(&t, rep.data);
 			if (f.rc)
 				refuse(&t, f.rc, "destroyed, but writing the "
-				       "archive failed: %s", strerror(-f.rc));
+				       "archive failed: %s; the journal keeps "
+				       "the verified copy", strerror(-f.rc));
 			else
 				fleet_set_teardown(c->fleet, pi, id, rep.data);
 			buf_cleanup(&rep);
@@ -920,6 +1220,12 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
 		}
 		if (f.rc)
 			rc = f.rc;
+		/* Interrupts count only until the destroy call was made. */
+		f.interrupted = f.step < TD_DESTROY && is_cancelled(&t);
+		if (f.interrupted && !f.rc) {
+			rc = interrupted(&t);
+			f.rc = rc;
+		}
 		enum td_step next = teardown_decide(&f);
 		RGT_DEBUG_LOG("%s/%s: %s -> %s (rc %d)", t.plat, id,
 			      teardown_step_name(f.step),
@@ -929,6 +1235,10 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id)
 	}
 	if (f.step == TD_DONE)
 		rc = 0;
+	if (f.step == TD_REFUSED && t.carried == ARCH_RECORDED)
+		/* Nothing was sent by this run or any before it: the journal
+		 * proves nothing and must not be trusted later. */
+		archive_delete_pending(c->store, t.plat, id);
 out:
 	if (rc) {
 		struct buf b;
@@ -937,7 +1247,8 @@ out:
 			    f.step == TD_FAILED ? "failed" : "refused",
 			    t.reason[0] ? t.reason : strerror(-rc),
 			    f.step == TD_FAILED ?
-				    "" :
+				    "a destroy call was made; the verified "
+				    "copy is kept in the cache\n" :
 				    "nothing was destroyed; cached data is "
 				    "kept\n");
 		buf_appendf(&b, "%s", t.log.data ? t.log.data : "");
@@ -954,5 +1265,6 @@ out:
 	buf_cleanup(&t.log);
 	free(t.manifest);
 	free(t.verified);
+	archive_free(t.journal);
 	return rc;
 }

@@ -111,6 +111,7 @@ class Box:
         self.port = port or free_port(host)
         self.sftp = sftp
         self.max_startups = max_startups
+        self.extra_config = []        # more sshd_config lines (write_config)
         self.workspace = os.path.join(self.dir, "workspace")
         self.conf = os.path.join(self.dir, "sshd_config")
         self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")
@@ -174,6 +175,7 @@ class Box:
         ]
         if self.sftp:
             lines.append("Subsystem sftp internal-sftp")
+        lines += getattr(self, "extra_config", [])
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 

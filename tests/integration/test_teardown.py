@@ -564,9 +564,15 @@ def test_rm_rf_of_an_instance_refuses_and_destroys_nothing(world):
     r = run(["rm", "-rf", w.idir(0)], timeout=120)
     assert r.rc != 0, "rm -rf of an instance directory succeeded"
     assert_nothing_destroyed(w, before)
-    # an rmdir right after (within a minute of the unlinks inside) is refused too
+    # GNU rm does not even ask for a directory whose entries it could not
+    # remove; if it did, the refusal says why
+    rep = teardown_report(w)
+    assert rep == "" or (rep.startswith("refused:") and "rm -r" in rep), rep
+    # rm's own rmdir was refused; a deliberate rmdir from another process,
+    # however soon after, is the request it looks like (rmguard.h)
     err = rmdir(w)
-    assert_refused(w, err, {"ENOTEMPTY"}, before)
+    assert err == "OK", teardown_report(w)
+    assert len(w.api.deletes()) == 1
 
 
 @pytest.mark.faults
