@@ -27,7 +27,10 @@
  *
  * Host keys. Trust on first use, pinned per (platform, instance id) in the
  * store, never per host:port (ports are reused by other boxes). A different
- * key later is refused with -EACCES until the user removes the pin.
+ * key later is refused with -EACCES until the user removes the pin. The
+ * first pin is a put-if-absent in one LMDB write transaction, so parallel
+ * first connects (threads, or two processes on one cache) pin one key and
+ * refuse the others.
  *
  * Listings. A directory listing is fetched whole (names with attributes in
  * one SFTP readdir pass), kept in memory for max_age seconds and written to

@@ -947,7 +947,7 @@ static int chan_pump(struct sftp_xfer *x, LIBSSH2_CHANNEL *ch, struct run *r)
 
 	libssh2_session_set_blocking(x->ses, 0);
 	while (!out_eof || !err_eof) {
-		bool progress = false;
+		bool progress = false, changed = false;
 		ssize_t n;
 
 		if (!out_eof) {
@@ -959,7 +959,7 @@ static int chan_pump(struct sftp_xfer *x, LIBSSH2_CHANNEL *ch, struct run *r)
 				if (rc)
 					break;
 			} else if (n == 0) {
-				out_eof = true;
+				out_eof = changed = true;
 			} else if (n != LIBSSH2_ERROR_EAGAIN) {
 				rc = ssh_fail(x, (int)n, "read from command");
 				break;
@@ -973,7 +973,7 @@ static int chan_pump(struct sftp_xfer *x, LIBSSH2_CHANNEL *ch, struct run *r)
 				progress = true;
 				run_stderr(r, x->iobuf, n);
 			} else if (n == 0) {
-				err_eof = true;
+				err_eof = changed = true;
 			} else if (n != LIBSSH2_ERROR_EAGAIN) {
 				rc = ssh_fail(x, (int)n, "read from command");
 				break;
@@ -986,6 +986,16 @@ static int chan_pump(struct sftp_xfer *x, LIBSSH2_CHANNEL *ch, struct run *r)
 		}
 		if (out_eof && err_eof)
 			break;
+		/*
+		 * Reading one stream makes libssh2 read every packet the
+		 * socket has, for both: stdout data (and the EOF) can sit in
+		 * its queue while the socket is quiet. Poll the socket only
+		 * when nothing is queued, or a command whose last output
+		 * came in one burst would wait out the whole timeout.
+		 */
+		if (changed || (!out_eof && libssh2_poll_channel_read(ch, 0)) ||
+		    (!err_eof && libssh2_poll_channel_read(ch, 1)))
+			continue;
 
 		int64_t left = deadline - now_ms();
 		int dirs = libssh2_session_block_directions(x->ses);
