@@ -32,6 +32,11 @@ POST /_fake/fault with the same fields as JSON when standalone:
     {"mode": "hang"}                  never answer (until the fault is cleared)
     {"mode": "reset"}                 close the connection without an answer
     {"mode": "body", "body": "...", "status": 200}   any body
+  Any fault may also carry "method" (only that HTTP method), "path" (only
+  paths starting with it), "kind" ("list", "show" or "other": only that kind
+  of request, see the request log) and "apply": true (the request's real
+  effect happens first, e.g. a DELETE destroys, and then the fault answers:
+  a destroy whose outcome the client cannot know).
 POST /_fake/clear removes it. Other control endpoints (no auth, not recorded):
     GET  /_fake/requests              the request log
     GET  /_fake/world                 the instances as stored
@@ -153,7 +158,7 @@ def make_instance(iid, *, direct_host="127.0.0.1", direct_port=None,
 
 class _Fault:
     def __init__(self, status=None, times=None, mode=None, delay=0.0, body=None,
-                 content_type=None, method=None, path=None):
+                 content_type=None, method=None, path=None, kind=None, apply=False):
         self.mode = mode or ("status" if status else "delay" if delay else "status")
         self.status = status
         self.times = times
@@ -162,10 +167,14 @@ class _Fault:
         self.content_type = content_type
         self.method = method
         self.path = path
+        self.kind = kind
+        self.apply = bool(apply)
         self.released = threading.Event()
 
-    def matches(self, method, path):
+    def matches(self, method, path, kind=None):
         if self.method and self.method != method:
+            return False
+        if self.kind and self.kind != kind:
             return False
         if self.path and not path.startswith(self.path):
             return False
@@ -173,7 +182,8 @@ class _Fault:
 
     def as_dict(self):
         return {"mode": self.mode, "status": self.status, "times": self.times,
-                "delay": self.delay, "method": self.method, "path": self.path}
+                "delay": self.delay, "method": self.method, "path": self.path,
+                "kind": self.kind, "apply": self.apply}
 
 
 class FakeVast:
@@ -297,9 +307,9 @@ class FakeVast:
     # ---- faults --------------------------------------------------------
 
     def fail(self, status=None, times=None, mode=None, delay=0.0, body=None,
-             content_type=None, method=None, path=None):
+             content_type=None, method=None, path=None, kind=None, apply=False):
         """Inject a fault into /api answers (see the module doc)."""
-        f = _Fault(status, times, mode, delay, body, content_type, method, path)
+        f = _Fault(status, times, mode, delay, body, content_type, method, path, kind, apply)
         with self.lock:
             if self.fault is not None:
                 self.fault.released.set()
@@ -314,10 +324,10 @@ class FakeVast:
                 self.fault.released.set()
             self.fault = None
 
-    def _take_fault(self, method, path):
+    def _take_fault(self, method, path, kind=None):
         with self.lock:
             f = self.fault
-            if f is None or not f.matches(method, path):
+            if f is None or not f.matches(method, path, kind):
                 return None
             if f.times is not None:
                 f.times -= 1
@@ -470,9 +480,12 @@ class _Handler(BaseHTTPRequestHandler):
         }
         with fake.lock:
             fake.requests.append(rec)
-        f = fake._take_fault(self.command, path)
+        f = fake._take_fault(self.command, path, kind)
         if f is not None:
             rec["fault"] = f.mode
+            if f.apply and authed and f.mode != "delay":
+                # the real effect first (a DELETE destroys), then the fault
+                rec["applied"] = fake.handle_api(self.command, path, query, body)[0]
             return self._fault(f, rec)
         if not authed:
             rec["status"] = 401
@@ -546,7 +559,8 @@ class _Handler(BaseHTTPRequestHandler):
                                         "fault": fake.fault and fake.fault.as_dict()})
         if path == "/_fake/fault":
             fake.fail(**{k: req[k] for k in ("status", "times", "mode", "delay", "body",
-                                             "content_type", "method", "path") if k in req})
+                                             "content_type", "method", "path", "kind",
+                                             "apply") if k in req})
             return self._send(200, {"success": True})
         if path == "/_fake/clear":
             fake.clear()
