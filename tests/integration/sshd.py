@@ -112,6 +112,12 @@ class Box:
         self.sftp = sftp
         self.max_startups = max_startups
         self.extra_config = []        # more sshd_config lines (write_config)
+        # Environment of every session (one SetEnv line: sshd takes only the
+        # first). A HOME of its own keeps sessions from sourcing this
+        # machine's /root/.bashrc, whose `pyenv rehash` leaves a lock behind
+        # when a box is killed mid-command; every later command on every box
+        # then waits 60 s for it.
+        self.setenv = {"HOME": os.path.join(self.dir, "home")}
         self.workspace = os.path.join(self.dir, "workspace")
         self.conf = os.path.join(self.dir, "sshd_config")
         self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")
@@ -175,6 +181,11 @@ class Box:
         ]
         if self.sftp:
             lines.append("Subsystem sftp internal-sftp")
+        env = getattr(self, "setenv", {})
+        if env:
+            if "HOME" in env:
+                os.makedirs(env["HOME"], exist_ok=True)
+            lines.append("SetEnv " + " ".join("%s=%s" % kv for kv in sorted(env.items())))
         lines += getattr(self, "extra_config", [])
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -273,19 +284,29 @@ class Box:
             time.sleep(0.02)
         return False
 
+    def _forget_ns(self, gone):
+        # Linux reuses a dead namespace's id: once every process of this box
+        # is gone, its id may soon name another box's namespace, and a later
+        # kill() of this box would signal that one. Forget it.
+        if gone:
+            self.ns = None
+
     def stop(self, timeout=5.0):
         """Take the box off the network: SIGTERM listener + sessions, then SIGKILL."""
         pids = self._signal_all(signal.SIGTERM)
-        if not self._wait_gone(pids, timeout):
+        gone = self._wait_gone(pids, timeout)
+        if not gone:
             pids = self._signal_all(signal.SIGKILL)
-            self._wait_gone(pids, timeout)
+            gone = self._wait_gone(pids, timeout)
         self._reap()
+        self._forget_ns(gone)
 
     def kill(self, timeout=5.0):
         """SIGKILL sshd and every session at once (a box that vanished)."""
         pids = self._signal_all(signal.SIGKILL)
-        self._wait_gone(pids, timeout)
+        gone = self._wait_gone(pids, timeout)
         self._reap()
+        self._forget_ns(gone)
 
     def kill_listener(self):
         """Kill only the listener: new connections are refused, old ones live."""

@@ -903,23 +903,6 @@ def _utf8(b):
         return False
 
 
-@pytest.fixture(autouse=True)
-def _box_private_home(monkeypatch):
-    """Boxes of this module get a HOME of their own (sshd SetEnv), so their
-    sessions do not source this machine's /root/.bashrc. That file runs
-    `pyenv rehash`, whose lock file is left behind when a box is killed in the
-    middle of it, and then every later command on every box waits 60 s for it."""
-    orig = sshd.Box.write_config
-
-    def write_config(self):
-        orig(self)
-        home = os.path.join(self.dir, "home")
-        os.makedirs(home, exist_ok=True)
-        with open(self.conf, "a") as f:
-            f.write("SetEnv HOME=%s\n" % home)
-    monkeypatch.setattr(sshd.Box, "write_config", write_config)
-
-
 @pytest.mark.deadline(280)
 @pytest.mark.parametrize("run_no", range(RUNS), ids=lambda r: "%d-%d" % (SEED, r))
 def test_teardown_soak(run_no, world, proxies, hygiene, store_tool, tmp_path):

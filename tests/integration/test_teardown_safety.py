@@ -299,7 +299,7 @@ def test_slow_remote_hash_is_waited_for(world, tmp_path):
     w = td_world(world, populate=False, mount=False, io_timeout=3)
     util.write_big_file(w.box_ck(0, "big.bin"), 4 * MIB, seed=9, mtime=BASE_MTIME)
     box = w.boxes[0]
-    box.extra_config = ["SetEnv PATH=%s:/usr/bin:/bin" % slow]
+    box.setenv["PATH"] = "%s:/usr/bin:/bin" % slow
     box.write_config()
     box.stop()
     box.start()
