@@ -261,10 +261,14 @@ static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
 		    ph != ARCH_RECORDED && in->state != RGT_ST_GONE) {
 			/* A destroy rgtfs sent (or may have sent) went
 			 * through: say so where the user looks. */
-			char *t = strdup("the platform no longer lists the "
-					 "instance: the destroy went through; "
-					 "the verified copy is kept, and rmdir "
-					 "of this directory archives it\n");
+			struct buf b;
+			buf_init(&b, 4u << 20);
+			buf_appendf(&b, "the platform no longer lists the "
+				    "instance: the destroy went through; the "
+				    "verified copy is kept, and rmdir of this "
+				    "directory archives it\n%s",
+				    in->teardown ? in->teardown : "");
+			char *t = buf_take(&b);
 			if (t) {
 				free(in->teardown);
 				in->teardown = t;
