@@ -636,10 +636,21 @@ int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
 					 in->ep[0].port, pl->sec->ssh_user,
 					 in->ep[0].host);
 		break;
-	case FF_TEARDOWN:
+	case FF_TEARDOWN: {
+		enum archive_phase ph;
 		if (in->teardown)
 			rc = buf_appendf(out, "%s", in->teardown);
+		else if (!archive_get_phase(fl->st, pl->sec->kind, in->id,
+					    &ph) && ph != ARCH_RECORDED)
+			/* After a remount: the journal still says so. */
+			rc = buf_appendf(out, "a destroy call was made (%s); "
+					 "the verified copy is kept in the "
+					 "cache, and rmdir archives it once the "
+					 "platform no longer lists the "
+					 "instance\n",
+					 archive_phase_name(ph));
 		break;
+	}
 	case FF_ERROR:
 		r = in->remote;
 		break;

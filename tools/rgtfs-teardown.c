@@ -5,8 +5,10 @@
  *
  * Runs rmdir(2) on the instance directory (the teardown verb) in a thread
  * and meanwhile shows the progress rgtfs writes to its `teardown` file,
- * with a bar during the pull. Prints the final report; on a refusal prints
- * the reason and exits 1 (nothing was destroyed), 2 on usage errors.
+ * with a bar during the pull. Prints the final report; when rmdir fails
+ * prints the reason and exits 1 (the report's first line says "refused:"
+ * when nothing was destroyed, "failed:" when a destroy call was made),
+ * 2 on usage errors.
  *
  * The `teardown` file is looked up before the rmdir starts: during the
  * rmdir the kernel holds the instance directory's lock, and a first
