@@ -96,9 +96,10 @@ class Progress:
             self.first.setdefault(line, now)
 
     def steps(self, final_report, end):
-        """[(seconds, line)] for the lines of the final report, in order; a
+        """[(seconds, index, line)] for the lines of the final report, by time; a
         line the polls never saw is dated `end` (it came in the last second)."""
-        return [(self.first.get(line, end), line) for line in final_report.splitlines()]
+        lines = final_report.splitlines()
+        return sorted(((self.first.get(line, end), i, line) for i, line in enumerate(lines)))
 
 
 @pytest.mark.slow
@@ -157,7 +158,7 @@ def test_teardown_of_a_20_gib_sparse_checkpoint(big_space, world):
     assert "verified" in final and "destroyed" in final, final
     print("[large] teardown steps (first seen, seconds after the rmdir; +/- 1 s):")
     prev = 0.0
-    for at, line in prog.steps(final, total_s):
+    for at, _, line in prog.steps(final, total_s):
         rate = ("  [%s]" % fmt_rate(BIG, at - prev)
                 if line.startswith(("roster: SHA-256", "pull:", "verify:", "serve:")) else "")
         print("[large]   %7.1f s (+%6.1f)  %s%s" % (at, at - prev, line, rate))
