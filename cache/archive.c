@@ -145,8 +145,11 @@ int archive_get_phase(struct store *st, const char *plat, const char *id,
 
 int archive_save_pending(struct store *st, const struct archive *a)
 {
-	int rc = save_as(st, a, "td");
-	return rc ? rc : archive_set_phase(st, a->platform, a->id, a->phase);
+	/* The phase first: a crash between the two writes then leaves the
+	 * new phase with the old journal (or none), never an old phase past
+	 * RECORDED paired with a new, unproven journal. */
+	int rc = archive_set_phase(st, a->platform, a->id, a->phase);
+	return rc ? rc : save_as(st, a, "td");
 }
 
 /* Append @v to @arr (jansson takes @v even on failure); false if lost. */

@@ -79,6 +79,9 @@ struct jobq {
 struct fetcher {
 	struct fetcher_params p;
 	pthread_mutex_t mu;
+	/* Held for a whole eviction pass (its pin decisions and deletes);
+	 * see fetch_evict_barrier(). */
+	pthread_mutex_t evict_mu;
 	pthread_cond_t work_cv;		/* workers: a job was queued */
 	pthread_cond_t done_cv;		/* readers: a job finished */
 	pthread_cond_t write_cv;	/* writer: a block to write */
@@ -528,8 +531,10 @@ static void account(struct fetcher *f, uint64_t written)
 	free(todo);
 	if (pass) {
 		bool over = false;
+		pthread_mutex_lock(&f->evict_mu);
 		int64_t rc = evict_pass(f->p.store, f->p.cache_size, keep_file,
 					f, &over);
+		pthread_mutex_unlock(&f->evict_mu);
 		pthread_mutex_lock(&f->mu);
 		f->over = over;	/* the writer looks again in a while */
 		pthread_mutex_unlock(&f->mu);
@@ -635,6 +640,7 @@ int fetcher_new(const struct fetcher_params *p, struct fetcher **out)
 	if (f->p.wait_timeout_ms <= 0)
 		f->p.wait_timeout_ms = 60000;
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_mutex_init(&f->evict_mu, NULL);
 	cond_init_mono(&f->work_cv);
 	cond_init_mono(&f->done_cv);
 	cond_init_mono(&f->write_cv);
@@ -690,7 +696,14 @@ void fetcher_free(struct fetcher *f)
 	pthread_cond_destroy(&f->write_cv);
 	pthread_cond_destroy(&f->flushed_cv);
 	pthread_mutex_destroy(&f->mu);
+	pthread_mutex_destroy(&f->evict_mu);
 	free(f);
+}
+
+void fetch_evict_barrier(struct fetcher *f)
+{
+	pthread_mutex_lock(&f->evict_mu);
+	pthread_mutex_unlock(&f->evict_mu);
 }
 
 int fetch_flush(struct fetcher *f)

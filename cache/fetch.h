@@ -100,6 +100,15 @@ extern void (*fetch_test_between_passes)(struct fetch_file *ff);
  */
 int fetch_flush(struct fetcher *f);
 
+/*
+ * Wait for an eviction pass under way to end. A pass decides which files
+ * are pinned and deletes the others; one that judged an instance before
+ * its pin took effect (a teardown just began) could still delete its
+ * files. After the barrier, every pass sees the pin: call it right after
+ * making data pinned, before relying on it.
+ */
+void fetch_evict_barrier(struct fetcher *f);
+
 /* Block math (pure): blocks covering [off, off+len) of a file of @size. */
 int fetch_block_range(uint64_t off, uint64_t len, uint64_t size,
 		      uint64_t *first, uint64_t *last);

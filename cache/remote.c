@@ -37,6 +37,7 @@
  * the store when it changes, so the tree still lists after the box is gone.
  */
 #include "remote.h"
+#include "rpath.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -417,9 +418,14 @@ int remote_endpoint(struct remote *r, struct rgt_endpoint *ep)
 
 void remote_error(struct remote *r, char *buf, size_t len)
 {
+	/* The text may quote remote names (paths, a command's stderr): it is
+	 * shown escaped, so a name cannot forge a line of .error or of a
+	 * teardown report. */
+	char raw[sizeof(r->err)];
 	pthread_mutex_lock(&r->mu);
-	snprintf(buf, len, "%s", r->err);
+	snprintf(raw, sizeof(raw), "%s", r->err);
 	pthread_mutex_unlock(&r->mu);
+	rpath_escape_s(raw, buf, len);
 }
 
 /* Try every endpoint in order, each bounded by @cto_ms; without the lock. */

@@ -23,7 +23,10 @@ void roster_free(struct roster *r)
 
 int roster_list_cmd(struct buf *cmd, const char *dir)
 {
-	int rc = buf_appendf(cmd, "printf '%s\\0'; LC_ALL=C find ",
+	/* -H: a checkpoint_dir that is itself a symlink is followed (the
+	 * tree shows its files); links below it are still reported as links
+	 * and refused. */
+	int rc = buf_appendf(cmd, "printf '%s\\0'; LC_ALL=C find -H ",
 			     ROSTER_MARK);
 	if (!rc)
 		rc = xfer_shell_quote(cmd, dir);

@@ -171,6 +171,12 @@ static int found_fn(void *arg, const void *k, size_t kl, const void *v,
 static bool has_data(struct fplat *pl, const char *id)
 {
 	char k[256];
+	enum archive_phase ph;
+	/* A journal whose destroy call was made is data: hiding its
+	 * instance would leave its verified copy pinned but unreachable. */
+	if (!archive_get_phase(pl->fl->st, pl->sec->kind, id, &ph) &&
+	    ph != ARCH_RECORDED)
+		return true;
 	int n = snprintf(k, sizeof(k), "dir%c%s%c%s%c", 0, pl->sec->kind, 0,
 			 id, 0);
 	if (n > 0 && (size_t)n < sizeof(k) &&

@@ -52,8 +52,8 @@ static void vlog(enum rgt_log_level level, const char *fmt, va_list ap)
 					  (size_t)m);
 	/* One line per message, whatever the caller passed. */
 	for (size_t i = n; i < len; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = ' ';	/* no forged lines, no escapes */
 	if (atomic_load(&to_syslog)) {
 		/* Our levels are syslog's priorities (log.h). syslog adds
 		 * "rgtfs[PID]: " itself; keep the level word. */

@@ -1111,6 +1111,8 @@ static int rmdir_instance(fuse_req_t req, size_t pi, const char *name)
 	return teardown_instance(c, pi, name, req_interrupted, req);
 }
 
+#define ARCHIVE_GUARD 60	/* seconds; see rmdir_archive */
+
 static int rmdir_archive(fuse_req_t req, const char *plat, const char *name)
 {
 	struct rgt_ctx *c = ctx_of(req);
@@ -1120,10 +1122,18 @@ static int rmdir_archive(fuse_req_t req, const char *plat, const char *name)
 	int k = snprintf(key, sizeof(key), "archive/%s/%s", plat, name);
 	if (k < 0 || (size_t)k >= sizeof(key))
 		return -ENAMETOOLONG;
-	if (!c->guard || recursive_delete(req, key)) {
-		rgt_log(RGT_INFO, "rmdir archive/%s/%s refused: the same "
-			"process just tried to delete inside it (rm -r?); the "
-			"archive may be the only copy", plat, name);
+	/*
+	 * An archive may be the only copy of a destroyed box, so its guard
+	 * is stricter than an instance's: besides the process that tried to
+	 * delete inside, any attempt inside within ARCHIVE_GUARD seconds
+	 * refuses, which also stops `find -depth -exec rmdir {} \;` (one
+	 * process per directory, innermost first).
+	 */
+	if (!c->guard || recursive_delete(req, key) ||
+	    rmguard_recent(c->guard, key, ARCHIVE_GUARD)) {
+		rgt_log(RGT_INFO, "rmdir archive/%s/%s refused: something "
+			"just tried to delete inside it (rm -r?); the archive "
+			"may be the only copy", plat, name);
 		return -ENOTEMPTY;
 	}
 	int rc = archive_delete(c->store, plat, name);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GUARD_SLOTS 256
@@ -19,7 +20,15 @@ struct slot {
 	pid_t pid;
 	uint64_t start;
 	uint64_t seq;		/* 0: free */
+	long when;		/* monotonic seconds of the last attempt */
 };
+
+static long mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec;
+}
 
 struct rmguard {
 	pthread_mutex_t mu;
@@ -73,20 +82,21 @@ static bool same(const struct slot *s, const char *key, pid_t pid,
 		 uint64_t start)
 {
 	return s->seq && s->pid == pid && s->start == start &&
-	       !strncmp(s->key, key, GUARD_KEY);
+	       !strcmp(s->key, key);
 }
 
 void rmguard_note(struct rmguard *g, const char *key, pid_t pid)
 {
-	if (!g || pid <= 0)
+	if (!g || pid < 0 || strlen(key) >= GUARD_KEY)
 		return;
-	uint64_t start = rmguard_start_time(pid);
+	uint64_t start = pid ? rmguard_start_time(pid) : 0;
 	pthread_mutex_lock(&g->mu);
 	struct slot *victim = &g->v[0];
 	for (size_t i = 0; i < GUARD_SLOTS; i++) {
 		struct slot *s = &g->v[i];
 		if (same(s, key, pid, start)) {
 			s->seq = ++g->seq;
+			s->when = mono_s();
 			pthread_mutex_unlock(&g->mu);
 			return;
 		}
@@ -97,18 +107,35 @@ void rmguard_note(struct rmguard *g, const char *key, pid_t pid)
 	victim->pid = pid;
 	victim->start = start;
 	victim->seq = ++g->seq;
+	victim->when = mono_s();
 	pthread_mutex_unlock(&g->mu);
 }
 
 bool rmguard_hit(struct rmguard *g, const char *key, pid_t pid)
 {
-	if (!g || pid <= 0)
+	if (!g || strlen(key) >= GUARD_KEY)
+		return true;
+	if (pid < 0)
 		return false;
-	uint64_t start = rmguard_start_time(pid);
+	uint64_t start = pid ? rmguard_start_time(pid) : 0;
 	bool hit = false;
 	pthread_mutex_lock(&g->mu);
 	for (size_t i = 0; i < GUARD_SLOTS && !hit; i++)
 		hit = same(&g->v[i], key, pid, start);
+	pthread_mutex_unlock(&g->mu);
+	return hit;
+}
+
+bool rmguard_recent(struct rmguard *g, const char *key, int seconds)
+{
+	if (!g || strlen(key) >= GUARD_KEY)
+		return true;
+	long now = mono_s();
+	bool hit = false;
+	pthread_mutex_lock(&g->mu);
+	for (size_t i = 0; i < GUARD_SLOTS && !hit; i++)
+		hit = g->v[i].seq && !strcmp(g->v[i].key, key) &&
+		      now - g->v[i].when <= seconds;
 	pthread_mutex_unlock(&g->mu);
 	return hit;
 }

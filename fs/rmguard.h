@@ -24,8 +24,14 @@ int rmguard_new(struct rmguard **out);
 void rmguard_free(struct rmguard *g);
 /* Process @pid tried to delete something inside @key ("vastai/123"). */
 void rmguard_note(struct rmguard *g, const char *key, pid_t pid);
-/* Did process @pid (the same process, not a reuse of its pid) do so? */
+/*
+ * Did process @pid (the same process, not a reuse of its pid) do so?
+ * Fails closed: a key too long for the table always hits. A caller FUSE
+ * cannot name (pid 0: another pid namespace) is one process for this.
+ */
 bool rmguard_hit(struct rmguard *g, const char *key, pid_t pid);
+/* Did any process try to delete inside @key in the last @seconds? */
+bool rmguard_recent(struct rmguard *g, const char *key, int seconds);
 
 /* Start time of @pid in clock ticks since boot; 0 if unknown. */
 uint64_t rmguard_start_time(pid_t pid);

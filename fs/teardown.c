@@ -493,21 +493,27 @@ static int step_pull(struct td *t, bool *pulled)
 		return rc;
 	/* The log is evidence, not a checkpoint: best effort. It grows
 	 * while training runs, so a changed log is re-read once. */
+	bool log_ok = false;
 	for (int attempt = 0; t->have_log && attempt < 2; attempt++) {
 		uint64_t d = 0;
 		int lrc = pull_one(t, t->sec->log_path, t->log_attr.size,
 				   t->log_attr.mtime, &d);
-		if (!lrc)
+		if (!lrc) {
+			log_ok = true;
 			break;
+		}
 		if (lrc == -EINTR)
 			return interrupted(t);
 		if (lrc != -ESTALE ||
-		    remote_stat(t->r, t->sec->log_path, 0, &t->log_attr)) {
-			note(t, "note: the log could not be copied (%s); no "
-			     "log snapshot", strerror(-lrc));
-			t->have_log = false;
-		}
+		    remote_stat(t->r, t->sec->log_path, 0, &t->log_attr))
+			break;
 	}
+	if (t->have_log && !log_ok)
+		note(t, "note: the log could not be copied whole (it kept "
+		     "changing, or the read failed); no log snapshot");
+	/* Only a log pulled whole is recorded: a partial one would read EIO
+	 * from the archive halfway. */
+	t->have_log = log_ok;
 	rc = fetch_flush(t->c->fetcher);
 	if (!rc)
 		rc = store_sync(t->c->store);
@@ -612,6 +618,18 @@ static int step_verify(struct td *t, bool *verified)
 			 * says otherwise, so drop the stale copy and pull
 			 * this file once more before judging it.
 			 */
+			if (t->carried != ARCH_RECORDED) {
+				/* An earlier run's destroy call may have acted:
+				 * its verified copy may be the only one left,
+				 * and it shares this file id. Keep it. */
+				free(p);
+				return refuse(t, -EBUSY, "%s: the box's copy "
+					      "differs from the cached one, and "
+					      "an earlier destroy call (%s) may "
+					      "still act; the cached copy is "
+					      "kept", esc(e->path, e1),
+					      archive_phase_name(t->carried));
+			}
 			note(t, "verify: %s: the cached copy is stale; "
 			     "pulling it again", esc(e->path, e1));
 			uint64_t d = 0;
@@ -701,6 +719,31 @@ static int digest_sink(void *arg, const struct iovec *iov, int n)
 	return 0;
 }
 
+/* SHA-256 of @ff's @size bytes, read through the fetcher (consumes @ff). */
+static int fetched_sha256(struct td *t, struct fetch_file *ff, uint64_t size,
+			  char hex[65])
+{
+	struct fetch_stream fs;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = md ? 0 : -ENOMEM;
+	if (md)
+		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	fetch_stream_init(&fs);
+	for (uint64_t off = 0; off < size && !rc; off += STORE_BLOCK_SIZE)
+		rc = fetch_read(t->c->fetcher, ff, &fs, off, STORE_BLOCK_SIZE,
+				digest_sink, md);
+	fetch_stream_cleanup(&fs);
+	fetch_file_cleanup(ff);
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	if (md)
+		EVP_DigestFinal_ex(md, out, &n);
+	EVP_MD_CTX_free(md);
+	for (unsigned i = 0; i < 32 && n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	return rc;
+}
+
 /*
  * Read archived file @f of @a through the path that serves it once the box
  * is gone (archive_file_open: the record's root and name, no remote) and
@@ -710,27 +753,8 @@ static int served_sha256(struct td *t, const struct archive *a,
 			 const struct archive_file *f, char hex[65])
 {
 	struct fetch_file ff;
-	struct fetch_stream fs;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc = md ? archive_file_open(a, f, &ff) : -ENOMEM;
-	if (rc) {
-		EVP_MD_CTX_free(md);
-		return rc;
-	}
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	fetch_stream_init(&fs);
-	for (uint64_t off = 0; off < f->size && !rc; off += STORE_BLOCK_SIZE)
-		rc = fetch_read(t->c->fetcher, &ff, &fs, off, STORE_BLOCK_SIZE,
-				digest_sink, md);
-	fetch_stream_cleanup(&fs);
-	fetch_file_cleanup(&ff);
-	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	EVP_DigestFinal_ex(md, out, &n);
-	EVP_MD_CTX_free(md);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", out[i]);
-	return rc;
+	int rc = archive_file_open(a, f, &ff);
+	return rc ? rc : fetched_sha256(t, &ff, f->size, hex);
 }
 
 /*
@@ -785,6 +809,17 @@ static int step_serve(struct td *t, bool *served)
 				    "archive it hashes %s, the box says %s",
 				    esc(e->path, e1), hex, e->sha256);
 		}
+	}
+	if (!rc && a->log_path) {
+		/* the log has no digest from the box: it must read whole */
+		struct fetch_file ff;
+		char hex[65];
+		rc = archive_log_open(a, &ff);
+		if (!rc)
+			rc = fetched_sha256(t, &ff, a->log_size, hex);
+		if (rc)
+			rc = refuse(t, -EIO, "the log snapshot could not be "
+				    "read back (%s)", strerror(-rc));
 	}
 out:
 	if (!rc) {
@@ -1159,6 +1194,9 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 	int rc = fleet_teardown_begin(c->fleet, pi, id);
 	if (rc)
 		return rc;
+	/* From here the instance is pinned; an eviction pass that judged it
+	 * before could still be deleting its files: wait it out. */
+	fetch_evict_barrier(c->fetcher);
 	buf_init(&t.log, 4u << 20);
 	t.r = fleet_remote(c->fleet, pi, id);
 	rgt_log(RGT_INFO, "%s/%s: teardown requested", t.plat, id);
@@ -1249,6 +1287,10 @@ out:
 			    f.step == TD_FAILED ?
 				    "a destroy call was made; the verified "
 				    "copy is kept in the cache\n" :
+			    t.carried != ARCH_RECORDED ?
+				    "this run sent no destroy call, but an "
+				    "earlier one was made and may still act; "
+				    "its verified copy is kept in the cache\n" :
 				    "nothing was destroyed; cached data is "
 				    "kept\n");
 		buf_appendf(&b, "%s", t.log.data ? t.log.data : "");
