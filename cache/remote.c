@@ -447,7 +447,7 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		struct xfer_params xp = {
 			.host = ep[i].host,
 			.port = ep[i].port,
-			.user = r->p.user,
+			.user = ep[i].user[0] ? ep[i].user : r->p.user,
 			.key_path = r->p.key_path,
 			.connect_timeout_ms = cto_ms,
 			.io_timeout_ms = r->p.io_timeout_ms,

@@ -70,6 +70,11 @@ struct fleet {
 	struct store *st;
 	struct fplat *pl;
 	size_t npl;
+	/* Directories of the tree: one per kind, in config order; several
+	 * sections of one kind ([ssh:a], [ssh:b], two RunPod accounts)
+	 * share it. */
+	const char **dir_kind;
+	size_t ndirs;
 	pthread_mutex_t stop_mu;
 	pthread_cond_t stop_cv;
 	bool stop;
@@ -88,9 +93,10 @@ static char *record_encode(const struct finst *in)
 {
 	json_t *eps = json_array();
 	for (int i = 0; i < in->n_ep; i++)
-		json_array_append_new(eps, json_pack("{s:s,s:i}", "host",
+		json_array_append_new(eps, json_pack("{s:s,s:i,s:s}", "host",
 						     in->ep[i].host, "port",
-						     in->ep[i].port));
+						     in->ep[i].port, "user",
+						     in->ep[i].user));
 	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I}", "state",
 			      rgt_state_name(in->state), "status_msg",
 			      in->status_msg ? in->status_msg : "", "info",
@@ -131,14 +137,17 @@ static int record_decode(const void *v, size_t len, struct finst *in)
 	json_t *e;
 	in->n_ep = 0;
 	json_array_foreach(eps, i, e) {
-		const char *h;
+		const char *h, *u = "";
 		int port;
 		if (in->n_ep < 2 &&
-		    !json_unpack(e, "{s:s,s:i}", "host", &h, "port", &port) &&
-		    strlen(h) < RGT_HOST_MAX) {
-			snprintf(in->ep[in->n_ep].host, RGT_HOST_MAX, "%s", h);
-			in->ep[in->n_ep].port = port;
-			in->n_ep++;
+		    !json_unpack(e, "{s:s,s:i,s?s}", "host", &h, "port", &port,
+				 "user", &u) &&
+		    strlen(h) < RGT_HOST_MAX && strlen(u) < RGT_USER_MAX) {
+			struct rgt_endpoint *ep = &in->ep[in->n_ep++];
+			memset(ep, 0, sizeof(*ep));
+			snprintf(ep->host, RGT_HOST_MAX, "%s", h);
+			ep->port = port;
+			snprintf(ep->user, RGT_USER_MAX, "%s", u);
 		}
 	}
 	json_decref(o);
@@ -472,6 +481,19 @@ int fleet_new(const struct rgt_config *cfg, struct store *st,
 			if (pl->inst[k2].seen > pl->last_ok)
 				pl->last_ok = pl->inst[k2].seen;
 	}
+	fl->dir_kind = calloc(fl->npl ? fl->npl : 1, sizeof(*fl->dir_kind));
+	if (!fl->dir_kind) {
+		fleet_free(fl);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < fl->npl; i++) {
+		const char *k = fl->pl[i].sec->kind;
+		size_t d = 0;
+		while (d < fl->ndirs && strcmp(fl->dir_kind[d], k))
+			d++;
+		if (d == fl->ndirs)
+			fl->dir_kind[fl->ndirs++] = k;
+	}
 	*out = fl;
 	return 0;
 }
@@ -524,6 +546,7 @@ void fleet_free(struct fleet *fl)
 		pthread_mutex_destroy(&pl->api_mu);
 	}
 	free(fl->pl);
+	free(fl->dir_kind);
 	pthread_mutex_destroy(&fl->stop_mu);
 	pthread_cond_destroy(&fl->stop_cv);
 	free(fl);
@@ -531,9 +554,22 @@ void fleet_free(struct fleet *fl)
 
 /* ---- queries -------------------------------------------------------------------- */
 
-size_t fleet_nplatforms(struct fleet *fl)
+size_t fleet_ndirs(struct fleet *fl)
 {
-	return fl->npl;
+	return fl->ndirs;
+}
+
+const char *fleet_dir_name(struct fleet *fl, size_t d)
+{
+	return fl->dir_kind[d];
+}
+
+int fleet_dir_index(struct fleet *fl, const char *name)
+{
+	for (size_t d = 0; d < fl->ndirs; d++)
+		if (!strcmp(fl->dir_kind[d], name))
+			return (int)d;
+	return -1;
 }
 
 const char *fleet_platform_name(struct fleet *fl, size_t pi)
@@ -541,10 +577,11 @@ const char *fleet_platform_name(struct fleet *fl, size_t pi)
 	return fl->pl[pi].sec->kind;
 }
 
-int fleet_platform_index(struct fleet *fl, const char *name)
+int fleet_instance_section(struct fleet *fl, size_t d, const char *id)
 {
 	for (size_t i = 0; i < fl->npl; i++)
-		if (!strcmp(fl->pl[i].sec->kind, name))
+		if (!strcmp(fl->pl[i].sec->kind, fl->dir_kind[d]) &&
+		    fleet_instance_visible(fl, i, id))
 			return (int)i;
 	return -1;
 }
@@ -569,21 +606,51 @@ void fleet_ids_free(char **ids, size_t n)
 	free(ids);
 }
 
-int fleet_instance_ids(struct fleet *fl, size_t pi, char ***ids, size_t *n)
+static bool have_id(char **v, size_t n, const char *id)
 {
-	struct fplat *pl = &fl->pl[pi];
-	pthread_mutex_lock(&pl->mu);
-	char **v = calloc(pl->n ? pl->n : 1, sizeof(*v));
-	size_t k = 0;
-	for (size_t i = 0; v && i < pl->n; i++)
-		if (!pl->inst[i].hidden && (v[k] = strdup(pl->inst[i].id)))
-			k++;
-	pthread_mutex_unlock(&pl->mu);
-	if (!v)
-		return -ENOMEM;
-	*ids = v;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], id))
+			return true;
+	return false;
+}
+
+int fleet_instance_ids(struct fleet *fl, size_t d, char ***ids, size_t *n)
+{
+	char **v = NULL;
+	size_t k = 0, cap = 0;
+	int rc = 0;
+	for (size_t s = 0; !rc && s < fl->npl; s++) {
+		struct fplat *pl = &fl->pl[s];
+		if (strcmp(pl->sec->kind, fl->dir_kind[d]))
+			continue;
+		pthread_mutex_lock(&pl->mu);
+		for (size_t i = 0; !rc && i < pl->n; i++) {
+			if (pl->inst[i].hidden || have_id(v, k, pl->inst[i].id))
+				continue;	/* the first section wins */
+			if (k == cap) {
+				size_t nc = cap ? 2 * cap : 16;
+				char **nv = realloc(v, nc * sizeof(*nv));
+				if (!nv) {
+					rc = -ENOMEM;
+					break;
+				}
+				v = nv;
+				cap = nc;
+			}
+			if (!(v[k] = strdup(pl->inst[i].id)))
+				rc = -ENOMEM;
+			else
+				k++;
+		}
+		pthread_mutex_unlock(&pl->mu);
+	}
+	if (rc) {
+		fleet_ids_free(v, k);
+		return rc;
+	}
+	*ids = v ? v : calloc(1, sizeof(*v));
 	*n = k;
-	return 0;
+	return *ids ? 0 : -ENOMEM;
 }
 
 bool fleet_instance_visible(struct fleet *fl, size_t pi, const char *id)
@@ -639,7 +706,9 @@ int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
 	case FF_SSH:
 		if (in->n_ep)
 			rc = buf_appendf(out, "ssh -p %d %s@%s\n",
-					 in->ep[0].port, pl->sec->ssh_user,
+					 in->ep[0].port,
+					 in->ep[0].user[0] ? in->ep[0].user :
+							     pl->sec->ssh_user,
 					 in->ep[0].host);
 		break;
 	case FF_TEARDOWN: {
@@ -671,14 +740,24 @@ int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
 	return rc;
 }
 
-int fleet_platform_error(struct fleet *fl, size_t pi, struct buf *out)
+int fleet_platform_error(struct fleet *fl, size_t d, struct buf *out)
 {
-	struct fplat *pl = &fl->pl[pi];
-	int rc = 0;
-	pthread_mutex_lock(&pl->mu);
-	if (pl->error[0])
-		rc = buf_appendf(out, "%s\n", pl->error);
-	pthread_mutex_unlock(&pl->mu);
+	int rc = 0, nsec = 0;
+	for (size_t s = 0; s < fl->npl; s++)
+		nsec += !strcmp(fl->pl[s].sec->kind, fl->dir_kind[d]);
+	for (size_t s = 0; !rc && s < fl->npl; s++) {
+		struct fplat *pl = &fl->pl[s];
+		if (strcmp(pl->sec->kind, fl->dir_kind[d]))
+			continue;
+		pthread_mutex_lock(&pl->mu);
+		/* one section: its reason as is; several: each named */
+		if (pl->error[0] && nsec > 1)
+			rc = buf_appendf(out, "[%s:%s] %s\n", pl->sec->kind,
+					 pl->sec->name, pl->error);
+		else if (pl->error[0])
+			rc = buf_appendf(out, "%s\n", pl->error);
+		pthread_mutex_unlock(&pl->mu);
+	}
 	return rc;
 }
 
@@ -724,17 +803,28 @@ int fleet_instance_state(struct fleet *fl, size_t pi, const char *id,
 	return in && !in->hidden ? 0 : -ENOENT;
 }
 
-int fleet_destroy(struct fleet *fl, size_t pi, const char *id,
+int fleet_caps(struct fleet *fl, size_t pi, struct platform_caps *out)
+{
+	struct fplat *pl = &fl->pl[pi];
+	memset(out, 0, sizeof(*out));
+	if (!pl->p)
+		return -EIO;	/* no adapter: nothing is known it can do */
+	pl->ops->caps(pl->p, out);
+	return 0;
+}
+
+int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 		  bool *maybe_sent, char *err, size_t errlen)
 {
 	struct fplat *pl = &fl->pl[pi];
 	*maybe_sent = false;
-	if (!pl->p) {
-		snprintf(err, errlen, "%s", pl->error);
+	if (!pl->p || !pl->ops->destroy) {
+		snprintf(err, errlen, "%s", pl->p ? "no destroy verb" :
+						    pl->error);
 		return -EIO;
 	}
 	pthread_mutex_lock(&pl->api_mu);
-	int rc = pl->ops->destroy(pl->p, id, maybe_sent, err, errlen);
+	int rc = pl->ops->destroy(pl->p, id, step, maybe_sent, err, errlen);
 	pthread_mutex_unlock(&pl->api_mu);
 	return rc;
 }
@@ -888,15 +978,20 @@ bool fleet_pinned(void *arg, const char *plat, const char *id)
 	enum archive_phase ph = ARCH_RECORDED;
 	f.journal = !archive_get_phase(fl->st, plat, id, &ph);
 	f.phase = ph;
-	int pi = fleet_platform_index(fl, plat);
-	if (pi >= 0) {
-		struct fplat *pl = &fl->pl[pi];
+	/* Every section of the kind: the id may be known to any of them,
+	 * and a fact that pins in one pins. */
+	for (size_t s = 0; s < fl->npl; s++) {
+		struct fplat *pl = &fl->pl[s];
+		if (strcmp(pl->sec->kind, plat))
+			continue;
 		pthread_mutex_lock(&pl->mu);
 		struct finst *in = find(pl, id);
-		f.known = in && !in->hidden;
-		f.tearing_down = in && in->tearing_down;
-		f.gone = in && (in->state == RGT_ST_GONE ||
-				in->state == RGT_ST_DESTROYING);
+		if (in && !in->hidden) {
+			f.known = true;
+			f.tearing_down |= in->tearing_down;
+			f.gone |= in->state == RGT_ST_GONE ||
+				  in->state == RGT_ST_DESTROYING;
+		}
 		pthread_mutex_unlock(&pl->mu);
 	}
 	return life_pinned(life_of(&f));

@@ -37,13 +37,22 @@ void fleet_stop(struct fleet *fl);
 /* Stop pollers, free instances and their remotes. */
 void fleet_free(struct fleet *fl);
 
-size_t fleet_nplatforms(struct fleet *fl);
+/*
+ * Two indexes: a *section* @pi (one configured account or host, with its
+ * poller and adapter) and a *directory* @d (MOUNT/<kind>/, shared by every
+ * section of that kind). Instances belong to sections.
+ */
+size_t fleet_ndirs(struct fleet *fl);
+const char *fleet_dir_name(struct fleet *fl, size_t d);
+int fleet_dir_index(struct fleet *fl, const char *name);
+/* The section of directory @d that shows instance @id, or -1. */
+int fleet_instance_section(struct fleet *fl, size_t d, const char *id);
+/* The kind (directory name) of section @pi: "vastai", "ssh"... */
 const char *fleet_platform_name(struct fleet *fl, size_t pi);
-int fleet_platform_index(struct fleet *fl, const char *name);
 const struct rgt_section *fleet_section(struct fleet *fl, size_t pi);
 
-/* Visible instance ids of platform @pi; free with fleet_ids_free(). */
-int fleet_instance_ids(struct fleet *fl, size_t pi, char ***ids, size_t *n);
+/* Visible instance ids of directory @d; free with fleet_ids_free(). */
+int fleet_instance_ids(struct fleet *fl, size_t d, char ***ids, size_t *n);
 void fleet_ids_free(char **ids, size_t n);
 bool fleet_instance_visible(struct fleet *fl, size_t pi, const char *id);
 
@@ -59,8 +68,8 @@ enum fleet_file {
 /* Current content of an instance's virtual file. -ENOENT: no instance. */
 int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
 			enum fleet_file which, struct buf *out);
-/* MOUNT/<platform>/.error: empty, or the last failure's reason + "\n". */
-int fleet_platform_error(struct fleet *fl, size_t pi, struct buf *out);
+/* MOUNT/<kind>/.error: empty, or each section's last failure + "\n". */
+int fleet_platform_error(struct fleet *fl, size_t d, struct buf *out);
 /* The instance's remote (created on first use); NULL if no instance. */
 struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id);
 
@@ -69,8 +78,11 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id);
 /* The state `status` shows now. -ENOENT: no such instance. */
 int fleet_instance_state(struct fleet *fl, size_t pi, const char *id,
 			 int *state);
-/* The platform's destroy verb for @id (see platform_ops.destroy). */
-int fleet_destroy(struct fleet *fl, size_t pi, const char *id,
+/* What section @pi's platform can do; -EIO (all zero) if no adapter. */
+struct platform_caps;
+int fleet_caps(struct fleet *fl, size_t pi, struct platform_caps *out);
+/* Verb @step of the platform's destroy sequence for @id (platform_ops). */
+int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 		  bool *maybe_sent, char *err, size_t errlen);
 /*
  * One list call now (applied as a poll). *listed is false only when the

@@ -309,7 +309,8 @@ static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
 			t->kind = NK_ARCHIVE;
 			return 0;
 		}
-		t->pi = fleet_platform_index(c->fleet, name);
+		/* a platform directory's pi is its directory index */
+		t->pi = fleet_dir_index(c->fleet, name);
 		if (t->pi < 0)
 			return -ENOENT;
 		t->kind = NK_PLATFORM;
@@ -319,7 +320,9 @@ static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
 			t->kind = NK_PERROR;
 			return 0;
 		}
-		if (!fleet_instance_visible(c->fleet, (size_t)p->pi, name))
+		/* ... and an instance's, its section's */
+		t->pi = fleet_instance_section(c->fleet, (size_t)p->pi, name);
+		if (t->pi < 0)
 			return -ENOENT;
 		t->kind = NK_INSTANCE;
 		t->id = (char *)name;
@@ -604,8 +607,8 @@ static int fill_dir(struct rgt_ctx *c, struct node *n, struct dirh *d)
 		rc = dir_add(d, "..", n->parent, S_IFDIR);
 	switch (n->kind) {
 	case NK_ROOT:
-		for (size_t i = 0; !rc && i < fleet_nplatforms(c->fleet); i++)
-			rc = add_child(d, n, fleet_platform_name(c->fleet, i),
+		for (size_t i = 0; !rc && i < fleet_ndirs(c->fleet); i++)
+			rc = add_child(d, n, fleet_dir_name(c->fleet, i),
 				       S_IFDIR);
 		if (!rc)
 			rc = add_child(d, n, "archive", S_IFDIR);
@@ -1154,7 +1157,8 @@ static void rgt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (p->kind == NK_PLATFORM) {
-		rc = rmdir_instance(req, (size_t)p->pi, name);
+		int pi = fleet_instance_section(c->fleet, (size_t)p->pi, name);
+		rc = pi < 0 ? -ENOENT : rmdir_instance(req, (size_t)pi, name);
 	} else if (p->kind == NK_APLAT) {
 		rc = rmdir_archive(req, p->plat, name);
 	} else {

@@ -154,6 +154,7 @@ struct td {
 	enum archive_phase carried;	/* phase of an earlier run's journal */
 	bool (*cancelled)(void *arg);
 	void *cancel_arg;
+	struct platform_caps caps;	/* what the platform can do */
 };
 
 static bool is_cancelled(struct td *t)
@@ -857,6 +858,38 @@ static int step_relist(struct td *t, bool *relisted)
 	return 0;
 }
 
+static int destroy_timeout(const struct rgt_section *sec);
+
+/*
+ * Before verb @step of a sequence: poll until the instance shows the state
+ * the previous verb leads to (or is no longer listed), bounded.
+ */
+static int wait_for_state(struct td *t, enum rgt_state want, const char *after)
+{
+	long deadline = mono_s() + destroy_timeout(t->sec);
+	char err[512];
+	for (;;) {
+		bool listed = true;
+		int st = RGT_ST_UNKNOWN;
+		int rc = fleet_poll_now(t->c->fleet, t->pi, t->id, &listed,
+					err, sizeof(err));
+		if (!rc && !listed)
+			return 0;
+		if (!rc && !fleet_instance_state(t->c->fleet, t->pi, t->id,
+						 &st) &&
+		    st == (int)want)
+			return 0;
+		if (mono_s() >= deadline)
+			return refuse(t, -ETIMEDOUT, "%s was accepted, but the "
+				      "instance did not become %s within %d s; "
+				      "the rest of the destroy sequence was not "
+				      "sent, and the verified copy is kept",
+				      after, rgt_state_name(want),
+				      destroy_timeout(t->sec));
+		sleep(1);
+	}
+}
+
 static int step_destroy(struct td *t, bool *maybe_sent)
 {
 	char err[512] = "";
@@ -874,29 +907,54 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 			      strerror(-rc));
 	rgt_log(RGT_INFO, "%s/%s: verified copy complete; destroying",
 		t->plat, t->id);
-	rc = fleet_destroy(t->c->fleet, t->pi, t->id, maybe_sent, err,
-			   sizeof(err));
-	if (!rc) {
-		archive_set_phase(t->c->store, t->plat, t->id,
-				  ARCH_DESTROY_ACCEPTED);
-		note(t, "destroy: the platform accepted the destroy call");
-		return 0;
+	for (size_t step = 0; step < t->caps.n_destroy; step++) {
+		const struct platform_verb *v = &t->caps.destroy[step];
+		if (step) {
+			const struct platform_verb *prev = v - 1;
+			if (prev->wait_for != RGT_ST_UNKNOWN &&
+			    (rc = wait_for_state(t, prev->wait_for,
+						 prev->name))) {
+				*maybe_sent = true;	/* prev was accepted */
+				return rc;
+			}
+		}
+		rc = fleet_destroy(t->c->fleet, t->pi, t->id, step, maybe_sent,
+				   err, sizeof(err));
+		if (!rc) {
+			archive_set_phase(t->c->store, t->plat, t->id,
+					  ARCH_DESTROY_ACCEPTED);
+			note(t, "destroy: the platform accepted %s", v->name);
+			continue;
+		}
+		if (step) {
+			/* An earlier verb was accepted: whatever this one
+			 * did, the box was acted on. */
+			*maybe_sent = true;
+			return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
+				      "%s was accepted, then %s failed (%s); "
+				      "rgtfs does not retry it blindly. The "
+				      "verified copy is kept and pinned; check "
+				      "the platform", t->caps.destroy[0].name,
+				      v->name, err[0] ? err : strerror(-rc));
+		}
+		if (*maybe_sent) {
+			archive_set_phase(t->c->store, t->plat, t->id,
+					  ARCH_DESTROY_UNKNOWN);
+			return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
+				      "the outcome of the destroy call (%s) is "
+				      "unknown (%s); rgtfs does not retry a "
+				      "destroy blindly. The verified copy is "
+				      "kept and pinned; once the platform no "
+				      "longer lists the instance, rmdir "
+				      "archives it; check the platform",
+				      v->name, err[0] ? err : strerror(-rc));
+		}
+		/* Surely not sent: back to what an earlier run left. */
+		archive_set_phase(t->c->store, t->plat, t->id, t->carried);
+		return refuse(t, -EIO, "the destroy call (%s) failed: %s",
+			      v->name, err[0] ? err : strerror(-rc));
 	}
-	if (*maybe_sent) {
-		archive_set_phase(t->c->store, t->plat, t->id,
-				  ARCH_DESTROY_UNKNOWN);
-		return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
-			      "the outcome of the destroy call is unknown "
-			      "(%s); rgtfs does not retry a destroy blindly. "
-			      "The verified copy is kept and pinned; once the "
-			      "platform no longer lists the instance, rmdir "
-			      "archives it; check the platform",
-			      err[0] ? err : strerror(-rc));
-	}
-	/* Surely not sent: back to what an earlier run left, if anything. */
-	archive_set_phase(t->c->store, t->plat, t->id, t->carried);
-	return refuse(t, -EIO, "the destroy call failed: %s",
-		      err[0] ? err : strerror(-rc));
+	return 0;
 }
 
 static int destroy_timeout(const struct rgt_section *sec)
@@ -908,6 +966,10 @@ static int destroy_timeout(const struct rgt_section *sec)
 
 static int step_confirm(struct td *t)
 {
+	if (!t->caps.confirm_by_list) {
+		note(t, "confirm: this platform is not asked again");
+		return 0;
+	}
 	long deadline = mono_s() + destroy_timeout(t->sec);
 	char err[512];
 	for (;;) {
@@ -1209,6 +1271,15 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 		rc = t.r ? archive_gone(&t) : -ENOENT;
 		goto out;
 	}
+	/* What the platform can do decides the path: no destroy verb means
+	 * the instance is archived after the re-list and left alone; no
+	 * adapter at all means nothing can be decided. */
+	if (t.r && fleet_caps(c->fleet, pi, &t.caps)) {
+		rc = refuse(&t, -EHOSTUNREACH, "the platform's API is not "
+			    "available: %s/.error says why", t.plat);
+		f.step = TD_REFUSED;
+	}
+	f.can_destroy = t.caps.n_destroy > 0;
 	/* An earlier run's journal past RECORDED stays what it is, whatever
 	 * this run does (see step_record). */
 	enum archive_phase ph;
@@ -1217,7 +1288,7 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 	if (!t.r) {
 		rc = refuse(&t, -ENOENT, "no such instance");
 		f.step = TD_REFUSED;
-	} else {
+	} else if (f.step != TD_REFUSED) {
 		/* An explicit request deserves a fresh connect, not the
 		 * memory of one that failed a moment ago. */
 		remote_retry_now(t.r);

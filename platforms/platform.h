@@ -39,10 +39,14 @@ const char *rgt_state_name(enum rgt_state st);
 
 #define RGT_ID_MAX 64
 #define RGT_HOST_MAX 256
+#define RGT_USER_MAX 96
 
 struct rgt_endpoint {
 	char host[RGT_HOST_MAX];	/* trimmed; IPv4/IPv6 literal or name */
 	int port;			/* 1..65535 */
+	/* The login this endpoint wants, when the platform says (RunPod's
+	 * proxy: "<podId>-<hex>", Lambda "ubuntu"); "": the section's. */
+	char user[RGT_USER_MAX];
 };
 
 struct rgt_instance {
@@ -68,6 +72,27 @@ struct rgt_instance_list {
 void rgt_instance_list_free(struct rgt_instance_list *l);
 
 struct platform;
+struct buf;
+
+/*
+ * One call of a platform's meter-stopping sequence. Each is sent once,
+ * never retried blindly; before the next one the teardown polls the list
+ * until the instance shows @wait_for (or is gone), bounded by
+ * destroy_timeout. AutoDL: power_off (wait for stopped), then release.
+ */
+struct platform_verb {
+	const char *name;		/* as reports show it: "DELETE" */
+	enum rgt_state wait_for;	/* RGT_ST_UNKNOWN: do not wait */
+};
+
+/* What a platform can do, so that fs/ asks instead of assuming. */
+struct platform_caps {
+	const struct platform_verb *destroy;	/* the sequence, in order */
+	size_t n_destroy;		/* 0: no destroy verb (archived after
+					 * the re-list, the box left alone) */
+	bool confirm_by_list;		/* after it, wait until not listed */
+	bool log_api;			/* log() reads the platform's log */
+};
 
 struct platform_ops {
 	const char *name;	/* section kind and directory name: "vastai" */
@@ -80,14 +105,26 @@ struct platform_ops {
 	/* One list call for all instances. Bounded in time and size. */
 	int (*list)(struct platform *p, struct rgt_instance_list *out,
 		    char *err, size_t errlen);
+	/* What this opened platform can do (may depend on its section). */
+	void (*caps)(struct platform *p, struct platform_caps *out);
 	/*
-	 * The meter-stopping verb (vast.ai: DELETE), sent once, never
-	 * retried. 0: the platform accepted it. On an error *maybe_sent says
-	 * whether the platform may have acted on it all the same (a timeout,
-	 * a 5xx, a 2xx that does not say success): false only when it surely
-	 * did not (no connection, an explicit refusal).
+	 * Verb @step of caps.destroy for @id, sent once, never retried.
+	 * 0: the platform accepted it. On an error *maybe_sent says whether
+	 * the platform may have acted on it all the same (a timeout, a 5xx,
+	 * a 2xx that does not say success): false only when it surely did
+	 * not (no connection, an explicit refusal). NULL when n_destroy is 0.
 	 */
-	int (*destroy)(struct platform *p, const char *id, bool *maybe_sent,
+	int (*destroy)(struct platform *p, const char *id, size_t step,
+		       bool *maybe_sent, char *err, size_t errlen);
+	/* The instance's log from the platform into @out (caps.log_api). */
+	int (*log)(struct platform *p, const char *id, struct buf *out,
+		   char *err, size_t errlen);
+	/*
+	 * After a destroy: what still bills (Lambda filesystems, Paperspace
+	 * static IPs and snapshots), one line each, into @out; never deleted.
+	 * May be NULL.
+	 */
+	int (*orphans)(struct platform *p, const char *id, struct buf *out,
 		       char *err, size_t errlen);
 	void (*close)(struct platform *p);
 };

@@ -981,7 +981,20 @@ out_resp:
 	return rc;
 }
 
-static int vastai_destroy(struct platform *p, const char *id,
+static const struct platform_verb vastai_verbs[] = {
+    {"DELETE", RGT_ST_UNKNOWN},
+};
+
+static void vastai_caps(struct platform *p, struct platform_caps *out)
+{
+	*out = (struct platform_caps){
+	    .destroy = vastai_verbs,
+	    .n_destroy = 1,
+	    .confirm_by_list = true,
+	};
+}
+
+static int vastai_destroy(struct platform *p, const char *id, size_t step,
 			  bool *maybe_sent, char *err, size_t errlen)
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
@@ -1080,6 +1093,7 @@ const struct platform_ops vastai_platform_ops = {
     .name = "vastai",
     .open = vastai_open,
     .list = vastai_list,
+    .caps = vastai_caps,
     .destroy = vastai_destroy,
     .close = vastai_close,
 };

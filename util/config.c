@@ -67,10 +67,17 @@ static struct rgt_section *add_section(struct parse_ctx *c, const char *hdr,
 
 	if (!kind)
 		return NULL;
-	if (colon ? (strcmp(kind, "ssh") && strcmp(kind, "cloud")) :
-		    !is_platform_kind(kind)) {
+	/* [vastai], [vastai:work] (a second account), [ssh:NAME] and
+	 * [cloud:NAME]; sections of one kind share one directory. */
+	bool named = !strcmp(kind, "ssh") || !strcmp(kind, "cloud");
+	if (!named && !is_platform_kind(kind)) {
 		free(kind);
 		fail(c, line, "unknown section [%s]", hdr);
+		return NULL;
+	}
+	if (named && !colon) {
+		free(kind);
+		fail(c, line, "[%s] needs a name: [KIND:NAME]", hdr);
 		return NULL;
 	}
 	if (!*name || strchr(name, '/') || !strcmp(name, ".") ||
