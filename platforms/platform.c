@@ -22,6 +22,7 @@
 #include "platform.h"
 #include "config.h"
 #include "log.h"
+#include "runpod.h"
 #include "vastai.h"
 
 #include <errno.h>
@@ -37,6 +38,7 @@
 
 static const struct platform_ops *const platforms[] = {
     &vastai_platform_ops,
+    &runpod_platform_ops,
 };
 
 const char *rgt_state_name(enum rgt_state st)

@@ -1,0 +1,327 @@
+/*
+ * test_runpod.c - the RunPod adapter's pure parts (state mapping, v2 reply
+ * parsing, endpoints, secret scrubbing) and its open() validation, against
+ * the canned replies in tests/fixtures/platforms/runpod/. No network:
+ * list()/destroy() are left to the integration tests (fake_runpod.py).
+ */
+#include "config.h"
+#include "platform.h"
+#include "runpod.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define REQUIRE(expr)                                                          \
+	do {                                                                   \
+		if (!(expr)) {                                                 \
+			fprintf(stderr, "%s:%d: REQUIRE failed: %s\n",         \
+				__FILE__, __LINE__, #expr);                    \
+			exit(1);                                               \
+		}                                                              \
+	} while (0)
+
+static char fixture_dir[4096];
+
+static char *slurp(const char *name, size_t *len)
+{
+	char path[4200];
+	char *b = NULL;
+	size_t n = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/platforms/runpod/%s", fixture_dir,
+		 name);
+	fp = fopen(path, "rb");
+	if (!fp) {
+		fprintf(stderr, "%s: cannot open\n", path);
+		exit(1);
+	}
+	for (;;) {
+		b = realloc(b, n + 4096 + 1);
+		REQUIRE(b);
+		size_t r = fread(b + n, 1, 4096, fp);
+		n += r;
+		if (r < 4096)
+			break;
+	}
+	fclose(fp);
+	b[n] = '\0';
+	*len = n;
+	return b;
+}
+
+static int parse(const char *name, struct rgt_instance_list *l, char *err,
+		 size_t errlen)
+{
+	size_t len;
+	char *b = slurp(name, &len);
+	int rc = runpod_parse_pods(b, len, "root", l, err, errlen);
+
+	free(b);
+	return rc;
+}
+
+static const struct rgt_instance *find(const struct rgt_instance_list *l,
+				       const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].id, id))
+			return &l->v[i];
+	return NULL;
+}
+
+static void test_registry(void)
+{
+	struct platform_caps c;
+
+	CHECK(platform_find("runpod") == &runpod_platform_ops);
+	CHECK(platform_find("vastai") != NULL);
+	runpod_platform_ops.caps(NULL, &c);
+	CHECK(c.n_destroy == 1);
+	CHECK_STR(c.destroy[0].name, "terminate");
+	CHECK(c.confirm_by_list);
+	CHECK(!c.log_api);
+}
+
+static void test_map_state(void)
+{
+	static const struct {
+		const char *json;
+		enum rgt_state want;
+	} t[] = {
+	    {"{\"status\":\"PROVISIONING\"}", RGT_ST_PROVISIONING},
+	    {"{\"status\":\"STARTING\"}", RGT_ST_PROVISIONING},
+	    {"{\"status\":\"RUNNING\"}", RGT_ST_RUNNING},
+	    {"{\"status\":\"EXITED\"}", RGT_ST_STOPPED},
+	    {"{\"status\":\"EXITED\",\"interruptible\":false}", RGT_ST_STOPPED},
+	    {"{\"status\":\"EXITED\",\"interruptible\":true}",
+	     RGT_ST_PREEMPTED},
+	    {"{\"status\":\"ERROR\"}", RGT_ST_OFFLINE},
+	    {"{\"status\":\"TERMINATED\"}", RGT_ST_GONE},
+	    {"{\"status\":\"MIGRATING\"}", RGT_ST_UNKNOWN},
+	    {"{\"status\":null}", RGT_ST_UNKNOWN},
+	    {"{\"status\":3}", RGT_ST_UNKNOWN},
+	    {"{}", RGT_ST_UNKNOWN},
+	    {"[]", RGT_ST_UNKNOWN},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		json_t *j = json_loads(t[i].json, 0, NULL);
+
+		REQUIRE(j);
+		if (runpod_map_state(j) != t[i].want) {
+			fprintf(stderr, "map_state(%s) = %d, want %d\n",
+				t[i].json, runpod_map_state(j), t[i].want);
+			check_failed++;
+		} else {
+			check_passed++;
+		}
+		json_decref(j);
+	}
+	CHECK(runpod_map_state(NULL) == RGT_ST_UNKNOWN);
+}
+
+static void test_list(void)
+{
+	struct rgt_instance_list l;
+	const struct rgt_instance *r;
+	char err[512];
+
+	CHECK(parse("list.json", &l, err, sizeof(err)) == 0);
+	CHECK_STR(err, "");
+	CHECK(l.complete);
+	CHECK(l.n == 7); /* TERMINATED left out */
+	CHECK(find(&l, "f6g7h8i9j0k1l2") == NULL);
+	for (size_t i = 1; i < l.n; i++)
+		CHECK(strcmp(l.v[i - 1].id, l.v[i].id) < 0);
+
+	r = find(&l, "x7k2m9p4q1abcd");
+	REQUIRE(r);
+	CHECK(r->state == RGT_ST_RUNNING);
+	CHECK(r->n_ep == 1); /* the direct one only: the proxy has no SFTP */
+	CHECK_STR(r->ep[0].host, "203.0.113.17");
+	CHECK(r->ep[0].port == 10341);
+	CHECK_STR(r->ep[0].user, ""); /* the section's login */
+	CHECK_STR(r->status_msg, "RUNNING");
+	CHECK(strstr(r->info_json, "\"platform\": \"runpod\"") != NULL);
+	CHECK(strstr(r->info_json, "\"kind\": \"direct\"") != NULL);
+
+	r = find(&l, "g7h8i9j0k1l2m3"); /* running, proxy only */
+	REQUIRE(r);
+	CHECK(r->state == RGT_ST_RUNNING);
+	CHECK(r->n_ep == 1);
+	CHECK_STR(r->ep[0].host, "ssh.runpod.io");
+	CHECK(r->ep[0].port == 22);
+	CHECK_STR(r->ep[0].user, "g7h8i9j0k1l2m3-64410f7a");
+	CHECK(strstr(r->status_msg, "no SFTP") != NULL);
+	CHECK(strstr(r->info_json, "\"kind\": \"proxy\"") != NULL);
+
+	r = find(&l, "a1b2c3d4e5f6g7");
+	REQUIRE(r);
+	CHECK(r->state == RGT_ST_PROVISIONING);
+	CHECK(r->n_ep == 0);
+	r = find(&l, "b2c3d4e5f6g7h8");
+	CHECK(r && r->state == RGT_ST_PROVISIONING);
+	r = find(&l, "c3d4e5f6g7h8i9");
+	CHECK(r && r->state == RGT_ST_STOPPED);
+	r = find(&l, "d4e5f6g7h8i9j0");
+	CHECK(r && r->state == RGT_ST_PREEMPTED);
+	CHECK(r && strstr(r->status_msg, "interruptible") != NULL);
+	r = find(&l, "e5f6g7h8i9j0k1");
+	CHECK(r && r->state == RGT_ST_OFFLINE);
+	rgt_instance_list_free(&l);
+}
+
+static void test_paginated(void)
+{
+	struct rgt_instance_list l;
+	char err[512];
+
+	/* v2 documents no paging: an unknown cursor does not make the one
+	 * answer partial, and no second request is implied. */
+	CHECK(parse("paginated.json", &l, err, sizeof(err)) == 0);
+	CHECK(l.complete);
+	CHECK(l.n == 2);
+	CHECK(find(&l, "p1aaaaaaaaaaaa") && find(&l, "p2bbbbbbbbbbbb"));
+	rgt_instance_list_free(&l);
+
+	CHECK(parse("empty.json", &l, err, sizeof(err)) == 0);
+	CHECK(l.complete && l.n == 0);
+	rgt_instance_list_free(&l);
+	CHECK(parse("all_terminated.json", &l, err, sizeof(err)) == 0);
+	CHECK(l.complete && l.n == 0);
+	rgt_instance_list_free(&l);
+}
+
+static void test_errors(void)
+{
+	struct rgt_instance_list l;
+	char err[512];
+
+	CHECK(parse("problem.json", &l, err, sizeof(err)) == -EIO);
+	CHECK(strstr(err, "API key is invalid or expired") != NULL);
+	CHECK(l.n == 0 && !l.complete);
+	CHECK(parse("errors.json", &l, err, sizeof(err)) == -EIO);
+	CHECK(strstr(err, "Something went wrong") != NULL);
+	CHECK(parse("null.json", &l, err, sizeof(err)) == -EBADMSG);
+	CHECK(strstr(err, "null") != NULL);
+	CHECK(l.n == 0 && !l.complete);
+	CHECK(parse("no_pods.json", &l, err, sizeof(err)) == -EBADMSG);
+	CHECK(strstr(err, "no \"pods\"") != NULL);
+	CHECK(parse("v1_array.json", &l, err, sizeof(err)) == -EBADMSG);
+	CHECK(strstr(err, "v1") != NULL);
+	CHECK(parse("truncated.json", &l, err, sizeof(err)) == -EBADMSG);
+	CHECK(strstr(err, "truncated") != NULL);
+	CHECK(parse("html.json", &l, err, sizeof(err)) == -EBADMSG);
+	CHECK(strstr(err, "HTML") != NULL);
+	CHECK(runpod_parse_pods("", 0, NULL, &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(strstr(err, "empty") != NULL);
+	CHECK(runpod_parse_pods(NULL, 0, NULL, &l, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(runpod_parse_pods("{\"pods\":[]}", RUNPOD_MAX_BODY + 1, NULL, &l,
+				err, sizeof(err)) == -EFBIG);
+	CHECK(runpod_parse_pods("{\"pods\":{}}", 11, NULL, &l, err,
+				sizeof(err)) == -EBADMSG);
+	CHECK(runpod_parse_pods("\"x\"", 3, NULL, &l, err, sizeof(err)) ==
+	      -EBADMSG);
+}
+
+static void test_malformed(void)
+{
+	struct rgt_instance_list l;
+	char err[512];
+
+	CHECK(parse("malformed.json", &l, err, sizeof(err)) == 0);
+	CHECK(!l.complete); /* nothing may be called gone from this */
+	CHECK(l.n == 1);
+	CHECK(l.n && !strcmp(l.v[0].id, "x7k2m9p4q1abcd") &&
+	      l.v[0].state == RGT_ST_RUNNING); /* the first of a repeat */
+	CHECK(strstr(err, "skipped 5 malformed") != NULL);
+	rgt_instance_list_free(&l);
+
+	CHECK(parse("all_malformed.json", &l, err, sizeof(err)) == -EBADMSG);
+	CHECK(l.n == 0 && !l.complete);
+	CHECK(strstr(err, "none of the 2") != NULL);
+}
+
+static void test_secrets(void)
+{
+	struct rgt_instance_list l;
+	char err[512];
+
+	CHECK(parse("secrets.json", &l, err, sizeof(err)) == 0);
+	REQUIRE(l.n == 1);
+	CHECK(strstr(l.v[0].info_json, "FAKESECRET") == NULL);
+	CHECK(strstr(l.v[0].info_json, "\"env\"") == NULL);
+	CHECK(strstr(l.v[0].info_json, "\"args\"") == NULL);
+	CHECK(strstr(l.v[0].info_json, "\"readme\": \"ok\"") != NULL);
+	CHECK(strstr(l.v[0].info_json, "\"dataCenterId\": \"EU-RO-1\"") !=
+	      NULL);
+	CHECK(strstr(l.v[0].status_msg, "FAKESECRET") == NULL);
+	rgt_instance_list_free(&l);
+
+	CHECK(parse("list.json", &l, err, sizeof(err)) == 0);
+	for (size_t i = 0; i < l.n; i++)
+		CHECK(strstr(l.v[i].info_json, "FAKESECRET") == NULL);
+	rgt_instance_list_free(&l);
+}
+
+static int try_open(const char *url, char *err, size_t errlen)
+{
+	static char kind[] = "runpod";
+	struct platform *p = NULL;
+	struct rgt_section s;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	s.kind = s.name = kind;
+	s.ssh_user = "root";
+	s.api_url = url;
+	s.api_key_env = "RGT_TEST_RUNPOD_KEY";
+	rc = runpod_platform_ops.open(&s, &p, err, errlen);
+	CHECK(rc == 0 ? p != NULL : p == NULL);
+	if (p)
+		runpod_platform_ops.close(p);
+	return rc;
+}
+
+static void test_open(void)
+{
+	char err[512];
+
+	setenv("RGT_TEST_RUNPOD_KEY", "rpa_openkey4242", 1);
+	CHECK(try_open(NULL, err, sizeof(err)) == 0);
+	CHECK(try_open("https://api.runpod.io", err, sizeof(err)) == 0);
+	CHECK(try_open("http://127.0.0.1:8080", err, sizeof(err)) == 0);
+	CHECK(try_open("http://api.runpod.io", err, sizeof(err)) == -EINVAL);
+	CHECK(try_open("https://api.runpod.io/v2", err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(strstr(err, "/v2") != NULL);
+	CHECK(try_open("https://u:p@api.runpod.io", err, sizeof(err)) ==
+	      -EINVAL);
+	unsetenv("RGT_TEST_RUNPOD_KEY");
+	CHECK(try_open(NULL, err, sizeof(err)) == -ENOKEY);
+	CHECK(strstr(err, "RGT_TEST_RUNPOD_KEY") != NULL);
+	CHECK(strstr(err, "openkey") == NULL);
+}
+
+int main(void)
+{
+	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
+			  "platforms/runpod/list.json");
+	test_registry();
+	test_map_state();
+	test_list();
+	test_paginated();
+	test_errors();
+	test_malformed();
+	test_secrets();
+	test_open();
+	return CHECK_DONE();
+}
