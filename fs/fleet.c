@@ -829,6 +829,18 @@ int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 	return rc;
 }
 
+int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
+		  char *err, size_t errlen)
+{
+	struct fplat *pl = &fl->pl[pi];
+	if (!pl->p || !pl->ops->orphans)
+		return 0;
+	pthread_mutex_lock(&pl->api_mu);
+	int rc = pl->ops->orphans(pl->p, id, out, err, errlen);
+	pthread_mutex_unlock(&pl->api_mu);
+	return rc;
+}
+
 int fleet_poll_now(struct fleet *fl, size_t pi, const char *id, bool *listed,
 		   char *err, size_t errlen)
 {

@@ -84,6 +84,9 @@ int fleet_caps(struct fleet *fl, size_t pi, struct platform_caps *out);
 /* Verb @step of the platform's destroy sequence for @id (platform_ops). */
 int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 		  bool *maybe_sent, char *err, size_t errlen);
+/* After a destroy: what still bills (platform_ops.orphans), appended. */
+int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
+		  char *err, size_t errlen);
 /*
  * One list call now (applied as a poll). *listed is false only when the
  * call succeeded with a complete list that lacks @id.

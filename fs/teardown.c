@@ -1307,12 +1307,33 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 			break;
 		case TD_CONFIRM: f.rc = step_confirm(&t); break;
 		case TD_ARCHIVE: {
-			struct buf rep;
+			struct buf rep, orph;
+			char oerr[256] = "";
 			buf_init(&rep, 8u << 20);
-			buf_appendf(&rep, "done: %s/%s destroyed after a "
-				    "verified copy of %" PRIu64 " files (%"
-				    PRIu64 " bytes)\n%s", t.plat, id, t.files,
-				    t.bytes, t.log.data);
+			buf_init(&orph, 64u << 10);
+			/* What keeps billing is named, never deleted. */
+			if (f.can_destroy &&
+			    fleet_orphans(c->fleet, pi, id, &orph, oerr,
+					  sizeof(oerr)))
+				note(&t, "note: could not list what still bills "
+				     "(%s)", oerr);
+			else if (orph.len)
+				note(&t, "still billing after the destroy (not "
+				     "deleted by rgtfs):\n%s", orph.data);
+			buf_cleanup(&orph);
+			if (f.can_destroy)
+				buf_appendf(&rep, "done: %s/%s destroyed after "
+					    "a verified copy of %" PRIu64
+					    " files (%" PRIu64 " bytes)\n%s",
+					    t.plat, id, t.files, t.bytes,
+					    t.log.data);
+			else
+				buf_appendf(&rep, "done: %s/%s archived after "
+					    "a verified copy of %" PRIu64
+					    " files (%" PRIu64 " bytes); it has "
+					    "no destroy verb, so the box was "
+					    "left running\n%s", t.plat, id,
+					    t.files, t.bytes, t.log.data);
 			f.rc = archive_verified(&t, rep.data);
 			if (f.rc)
 				refuse(&t, f.rc, "destroyed, but writing the "
