@@ -23,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "runpod.h"
+#include "ssh.h"
 #include "vastai.h"
 
 #include <errno.h>
@@ -38,6 +39,7 @@
 
 static const struct platform_ops *const platforms[] = {
     &vastai_platform_ops,
+    &ssh_platform_ops,
     &runpod_platform_ops,
 };
 

@@ -1,0 +1,261 @@
+/*
+ * test_ssh_probe.c - the `ssh` kind's pure parts (the SSH banner parser, the
+ * output tail) and its section checks and teardown_command runner, which
+ * need no network: the command runs locally through /bin/sh.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "config.h"
+#include "platform.h"
+#include "ssh.h"
+
+static enum ssh_banner parse(const char *s, char *ident, size_t n)
+{
+	char why[160];
+	return ssh_banner_parse(s, strlen(s), ident, n, why, sizeof(why));
+}
+
+static void test_banner(void)
+{
+	char id[64];
+
+	CHECK_ERR(parse("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", id, sizeof(id)),
+		  SSH_BANNER_OK);
+	CHECK_STR(id, "SSH-2.0-OpenSSH_9.2p1 Debian-2");
+	CHECK_ERR(parse("SSH-2.0-dropbear\n", id, sizeof(id)), SSH_BANNER_OK);
+	CHECK_STR(id, "SSH-2.0-dropbear");
+	CHECK_ERR(parse("SSH-1.99-Old\r\n", id, sizeof(id)), SSH_BANNER_OK);
+	/* lines before the identification are allowed (RFC 4253 4.2) */
+	CHECK_ERR(parse("hello there\r\nwelcome\nSSH-2.0-X\r\n", id,
+			sizeof(id)), SSH_BANNER_OK);
+	CHECK_STR(id, "SSH-2.0-X");
+	/* a prefix wants more bytes */
+	CHECK_ERR(parse("", id, sizeof(id)), SSH_BANNER_MORE);
+	CHECK_ERR(parse("SS", id, sizeof(id)), SSH_BANNER_MORE);
+	CHECK_ERR(parse("SSH-2.0-Open", id, sizeof(id)), SSH_BANNER_MORE);
+	CHECK_ERR(parse("motd\r\n", id, sizeof(id)), SSH_BANNER_MORE);
+	/* not SSH-2 */
+	CHECK_ERR(parse("SSH-1.5-Ancient\r\n", id, sizeof(id)), SSH_BANNER_BAD);
+	CHECK_ERR(parse("SSH-3.0-Future\r\n", id, sizeof(id)), SSH_BANNER_BAD);
+	CHECK_ERR(parse("SSH-\r\n", id, sizeof(id)), SSH_BANNER_BAD);
+	/* an HTTP server on the port: lines, never a banner, then too long */
+	char big[400];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK_ERR(parse(big, id, sizeof(id)), SSH_BANNER_BAD);
+	/* a NUL in a line is garbage */
+	const char nul[] = "ab\0cd\r\nSSH-2.0-X\r\n";
+	char why[160];
+	CHECK_ERR(ssh_banner_parse(nul, sizeof(nul) - 1, id, sizeof(id), why,
+				   sizeof(why)), SSH_BANNER_BAD);
+	CHECK(why[0] != '\0');
+	/* control bytes in the software version never reach a report */
+	CHECK_ERR(parse("SSH-2.0-a\033[2Jb\x01\r\n", id, sizeof(id)),
+		  SSH_BANNER_OK);
+	CHECK_STR(id, "SSH-2.0-a?[2Jb?");
+	/* truncated to the caller's buffer */
+	CHECK_ERR(parse("SSH-2.0-abcdefgh\r\n", id, 9), SSH_BANNER_OK);
+	CHECK_STR(id, "SSH-2.0-");
+}
+
+static void test_tail(void)
+{
+	char t[8];
+	size_t n = 0;
+
+	ssh_tail_append(t, &n, sizeof(t), "abc", 3);
+	CHECK(n == 3 && !memcmp(t, "abc", 3));
+	ssh_tail_append(t, &n, sizeof(t), "defgh", 5);
+	CHECK(n == 8 && !memcmp(t, "abcdefgh", 8));
+	ssh_tail_append(t, &n, sizeof(t), "ij", 2);
+	CHECK(n == 8 && !memcmp(t, "cdefghij", 8));
+	ssh_tail_append(t, &n, sizeof(t), "0123456789", 10);
+	CHECK(n == 8 && !memcmp(t, "23456789", 8));
+}
+
+struct opened {
+	struct rgt_config cfg;
+	struct platform *p;
+	char err[512];
+	int rc;
+};
+
+static void open_ini(struct opened *o, const char *ini)
+{
+	char cerr[256];
+	memset(o, 0, sizeof(*o));
+	o->rc = config_parse_string(ini, "test.ini", &o->cfg, cerr,
+				    sizeof(cerr));
+	if (o->rc) {
+		snprintf(o->err, sizeof(o->err), "config: %s", cerr);
+		return;
+	}
+	o->rc = ssh_platform_ops.open(&o->cfg.sec[0], &o->p, o->err,
+				      sizeof(o->err));
+}
+
+static void close_ini(struct opened *o)
+{
+	if (o->p)
+		ssh_platform_ops.close(o->p);
+	config_cleanup(&o->cfg);
+}
+
+static void test_open(void)
+{
+	struct opened o;
+	struct platform_caps caps;
+
+	open_ini(&o, "[ssh:alpha]\nhost = 127.0.0.1\n");
+	CHECK_ERR(o.rc, 0);
+	ssh_platform_ops.caps(o.p, &caps);
+	CHECK(caps.n_destroy == 0 && !caps.confirm_by_list);
+	close_ini(&o);
+
+	open_ini(&o, "[ssh:beta]\nhost = 127.0.0.1\nport = 2222\n"
+		     "teardown_command = true\n");
+	CHECK_ERR(o.rc, 0);
+	ssh_platform_ops.caps(o.p, &caps);
+	CHECK(caps.n_destroy == 1 && !caps.confirm_by_list);
+	CHECK_STR(caps.destroy[0].name, "teardown_command");
+	close_ini(&o);
+
+	/* names that cannot be directories */
+	open_ini(&o, "[ssh:-rf]\nhost = 127.0.0.1\n");
+	CHECK_ERR(o.rc, -EINVAL);
+	CHECK(strstr(o.err, "ssh:-rf") != NULL);
+	close_ini(&o);
+	open_ini(&o, "[ssh:a b]\nhost = 127.0.0.1\n");
+	CHECK_ERR(o.rc, -EINVAL);
+	close_ini(&o);
+	open_ini(&o, "[ssh:.hidden]\nhost = 127.0.0.1\n");
+	CHECK_ERR(o.rc, -EINVAL);
+	close_ini(&o);
+	/* bad keys */
+	open_ini(&o, "[ssh:a]\nhost = 127.0.0.1\nport = 0\n");
+	CHECK_ERR(o.rc, -EINVAL);
+	CHECK(strstr(o.err, "port") != NULL);
+	close_ini(&o);
+	open_ini(&o, "[ssh:a]\nhost = 127.0.0.1\nport = 70000\n");
+	CHECK_ERR(o.rc, -EINVAL);
+	close_ini(&o);
+	open_ini(&o, "[ssh:a]\nhost = 127.0.0.1\nteardown_timeout = x\n");
+	CHECK_ERR(o.rc, -EINVAL);
+	close_ini(&o);
+	open_ini(&o, "[ssh:a]\nhost = 127.0.0.1\nteardown_command =\n");
+	CHECK_ERR(o.rc, -EINVAL);
+	CHECK(strstr(o.err, "empty") != NULL);
+	close_ini(&o);
+}
+
+static int destroy(struct opened *o, bool *sent)
+{
+	return ssh_platform_ops.destroy(o->p, o->cfg.sec[0].name, 0, sent,
+					o->err, sizeof(o->err));
+}
+
+static void test_destroy(void)
+{
+	struct opened o;
+	struct platform_caps caps;
+	bool sent;
+	char ini[1024];
+
+	/* accepted: the summary travels in the verb's name */
+	open_ini(&o, "[ssh:alpha]\nhost = 127.0.0.1\n"
+		     "teardown_command = echo \"gone $RGTFS_INSTANCE "
+		     "$RGTFS_HOST\"; echo oops >&2\n");
+	CHECK_ERR(o.rc, 0);
+	CHECK_ERR(destroy(&o, &sent), 0);
+	CHECK(sent);
+	ssh_platform_ops.caps(o.p, &caps);
+	CHECK(strstr(caps.destroy[0].name, "exited 0") != NULL);
+	CHECK(strstr(caps.destroy[0].name, "gone alpha 127.0.0.1") != NULL);
+	CHECK(strstr(caps.destroy[0].name, "oops") != NULL);
+	/* one line, escaped */
+	CHECK(strchr(caps.destroy[0].name, '\n') == NULL);
+	CHECK(strstr(caps.destroy[0].name, "\\n") != NULL);
+	/* a wrong id or step is refused, surely not sent */
+	CHECK_ERR(ssh_platform_ops.destroy(o.p, "beta", 0, &sent, o.err,
+					   sizeof(o.err)), -EINVAL);
+	CHECK(!sent);
+	CHECK_ERR(ssh_platform_ops.destroy(o.p, "alpha", 1, &sent, o.err,
+					   sizeof(o.err)), -EINVAL);
+	CHECK(!sent);
+	close_ini(&o);
+
+	/* refused: exit status and output in err; it may have acted */
+	open_ini(&o, "[ssh:alpha]\nhost = 127.0.0.1\n"
+		     "teardown_command = echo no such box; exit 3\n");
+	CHECK_ERR(destroy(&o, &sent), -EIO);
+	CHECK(sent);
+	CHECK(strstr(o.err, "exited 3") != NULL);
+	CHECK(strstr(o.err, "no such box") != NULL);
+	ssh_platform_ops.caps(o.p, &caps);
+	CHECK_STR(caps.destroy[0].name, "teardown_command");
+	close_ini(&o);
+
+	/* the environment is built, not inherited */
+	setenv("RGTFS_TEST_SECRET", "hunter2-very-secret", 1);
+	open_ini(&o, "[ssh:alpha]\nhost = 127.0.0.1\n"
+		     "teardown_command = env | grep -c hunter2; "
+		     "test -n \"$PATH\" && test -z \"$RGTFS_TEST_SECRET\"\n");
+	CHECK_ERR(destroy(&o, &sent), 0);
+	if (o.err[0])
+		fprintf(stderr, "env test: %s\n", o.err);
+	ssh_platform_ops.caps(o.p, &caps);
+	CHECK(strstr(caps.destroy[0].name, "output: 0") != NULL);
+	close_ini(&o);
+	unsetenv("RGTFS_TEST_SECRET");
+
+	/* stdin is /dev/null: a command that reads it does not hang */
+	open_ini(&o, "[ssh:alpha]\nhost = 127.0.0.1\n"
+		     "teardown_command = cat; echo read-done\n");
+	CHECK_ERR(destroy(&o, &sent), 0);
+	close_ini(&o);
+
+	/* a wall-clock bound kills the whole process group */
+	snprintf(ini, sizeof(ini),
+		 "[ssh:alpha]\nhost = 127.0.0.1\nteardown_timeout = 1\n"
+		 "teardown_command = echo started; sleep 30 & sleep 30\n");
+	open_ini(&o, ini);
+	time_t t0 = time(NULL);
+	CHECK_ERR(destroy(&o, &sent), -ETIMEDOUT);
+	CHECK(time(NULL) - t0 < 10);
+	CHECK(sent);
+	CHECK(strstr(o.err, "killed") != NULL);
+	CHECK(strstr(o.err, "started") != NULL);
+	close_ini(&o);
+
+	/* a flood of output is read, only its end kept */
+	open_ini(&o, "[ssh:alpha]\nhost = 127.0.0.1\n"
+		     "teardown_command = head -c 3000000 /dev/zero | tr '\\\\0' "
+		     "x; echo; echo LAST-LINE\n");
+	CHECK_ERR(destroy(&o, &sent), 0);
+	ssh_platform_ops.caps(o.p, &caps);
+	CHECK(strstr(caps.destroy[0].name, "LAST-LINE") != NULL);
+	CHECK(strstr(caps.destroy[0].name, "(the end)") != NULL);
+	close_ini(&o);
+
+	/* killed by a signal */
+	open_ini(&o, "[ssh:alpha]\nhost = 127.0.0.1\n"
+		     "teardown_command = kill -9 $$\n");
+	CHECK_ERR(destroy(&o, &sent), -EIO);
+	CHECK(sent);
+	CHECK(strstr(o.err, "signal 9") != NULL);
+	close_ini(&o);
+}
+
+int main(void)
+{
+	test_banner();
+	test_tail();
+	test_open();
+	test_destroy();
+	return CHECK_DONE();
+}
