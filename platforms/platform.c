@@ -20,6 +20,7 @@
  *   the tree).
  */
 #include "platform.h"
+#include "autodl.h"
 #include "config.h"
 #include "log.h"
 #include "runpod.h"
@@ -39,6 +40,7 @@
 
 static const struct platform_ops *const platforms[] = {
     &vastai_platform_ops,
+    &autodl_platform_ops,
     &ssh_platform_ops,
     &runpod_platform_ops,
 };

@@ -1,0 +1,255 @@
+"""AutoDL Pro through rgtfs, against fake_autodl.py (PLATFORMS.md 5 and 7).
+
+An [autodl] section mounts MOUNT/autodl/<uuid>/ for every Pro instance the
+paged list returns; statuses follow the section 7 mapping; the raw developer
+token goes in Authorization (no "Bearer"); a 200 answer whose code is not
+"Success" is an error, never an empty list; a list that never ends is an
+error, not a hang. rmdir sends power_off, waits for the box to be listed as
+shut down, then release: exactly those two, in that order, and no release
+when power_off was refused.
+"""
+
+import json
+import os
+import random
+import re
+import time
+
+import pytest
+
+import util
+from util import Mount, cat, ls, op_errno, read_text, run, wait_until
+from fake_autodl import (API_KEY_ENV, SECRET_MARK, FakeAutodl, make_instance, new_ids,
+                         secret_values)
+
+DESTROY_TIMEOUT = 15
+RMDIR_TIMEOUT = 120
+WAIT = 10
+
+
+def write_autodl_config(path, *, api_url, ssh_key, poll_interval=1, stale_after=4,
+                        api_timeout=2, destroy_timeout=DESTROY_TIMEOUT):
+    lines = ["; written by test_autodl.py",
+             "[rgtfs]", "connect_timeout = 3", "io_timeout = 5", "",
+             "[autodl]",
+             "api_url = %s" % api_url,
+             "api_key_env = %s" % API_KEY_ENV,
+             "api_timeout = %s" % api_timeout,
+             "poll_interval = %s" % poll_interval,
+             "stale_after = %s" % stale_after,
+             "checkpoint_dir = /workspace/checkpoints",
+             "log_path = /workspace/train.log",
+             "ssh_key = %s" % ssh_key,
+             "destroy_timeout = %s" % destroy_timeout]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+class World:
+    def __init__(self, api, boxes, ids, mount):
+        self.api, self.boxes, self.ids, self.mount = api, boxes, ids, mount
+
+    @property
+    def mnt(self):
+        return self.mount.mnt
+
+    def dir(self):
+        return os.path.join(self.mnt, "autodl")
+
+    def idir(self, i=0):
+        return os.path.join(self.dir(), self.ids[i])
+
+    def f(self, i, *parts):
+        return os.path.join(self.idir(i), *parts)
+
+    def status(self, i=0):
+        return read_text(self.f(i, "status"))
+
+    def error(self):
+        return read_text(os.path.join(self.dir(), ".error"))
+
+
+@pytest.fixture
+def autodl(tmp_path, box_factory, rgtfs_bin, user_key, hygiene):
+    """make(n=1, extra=()) -> World: n boxes listed as running Pro instances,
+    plus `extra` instances (make_instance kwargs) with no box."""
+    made = []
+    api = FakeAutodl("autodl-dev-token-%016x" % random.getrandbits(64))
+    api.on_fault = hygiene.fault
+    api.start()
+
+    def make(n=1, extra=(), mount=True, **cfg):
+        boxes = [box_factory() for _ in range(n)]
+        ids = new_ids(n)
+        for b, iid in zip(boxes, ids):
+            api.add(make_instance(iid, direct_port=b.port))
+        for e in extra:
+            api.add(make_instance(**e))
+        workdir = str(tmp_path / ("autodl%d" % len(made)))
+        os.makedirs(workdir, exist_ok=True)
+        home = os.path.join(workdir, "home")
+        os.makedirs(home, exist_ok=True)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("SSH_AUTH_SOCK", "SSH_AGENT_PID", API_KEY_ENV)}
+        env.update(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+                   XDG_CACHE_HOME=os.path.join(home, ".cache"), LC_ALL="C.UTF-8")
+        env[API_KEY_ENV] = api.api_key
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=0")
+        conf = write_autodl_config(os.path.join(workdir, "rgtfs.ini"), api_url=api.url,
+                                   ssh_key=user_key, **cfg)
+        m = Mount(rgtfs_bin, workdir, env, conf)
+        made.append(m)
+        w = World(api, boxes, ids, m)
+        if mount:
+            m.start()
+            for iid in ids:
+                wait_until(lambda: iid in ls(w.dir()), WAIT, msg="%s listed" % iid)
+        return w
+    yield make
+    util.kill_children()
+    problems = []
+    for m in made:
+        m.cleanup()
+    for m in made:
+        problems += ["%s: %s" % (m.mnt, p) for p in m.problems]
+        problems += hygiene.check(m.read_log())
+    api.stop()
+    if problems:
+        pytest.fail("mount teardown:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def test_mount_maps_states_endpoint_and_scrubs_secrets(autodl):
+    extra = [dict(iid=i, state=s)
+             for k, (i, s) in enumerate(zip(new_ids(4), ["creating", "shutting_down",
+                                                           "shutdown", "releasing"]))]
+    w = autodl(extra=extra)
+    want = {w.ids[0]: "running", extra[0]["iid"]: "provisioning",
+            extra[1]["iid"]: "stopped", extra[2]["iid"]: "stopped",
+            extra[3]["iid"]: "destroying"}
+    wait_until(lambda: set(want) <= ls(w.dir()), WAIT, msg="every instance listed")
+    for iid, word in want.items():
+        assert read_text(os.path.join(w.dir(), iid, "status")) == word + "\n", iid
+    assert read_text(w.f(0, "ssh")) == "ssh -p %d root@127.0.0.1\n" % w.boxes[0].port
+    # the box itself reads through the mount
+    src = os.path.join(w.boxes[0].workspace, "checkpoints", "run-001", "best_metrics.json")
+    assert cat(w.f(0, "checkpoints", "run-001", "best_metrics.json")) == open(src, "rb").read()
+    # secrets: nowhere in the tree or the log; the token raw, never "Bearer"
+    secrets = [SECRET_MARK, w.api.api_key]
+    for iid in want:
+        secrets += secret_values(w.api.get(iid))
+    info = cat(w.f(0, "info.json"))
+    assert json.loads(info)["gpu_spec_uuid"] == "v-48g"
+    for data in (info, cat(w.f(0, "status_msg")), cat(os.path.join(w.dir(), ".error")),
+                 w.mount.read_log().encode()):
+        for s in secrets:
+            assert s.encode() not in data, s[:20]
+    reqs = w.api.log()
+    assert reqs and all(r["authorized"] for r in reqs)
+    assert all(r["headers"].get("Authorization") == "***" for r in reqs)
+    lists = w.api.calls(kind="list")
+    assert lists and all(r["method"] == "POST" for r in lists)
+    assert all(json.loads(r["body"])["page_size"] >= 1 for r in lists)
+    assert w.api.deletes() == [] and w.api.mutations() == []
+
+
+def test_every_page_is_followed(autodl, hygiene):
+    # removing an instance while a list is being paged is seen as a shift
+    hygiene.allow(r"instance list (says|changed)")
+    ids = new_ids(120)
+    w = autodl(extra=[dict(iid=i, state="running") for i in ids])
+    wait_until(lambda: set(ids) <= ls(w.dir()), WAIT, msg="all 121 instances listed")
+    t = time.monotonic()
+    wait_until(lambda: w.api.list_calls(since=t) >= 2, WAIT, msg="two more polls")
+    pages = [r.get("page") for r in w.api.calls(kind="list", since=t)]
+    assert set(pages) == {1, 2, 3}, pages
+    # an instance released elsewhere disappears: the list is complete
+    w.api.remove(ids[-1])
+    wait_until(lambda: ids[-1] not in ls(w.dir()), WAIT, msg="removed instance gone")
+
+
+@pytest.mark.faults
+def test_endless_list_is_an_error_not_a_hang(autodl):
+    w = autodl()
+    w.api.fail(mode="endless", kind="list")
+    err = wait_until(lambda: w.error(), 20, msg=".error for an endless list")
+    assert re.search(r"did not end|did not finish", err), err
+    assert w.ids[0] in ls(w.dir())
+    assert w.status() in ("running\n", "unknown\n")
+    w.api.clear()
+    wait_until(lambda: w.error() == "", 20, msg=".error clears")
+    assert w.status() == "running\n"
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("fault,word", [
+    (dict(mode="code", code="AuthorizeFailed"), "AuthorizeFailed"),
+    (dict(mode="body", body='{"code":"Success","data":null}'), "data.list"),
+    (dict(mode="truncate"), "JSON"),
+    (dict(status=500), "500"),
+])
+def test_bad_list_keeps_instances(autodl, fault, word):
+    w = autodl()
+    w.api.fail(kind="list", **fault)
+    err = wait_until(lambda: w.error(), 20, msg=".error filled")
+    assert word in err, err
+    assert w.api.api_key not in err
+    n = w.api.list_calls()
+    wait_until(lambda: w.api.list_calls() >= n + 2, 20, msg="two more polls")
+    assert w.ids[0] in ls(w.dir())
+    assert w.status() in ("running\n", "unknown\n"), w.status()
+    w.api.clear()
+    wait_until(lambda: w.error() == "" and w.status() == "running\n", 20, msg="recovered")
+
+
+def _archived(w):
+    r = run(["ls", "-A", "--", os.path.join(w.mnt, "archive", "autodl")], timeout=30)
+    return set(r.text.splitlines()) if r.rc == 0 else set()
+
+
+@pytest.mark.deadline(240)
+def test_teardown_powers_off_then_releases(autodl):
+    w = autodl()
+    iid = w.ids[0]
+    err = op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT)
+    assert err == "OK", "rmdir -> %s; teardown:\n%s\n%s" % (
+        err, run(["cat", w.f(0, "teardown")]).text, w.mount.log_tail())
+    seq = w.api.deletes()
+    assert [(r["path"].rsplit("/", 1)[-1], r["instance"]) for r in seq] == \
+        [("power_off", iid), ("release", iid)], seq
+    assert all(r["status"] == 200 for r in seq), seq
+    # release only after a list had shown the box "shutdown"
+    off_t, rel_t = seq[0]["t"], seq[1]["t"]
+    shown = [r for r in w.api.calls(kind="list")
+             if off_t < r["t"] < rel_t and r.get("served", {}).get(iid) == "shutdown"]
+    assert shown, "release sent before any list showed %s shut down" % iid
+    assert w.api.mutations() == seq
+    wait_until(lambda: iid not in ls(w.dir()), WAIT, msg="left MOUNT/autodl")
+    wait_until(lambda: iid in _archived(w), WAIT, msg="archived")
+    a = os.path.join(w.mnt, "archive", "autodl", iid)
+    assert read_text(os.path.join(a, "status")) == "gone\n"
+    assert {"PULL_MANIFEST.json", "PULL_VERIFIED.json", "checkpoints"} <= ls(a)
+    rep = read_text(os.path.join(a, "teardown"))
+    assert "power_off" in rep and "release" in rep, rep
+    assert w.api.get(iid) is None
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(240)
+def test_power_off_refused_with_http_200_sends_no_release(autodl):
+    w = autodl()
+    iid = w.ids[0]
+    w.api.fail(mode="code", code="InstanceStatusNotAllowed", kind="power_off")
+    err = op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT)
+    assert err != "OK", err
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("refused:"), rep
+    assert "InstanceStatusNotAllowed" in rep or "power_off" in rep, rep
+    seq = w.api.deletes()
+    assert [r["kind"] for r in seq] == ["power_off"], seq
+    assert w.api.calls(kind="release") == []
+    assert w.api.get(iid)["status"] == "running"
+    assert iid in ls(w.dir()) and iid not in _archived(w)
+    w.api.clear()
+    assert w.status() == "running\n"
