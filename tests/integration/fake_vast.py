@@ -635,3 +635,18 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---- the stand-in interface shared by every platform's fake (test_contract.py) ----
+
+SECTION = {}                    # extra INI keys the [vastai] section needs
+API_KEY_ENV = "VAST_API_KEY"
+# the destroy sequence rgtfs must send, in order ({id}: the instance id)
+DESTROY_CALLS = [("DELETE", r"/api/v0/instances/{id}/?")]
+
+
+def new_ids(n):
+    """n fresh instance ids as directory names (vast ids are integers)."""
+    import random
+    base = random.randint(10_000_000, 89_999_999)
+    return [str(base + 7 * i) for i in range(n)]

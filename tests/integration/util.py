@@ -313,7 +313,7 @@ def write_config(path, *, api_url, ssh_key, connect_timeout=3, io_timeout=5,
                  api_timeout=2, poll_interval=1, stale_after=4,
                  checkpoint_dir="/workspace/checkpoints", log_path="/workspace/train.log",
                  ssh_user="root", api_key_env="VAST_API_KEY", extra_rgtfs=None,
-                 extra_vastai=None):
+                 extra_vastai=None, kind="vastai", section=None):
     lines = ["; written by the rgtfs integration tests",
              "[rgtfs]",
              "connect_timeout = %s" % connect_timeout,
@@ -321,7 +321,7 @@ def write_config(path, *, api_url, ssh_key, connect_timeout=3, io_timeout=5,
     for k, v in (extra_rgtfs or {}).items():
         lines.append("%s = %s" % (k, v))
     lines += ["",
-              "[vastai]",
+              "[%s]" % kind,
               "api_url = %s" % api_url,
               "api_key_env = %s" % api_key_env,
               "api_timeout = %s" % api_timeout,
@@ -331,7 +331,7 @@ def write_config(path, *, api_url, ssh_key, connect_timeout=3, io_timeout=5,
               "log_path = %s" % log_path,
               "ssh_user = %s" % ssh_user,
               "ssh_key = %s" % ssh_key]
-    for k, v in (extra_vastai or {}).items():
+    for k, v in list((extra_vastai or {}).items()) + list((section or {}).items()):
         lines.append("%s = %s" % (k, v))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
