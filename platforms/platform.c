@@ -22,7 +22,9 @@
 #include "platform.h"
 #include "autodl.h"
 #include "config.h"
+#include "lambda.h"
 #include "log.h"
+#include "paperspace.h"
 #include "runpod.h"
 #include "ssh.h"
 #include "vastai.h"
@@ -40,6 +42,8 @@
 
 static const struct platform_ops *const platforms[] = {
     &vastai_platform_ops,
+    &lambda_platform_ops,
+    &paperspace_platform_ops,
     &autodl_platform_ops,
     &ssh_platform_ops,
     &runpod_platform_ops,

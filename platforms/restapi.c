@@ -1,0 +1,485 @@
+/*
+ * restapi.c - helpers shared by the JSON REST adapters (see restapi.h).
+ *
+ * DESIGN
+ *
+ * - Everything here treats its input as hostile: hosts are checked
+ *   character by character because they end up in a paste-able ssh command
+ *   line, messages are cut to one line on a UTF-8 boundary, and secret
+ *   fields are dropped by name (and string values that look like a URL
+ *   carrying a token are dropped too, since Lambda's jupyter_url does).
+ * - These are the same rules vastai.c applies; the code was lifted from
+ *   there so that every adapter scrubs and checks the same way.
+ */
+#define _GNU_SOURCE /* asprintf, strcasestr */
+#include "restapi.h"
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int restapi_timeout(const char *kind, const struct rgt_section *sec,
+		    long dflt_ms, long *ms, char *err, size_t errlen)
+{
+	const char *v = config_get(sec, "api_timeout");
+	char *end;
+	double s;
+
+	*ms = dflt_ms;
+	if (!v)
+		return 0;
+	errno = 0;
+	s = strtod(v, &end);
+	while (end != v && isspace((unsigned char)*end))
+		end++;
+	if (end == v || *end || errno || !isfinite(s) || s <= 0 || s > 600) {
+		snprintf(err, errlen,
+			 "%s: api_timeout must be a number of seconds between "
+			 "0 and 600",
+			 kind);
+		return -EINVAL;
+	}
+	*ms = (long)(s * 1000 + 0.5);
+	if (*ms < 1)
+		*ms = 1;
+	return 0;
+}
+
+const char *restapi_ssh_user(const struct rgt_section *sec,
+			     const char *platform_default)
+{
+	const char *u = config_get(sec, "ssh_user");
+
+	if (!u || !u[0])
+		u = config_get(sec, "user");
+	return u && u[0] ? u : platform_default;
+}
+
+static bool loopback_host(const char *h)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!strcasecmp(h, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, h, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+int restapi_origin(const char *kind, const char *url, const char *dflt,
+		   char **origin, char *err, size_t errlen)
+{
+	char host[RGT_HOST_MAX];
+	const char *auth, *end, *hs, *he, *port = NULL;
+	bool plain;
+	size_t sl;
+
+	*origin = NULL;
+	if (!url || !url[0])
+		url = dflt;
+	if (!strncasecmp(url, "https://", 8)) {
+		plain = false;
+		sl = 5;
+	} else if (!strncasecmp(url, "http://", 7)) {
+		plain = true;
+		sl = 4;
+	} else {
+		snprintf(err, errlen, "%s: api_url must start with https://",
+			 kind);
+		return -EINVAL;
+	}
+	auth = url + sl + 3;
+	end = auth + strcspn(auth, "/?#");
+	if (*end == '?' || *end == '#' || (*end == '/' && end[1])) {
+		snprintf(err, errlen,
+			 "%s: api_url takes a scheme, a host and a port only "
+			 "(rgtfs adds the API's path itself)",
+			 kind);
+		return -EINVAL;
+	}
+	for (const char *c = auth; c < end; c++) {
+		if (*c == '@') {
+			snprintf(err, errlen,
+				 "%s: api_url must not contain user:password@",
+				 kind);
+			return -EINVAL;
+		}
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
+			snprintf(err, errlen,
+				 "%s: api_url has a space or an unexpected "
+				 "character in its host",
+				 kind);
+			return -EINVAL;
+		}
+	}
+	if (*auth == '[') {
+		hs = auth + 1;
+		he = memchr(hs, ']', end - hs);
+		if (he && he + 1 < end) {
+			if (he[1] != ':')
+				he = NULL;
+			else
+				port = he + 2;
+		}
+	} else {
+		hs = auth;
+		he = memchr(hs, ':', end - hs);
+		if (he)
+			port = he + 1;
+		else
+			he = end;
+		if (port && memchr(port, ':', end - port))
+			he = NULL; /* an IPv6 literal needs [] */
+	}
+	if (!he || he == hs || (size_t)(he - hs) >= sizeof(host)) {
+		snprintf(err, errlen, "%s: api_url has no valid host", kind);
+		return -EINVAL;
+	}
+	memcpy(host, hs, he - hs);
+	host[he - hs] = '\0';
+	if (port) {
+		size_t pl = end - port;
+		long pv = pl && pl <= 5 && strspn(port, "0123456789") >= pl
+			      ? strtol(port, NULL, 10)
+			      : 0;
+
+		if (pv < 1 || pv > 65535) {
+			snprintf(err, errlen, "%s: api_url has an invalid port",
+				 kind);
+			return -EINVAL;
+		}
+	}
+	if (plain && !loopback_host(host)) {
+		snprintf(err, errlen,
+			 "%s: api_url must be https (http would send the API "
+			 "key in clear text; it is allowed only for loopback "
+			 "hosts)",
+			 kind);
+		return -EINVAL;
+	}
+	if (asprintf(origin, "%s://%.*s", plain ? "http" : "https",
+		     (int)(end - auth), auth) < 0) {
+		*origin = NULL;
+		snprintf(err, errlen, "%s: out of memory", kind);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+char *restapi_one_line(const char *s, size_t n, size_t cap)
+{
+	size_t a = 0, b, i;
+	char *o;
+
+	if (!s)
+		n = 0;
+	while (a < n && ((unsigned char)s[a] <= 0x20 || s[a] == 0x7f))
+		a++;
+	b = n;
+	while (b > a && ((unsigned char)s[b - 1] <= 0x20 || s[b - 1] == 0x7f))
+		b--;
+	if (b - a > cap) {
+		b = a + cap;
+		while (b > a && ((unsigned char)s[b] & 0xc0) == 0x80)
+			b--;
+	}
+	o = malloc(b - a + 1);
+	if (!o)
+		return NULL;
+	for (i = 0; i < b - a; i++) {
+		unsigned char c = s[a + i];
+
+		o[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	o[i] = '\0';
+	return o;
+}
+
+void restapi_mask_key(char *s, const char *key)
+{
+	size_t kl = key ? strlen(key) : 0;
+	char *p;
+
+	if (!s || kl < 4)
+		return;
+	while ((p = strstr(s, key)))
+		memset(p, '*', kl);
+}
+
+bool restapi_json_host(json_t *v, char out[RGT_HOST_MAX])
+{
+	const char *s;
+	size_t n;
+
+	if (!json_is_string(v))
+		return false;
+	s = json_string_value(v);
+	n = json_string_length(v);
+	while (n && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (!n || n >= RGT_HOST_MAX || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(".-_:", s[i]))
+			return false;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * Field names whose values can carry secrets. Matched case-insensitively:
+ * the exact names in the first list, any name containing one of the second.
+ */
+static bool secret_field(const char *k)
+{
+	static const char *const exact[] = {
+	    "onstart",	  "onstart_cmd", "extra_env", "env",	 "image_args",
+	    "args",	  "args_str",	 "jupyter_url", "startupScript",
+	    "userData",	  "user_data",	 "scriptId",
+	};
+	static const char *const part[] = {
+	    "token",   "secret", "passw",      "passphrase",
+	    "api_key", "apikey", "access_key", "credential",
+	    "private", "auth",	 "cookie",     "login",
+	};
+
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (!strcasecmp(k, exact[i]))
+			return true;
+	for (size_t i = 0; i < sizeof(part) / sizeof(part[0]); i++)
+		if (strcasestr(k, part[i]))
+			return true;
+	return false;
+}
+
+/* A string value that carries a credential in a query: "...?token=..." */
+static bool secret_value(json_t *v)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+
+	return s && (strcasestr(s, "token=") || strcasestr(s, "key=") ||
+		     strcasestr(s, "password=") || strcasestr(s, "secret="));
+}
+
+void restapi_scrub(json_t *v)
+{
+	if (json_is_object(v)) {
+		void *it = json_object_iter(v);
+
+		while (it) {
+			const char *k = json_object_iter_key(it);
+			json_t *x = json_object_iter_value(it);
+			void *next = json_object_iter_next(v, it);
+
+			if (secret_field(k) || secret_value(x))
+				json_object_del(v, k);
+			else
+				restapi_scrub(x);
+			it = next;
+		}
+	} else if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v);) {
+			json_t *x = json_array_get(v, i);
+
+			if (secret_value(x)) {
+				json_array_remove(v, i);
+				continue;
+			}
+			restapi_scrub(x);
+			i++;
+		}
+	}
+}
+
+char *restapi_info_json(json_t *inst, const char *platform,
+			const struct rgt_instance *ri)
+{
+	json_t *copy, *meta, *eps;
+	char *s = NULL, *t;
+	size_t n;
+
+	copy = json_deep_copy(inst);
+	if (!copy)
+		return NULL;
+	restapi_scrub(copy);
+	eps = json_array();
+	meta = json_pack("{s:s, s:s, s:s, s:o}", "platform", platform, "state",
+			 rgt_state_name(ri->state), "ssh_user",
+			 ri->n_ep ? ri->ep[0].user : "", "endpoints", eps);
+	if (!meta)
+		goto out_copy;
+	for (int i = 0; i < ri->n_ep; i++)
+		if (json_array_append_new(
+			eps, json_pack("{s:s, s:s, s:i, s:s}", "kind", "direct",
+				       "host", ri->ep[i].host, "port",
+				       ri->ep[i].port, "user", ri->ep[i].user))) {
+			json_decref(meta);
+			goto out_copy;
+		}
+	/* Replaces any "rgtfs" key the platform sent; releases meta. */
+	if (json_object_set_new(copy, "rgtfs", meta))
+		goto out_copy;
+	s = json_dumps(copy, JSON_INDENT(2) | JSON_SORT_KEYS |
+				 JSON_REAL_PRECISION(15));
+	if (!s)
+		goto out_copy;
+	n = strlen(s);
+	t = realloc(s, n + 2);
+	if (!t) {
+		free(s);
+		s = NULL;
+		goto out_copy;
+	}
+	s = t;
+	s[n] = '\n';
+	s[n + 1] = '\0';
+out_copy:
+	json_decref(copy);
+	return s;
+}
+
+int restapi_bad_json(const char *vendor, const char *body, size_t len,
+		     const json_error_t *je, char *err, size_t errlen)
+{
+	size_t i = 0;
+
+	while (body && i < len && isspace((unsigned char)body[i]))
+		i++;
+	if (!body || i == len)
+		snprintf(err, errlen, "%s: empty response", vendor);
+	else if (body[i] == '<')
+		snprintf(err, errlen,
+			 "%s: response is not JSON (an HTML page?) at line %d "
+			 "col %d",
+			 vendor, je->line, je->column);
+	else if ((size_t)je->position >= len)
+		snprintf(err, errlen,
+			 "%s: response is not valid JSON (truncated?) at line "
+			 "%d col %d",
+			 vendor, je->line, je->column);
+	else
+		snprintf(err, errlen,
+			 "%s: response is not valid JSON at line %d col %d",
+			 vendor, je->line, je->column);
+	return -EBADMSG;
+}
+
+char *restapi_base64(const void *p, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *s = p;
+	char *o = malloc((n + 2) / 3 * 4 + 1), *q = o;
+	size_t i;
+
+	if (!o)
+		return NULL;
+	for (i = 0; i + 2 < n; i += 3) {
+		unsigned v = s[i] << 16 | s[i + 1] << 8 | s[i + 2];
+
+		*q++ = tab[v >> 18];
+		*q++ = tab[(v >> 12) & 63];
+		*q++ = tab[(v >> 6) & 63];
+		*q++ = tab[v & 63];
+	}
+	if (i < n) {
+		unsigned v = s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0);
+
+		*q++ = tab[v >> 18];
+		*q++ = tab[(v >> 12) & 63];
+		*q++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		*q++ = '=';
+	}
+	*q = '\0';
+	return o;
+}
+
+char *restapi_urlencode(const char *s)
+{
+	size_t n = strlen(s);
+	char *o = malloc(3 * n + 1), *q = o;
+
+	if (!o)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (isalnum(c) || strchr("-._~", c)) {
+			*q++ = (char)c;
+		} else {
+			snprintf(q, 4, "%%%02X", c);
+			q += 3;
+		}
+	}
+	*q = '\0';
+	return o;
+}
+
+void restapi_instance_cleanup(struct rgt_instance *ri)
+{
+	free(ri->status_msg);
+	free(ri->info_json);
+	memset(ri, 0, sizeof(*ri));
+}
+
+struct order {
+	struct rgt_instance *ri;
+	size_t pos; /* position in the reply: the first of equals wins */
+};
+
+static int order_cmp(const void *a, const void *b)
+{
+	const struct order *x = a, *y = b;
+	int c = strcmp(x->ri->id, y->ri->id);
+
+	if (c)
+		return c;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+long restapi_sort_unique(struct rgt_instance_list *l)
+{
+	struct order *o;
+	struct rgt_instance *v;
+	size_t i, n = 0;
+
+	if (l->n < 2)
+		return 0;
+	o = malloc(l->n * sizeof(*o));
+	v = malloc(l->n * sizeof(*v));
+	if (!o || !v) {
+		free(o);
+		free(v);
+		return -ENOMEM;
+	}
+	for (i = 0; i < l->n; i++)
+		o[i] = (struct order){&l->v[i], i};
+	qsort(o, l->n, sizeof(*o), order_cmp);
+	for (i = 0; i < l->n; i++) {
+		if (n && !strcmp(v[n - 1].id, o[i].ri->id))
+			restapi_instance_cleanup(o[i].ri);
+		else
+			v[n++] = *o[i].ri;
+	}
+	free(o);
+	free(l->v);
+	l->v = v;
+	i = l->n - n;
+	l->n = n;
+	return (long)i;
+}
