@@ -32,6 +32,12 @@
  * first connects (threads, or two processes on one cache) pin one key and
  * refuse the others.
  *
+ * Passwords. For boxes that take nothing else (SPEC password_env /
+ * password_file): read once when the remote is made, copied here, wiped
+ * when it is freed, handed to the transport only as a borrowed pointer and
+ * tried only after the key or agent was refused or missing. No message
+ * ever holds one.
+ *
  * Listings. A directory listing is fetched whole (names with attributes in
  * one SFTP readdir pass), kept in memory for max_age seconds and written to
  * the store when it changes, so the tree still lists after the box is gone.
@@ -40,12 +46,14 @@
 #include "rpath.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -263,6 +271,7 @@ int remote_new(const struct remote_params *p, struct remote **out)
 	r->p.id = strdup(p->id);
 	r->p.user = strdup(p->user ? p->user : "root");
 	r->p.key_path = p->key_path ? strdup(p->key_path) : NULL;
+	r->p.password = p->password ? strdup(p->password) : NULL;
 	if (r->p.max_sessions < 1)
 		r->p.max_sessions = 1;
 	if (r->p.max_sessions > MAX_SESSIONS)
@@ -274,7 +283,8 @@ int remote_new(const struct remote_params *p, struct remote **out)
 	pthread_cond_init(&r->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	if (!r->p.platform || !r->p.id || !r->p.user ||
-	    (p->key_path && !r->p.key_path)) {
+	    (p->key_path && !r->p.key_path) ||
+	    (p->password && !r->p.password)) {
 		remote_free(r);
 		return -ENOMEM;
 	}
@@ -299,7 +309,131 @@ void remote_free(struct remote *r)
 	free((char *)r->p.id);
 	free((char *)r->p.user);
 	free((char *)r->p.key_path);
+	remote_password_free((char *)r->p.password);
 	free(r);
+}
+
+/* ---- passwords --------------------------------------------------------- */
+
+#define PASSWORD_FILE_MAX 4096
+
+void remote_password_free(char *pw)
+{
+	if (!pw)
+		return;
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+}
+
+/* Read a password file (checked as designed in remote.h) into a copy. */
+static char *password_from_file(const char *sec, const char *path,
+				char *err, size_t errlen)
+{
+	char *exp = config_expand_home(path);
+	char buf[PASSWORD_FILE_MAX + 1];
+	char *pw = NULL;
+	struct stat st;
+	size_t n = 0;
+	int fd;
+
+	if (!exp) {
+		snprintf(err, errlen, "%s: cannot expand password_file %s",
+			 sec, path);
+		return NULL;
+	}
+	fd = open(exp, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot read password_file %s: %s",
+			 sec, exp, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: password_file %s is not a regular "
+			 "file", sec, exp);
+		goto out_close;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "%s: password_file %s can be read by "
+			 "other users (mode %03o); chmod 600 it", sec, exp,
+			 (unsigned)(st.st_mode & 0777));
+		goto out_close;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s: password_file %s belongs to another "
+			 "user", sec, exp);
+		goto out_close;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: cannot read password_file "
+				 "%s: %s", sec, exp, strerror(errno));
+			goto out_wipe;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n == sizeof(buf) - 1) {
+			snprintf(err, errlen, "%s: password_file %s is larger "
+				 "than %d bytes", sec, exp, PASSWORD_FILE_MAX);
+			goto out_wipe;
+		}
+	}
+	if (n && buf[n - 1] == '\n')
+		n--;
+	if (n && buf[n - 1] == '\r')
+		n--;
+	if (!n || memchr(buf, '\0', n)) {
+		snprintf(err, errlen, "%s: password_file %s is %s", sec, exp,
+			 n ? "not text (holds a NUL byte)" : "empty");
+		goto out_wipe;
+	}
+	pw = strndup(buf, n);
+	if (!pw)
+		snprintf(err, errlen, "%s: out of memory", sec);
+out_wipe:
+	explicit_bzero(buf, sizeof(buf));
+out_close:
+	close(fd);
+out:
+	free(exp);
+	return pw;
+}
+
+char *remote_password_load(const struct rgt_section *sec, char *err,
+			   size_t errlen)
+{
+	const char *env = config_get(sec, "password_env");
+	const char *file = config_get(sec, "password_file");
+	char name[160];
+	char *pw;
+
+	if (err && errlen)
+		err[0] = '\0';
+	snprintf(name, sizeof(name), "[%s%s%s]", sec->kind,
+		 sec->name && strcmp(sec->name, sec->kind) ? ":" : "",
+		 sec->name && strcmp(sec->name, sec->kind) ? sec->name : "");
+	if (env && file) {
+		snprintf(err, errlen, "%s: set password_env or password_file, "
+			 "not both", name);
+		return NULL;
+	}
+	if (file)
+		return password_from_file(name, file, err, errlen);
+	if (!env)
+		return NULL;
+	const char *v = getenv(env);
+	if (!v || !*v) {
+		snprintf(err, errlen, "%s: password_env = %s, but %s is %s",
+			 name, env, env, v ? "empty" : "not set");
+		return NULL;
+	}
+	pw = strdup(v);
+	if (!pw)
+		snprintf(err, errlen, "%s: out of memory", name);
+	return pw;
 }
 
 /* Sessions taken out of the pool under r->mu, closed once it is dropped. */
@@ -449,6 +583,7 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 			.port = ep[i].port,
 			.user = ep[i].user[0] ? ep[i].user : r->p.user,
 			.key_path = r->p.key_path,
+			.password = r->p.password,
 			.connect_timeout_ms = cto_ms,
 			.io_timeout_ms = r->p.io_timeout_ms,
 			.hostkey = hostkey_check,

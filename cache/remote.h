@@ -33,6 +33,9 @@ struct remote_params {
 	const char *id;			/* instance id */
 	const char *user;
 	const char *key_path;		/* NULL: ssh-agent */
+	/* Login password after a refused or missing key (NULL: none).
+	 * Copied; the copy is wiped when the remote is freed. */
+	const char *password;
 	bool strict_host_keys;		/* only ~/.ssh/known_hosts */
 	long connect_timeout_ms;
 	long io_timeout_ms;
@@ -42,6 +45,19 @@ struct remote_params {
 };
 
 int remote_new(const struct remote_params *p, struct remote **out);
+
+struct rgt_section;
+/*
+ * The login password of @sec (SPEC: password_env names an environment
+ * variable, password_file a file of mode 0600 or stricter owned by us,
+ * one trailing newline dropped; never the INI itself). NULL with "" in
+ * @err when the section names none; NULL with a reason in @err (never the
+ * password) when it names one that cannot be used. Free with
+ * remote_password_free(), which wipes it.
+ */
+char *remote_password_load(const struct rgt_section *sec, char *err,
+			   size_t errlen);
+void remote_password_free(char *pw);
 void remote_free(struct remote *r);
 
 /* Replace the endpoints (direct first). Called by the poller. */

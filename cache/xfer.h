@@ -44,6 +44,12 @@ struct xfer_params {
 	int port;
 	const char *user;
 	const char *key_path;		/* private key; NULL: ssh-agent */
+	/*
+	 * Login password, or NULL: tried only after the key (or the agent)
+	 * was refused or is missing, for boxes that take nothing else.
+	 * Borrowed: the caller owns and wipes it; never logged.
+	 */
+	const char *password;
 	long connect_timeout_ms;	/* TCP connect + handshake + auth */
 	long io_timeout_ms;		/* any single operation */
 	xfer_hostkey_fn hostkey;	/* required for SSH backends */

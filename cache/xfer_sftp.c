@@ -523,6 +523,32 @@ out_free:
 	return rc;
 }
 
+/*
+ * Password login, after publickey failed with @first (x->base.err). The
+ * password goes to libssh2 only; messages never hold it.
+ */
+static int auth_password(struct sftp_xfer *x, const struct xfer_params *p)
+{
+	char first[sizeof(x->base.err)];
+	int rc;
+
+	snprintf(first, sizeof(first), "%s", x->base.err);
+	rc = libssh2_userauth_password_ex(x->ses, p->user, strlen(p->user),
+					  p->password, strlen(p->password),
+					  NULL);
+	if (!rc)
+		return 0;
+	if (rc == LIBSSH2_ERROR_PASSWORD_EXPIRED)
+		return fail(x, -EACCES, "the password of %s has expired "
+			    "(after: %.120s)", x->where, first);
+	if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED ||
+	    rc == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED ||
+	    rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
+		return fail(x, -EACCES, "password authentication failed for "
+			    "%s (after: %.120s)", x->where, first);
+	return ssh_fail(x, rc, "password authentication on %s", x->where);
+}
+
 static int start_sftp(struct sftp_xfer *x)
 {
 	char *msg = NULL;
@@ -633,6 +659,10 @@ static int sftp_open(const struct xfer_params *p, struct xfer **out, char *err,
 	if (rc)
 		goto out_close;
 	rc = p->key_path && *p->key_path ? auth_key(x, p) : auth_agent(x, p);
+	/* A refused or missing key: the password, if there is one. */
+	if (rc == -EACCES && !x->broken && p->password && *p->password &&
+	    !(rc = budget(x, deadline, "password authentication on")))
+		rc = auth_password(x, p);
 	if (rc)
 		goto out_close;
 

@@ -769,11 +769,18 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 	pthread_mutex_lock(&pl->mu);
 	struct finst *in = find(pl, id);
 	if (in && !in->remote) {
+		/* Read once per remote, wiped once it is copied into it. */
+		char perr[320];
+		char *pw = remote_password_load(pl->sec, perr, sizeof(perr));
+		if (!pw && perr[0])
+			rgt_log(RGT_WARN, "%s/%s: %s", pl->sec->kind, in->id,
+				perr);
 		struct remote_params p = {
 			.platform = pl->sec->kind,
 			.id = in->id,
 			.user = pl->sec->ssh_user,
 			.key_path = pl->sec->ssh_key,
+			.password = pw,
 			.strict_host_keys = pl->sec->strict_host_keys,
 			.connect_timeout_ms = fl->cfg->connect_timeout_ms,
 			.io_timeout_ms = fl->cfg->io_timeout_ms,
@@ -782,6 +789,7 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 		};
 		if (!remote_new(&p, &in->remote))
 			remote_set_endpoints(in->remote, in->ep, in->n_ep);
+		remote_password_free(pw);
 	}
 	if (in)
 		r = in->remote;

@@ -22,6 +22,7 @@ import util
 from util import ok, run, read_text, wait_until, op_errno, ls, box_tree_sha
 
 RMDIR_TIMEOUT = 120
+PW_USER = "rgtfs-pw-test"
 
 
 # ---- config and mount ---------------------------------------------------------
@@ -96,7 +97,8 @@ def wait_status(m, name, want, timeout=10):
     seen = []
 
     def pred():
-        s = status(m, name)
+        r = run(["cat", "--", m.p("ssh", name, "status")], timeout=30)
+        s = r.text.strip() if r.rc == 0 else "(missing)"
         seen.append(s)
         return s == want
     wait_until(pred, timeout, interval=0.1, msg="ssh/%s status %s" % (name, want))
@@ -155,7 +157,7 @@ def test_killed_host_goes_offline_never_gone(box_factory, ssh_mount, user_key):
     t0 = time.monotonic()
     seen = wait_status(m, "beta", "offline", timeout=8)
     assert time.monotonic() - t0 < 8
-    assert "gone" not in seen and "unknown" not in seen, seen
+    assert not {"gone", "unknown", "(missing)"} & set(seen), seen
     info = json.loads(read_text(m.p("ssh", "beta", "info.json")))
     assert info["probe"]["result"] in ("refused", "closed", "reset"), info
     assert "refused" in read_text(m.p("ssh", "beta", "status_msg")).lower()
@@ -290,3 +292,89 @@ def test_failing_command_is_reported(short_dir, box_factory, ssh_mount, user_key
     assert "alpha" in ls(m.p("ssh"))
     assert status(m, "alpha") == "running"
     assert box_tree_sha(a.workspace) == before
+
+
+# ---- password logins --------------------------------------------------------------------
+
+def _user_exists(name):
+    return run(["getent", "passwd", name], timeout=10).rc == 0
+
+
+@pytest.fixture
+def pw_user():
+    """A throwaway login (no home, nologin shell, random password) for one test,
+    removed afterwards. Existing users' entries are never touched."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a throwaway user needs root")
+    for tool in ("useradd", "chpasswd", "userdel"):
+        if run(["which", tool], timeout=10).rc != 0:
+            pytest.skip("no %s: cannot create a throwaway user safely" % tool)
+    if _user_exists(PW_USER):
+        pytest.skip("user %s already exists; not touching it" % PW_USER)
+    nologin = "/usr/sbin/nologin"
+    if not os.access(nologin, os.X_OK):
+        pytest.skip("no %s: a throwaway password user must not get a shell" % nologin)
+    pw = secrets.token_urlsafe(24)
+    ok(["useradd", "-M", "-d", "/nonexistent", "-s", nologin, PW_USER], timeout=30)
+    try:
+        ok(["chpasswd"], input=("%s:%s\n" % (PW_USER, pw)).encode(), timeout=30)
+        yield PW_USER, pw
+    finally:
+        # its sshd sessions may take a moment to end
+        for _ in range(50):
+            if run(["userdel", PW_USER], timeout=30).rc == 0:
+                break
+            time.sleep(0.2)
+        else:
+            run(["userdel", "-f", PW_USER], timeout=30)
+        assert not _user_exists(PW_USER)
+
+
+def test_password_login_reads_checkpoints(pw_user, tmp_path, box_factory, ssh_mount,
+                                          other_key):
+    user, pw = pw_user
+    box = box_factory(name="pwbox", start=False)
+    # sshd takes the first value of a keyword and Box writes "no" first; a
+    # Match block at the end overrides it for this one user
+    box.extra_config = ["AllowUsers %s" % user, "Match User %s" % user,
+                        "    PasswordAuthentication yes"]
+    box.write_config()
+    box.start()
+    pwfile = str(tmp_path / "pw")
+    with open(pwfile, "w") as f:
+        f.write(pw + "\n")
+    os.chmod(pwfile, 0o600)
+    # one host with a key the box refuses (falls back to the password), one
+    # with no key and no agent, the password from the environment
+    m = ssh_mount([("keyfirst", host_keys(box, other_key, user=user,
+                                          password_file=pwfile)),
+                   ("pwonly", host_keys(box, None, user=user, password_env="PW_VAR"))],
+                  env={"PW_VAR": pw})
+    wait_until(lambda: {"keyfirst", "pwonly"} <= ls(m.p("ssh")), 10, msg="listed")
+    rel = ("checkpoints", "run-001", "best_metrics.json")
+    with open(os.path.join(box.workspace, *rel), "rb") as f:
+        want = f.read()
+    for name in ("keyfirst", "pwonly"):
+        wait_status(m, name, "running")
+        assert util.cat(m.p("ssh", name, *rel)) == want
+    assert pw not in m.read_log()
+    r = run(["grep", "-rlF", "-e", pw, m.cache], timeout=30)
+    assert r.rc == 1, "password found in the cache: %s" % r.text
+
+
+@pytest.mark.faults
+def test_loose_password_file_is_refused(tmp_path, box_factory, ssh_mount, user_key,
+                                        hygiene):
+    hygiene.allow(r"password_file")
+    box = box_factory(name="loose")
+    pwfile = str(tmp_path / "pw")
+    with open(pwfile, "w") as f:
+        f.write("not-a-real-password\n")
+    os.chmod(pwfile, 0o644)
+    m = ssh_mount([("loose", host_keys(box, user_key, password_file=pwfile))])
+    wait_status(m, "loose", "running")
+    # the key still works; the loose file is named in the log, its text never
+    assert util.cat(m.p("ssh", "loose", "checkpoints", "run-001", "best_metrics.json"))
+    log = m.read_log()
+    assert "not-a-real-password" not in log
+    assert "password_file" in log and pwfile in log

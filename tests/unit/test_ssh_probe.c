@@ -1,9 +1,12 @@
 /*
  * test_ssh_probe.c - the `ssh` kind's pure parts (the SSH banner parser, the
  * output tail) and its section checks and teardown_command runner, which
- * need no network: the command runs locally through /bin/sh.
+ * need no network: the command runs locally through /bin/sh. Also the
+ * password loading those hosts use (password_env / password_file).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include "check.h"
 #include "config.h"
 #include "platform.h"
+#include "remote.h"
 #include "ssh.h"
 
 static enum ssh_banner parse(const char *s, char *ident, size_t n)
@@ -251,8 +255,101 @@ static void test_destroy(void)
 	close_ini(&o);
 }
 
+static char *load(const char *ini, char *err, size_t errlen)
+{
+	struct rgt_config cfg;
+	char cerr[256];
+	char *pw;
+
+	if (config_parse_string(ini, "pw.ini", &cfg, cerr, sizeof(cerr))) {
+		snprintf(err, errlen, "config: %s", cerr);
+		return NULL;
+	}
+	pw = remote_password_load(&cfg.sec[0], err, errlen);
+	config_cleanup(&cfg);
+	return pw;
+}
+
+static void write_file(const char *path, const char *data, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0) {
+		if (write(fd, data, strlen(data)) < 0)
+			perror("write");
+		fchmod(fd, mode);
+		close(fd);
+	}
+}
+
+static void test_password(void)
+{
+	char err[512], ini[1024], dir[] = "/tmp/rgt-pw-XXXXXX", path[512];
+	char *pw;
+
+	/* none configured: NULL and no complaint */
+	pw = load("[ssh:a]\nhost = h\n", err, sizeof(err));
+	CHECK(!pw && !err[0]);
+
+	setenv("RGT_TEST_PW", "correct horse ", 1);
+	pw = load("[ssh:a]\nhost = h\npassword_env = RGT_TEST_PW\n", err,
+		  sizeof(err));
+	CHECK_STR(pw, "correct horse ");	/* taken as it is */
+	remote_password_free(pw);
+	unsetenv("RGT_TEST_PW");
+	pw = load("[ssh:a]\nhost = h\npassword_env = RGT_TEST_PW\n", err,
+		  sizeof(err));
+	CHECK(!pw && strstr(err, "RGT_TEST_PW") && strstr(err, "not set"));
+	setenv("RGT_TEST_PW", "", 1);
+	pw = load("[ssh:a]\nhost = h\npassword_env = RGT_TEST_PW\n", err,
+		  sizeof(err));
+	CHECK(!pw && strstr(err, "empty"));
+	unsetenv("RGT_TEST_PW");
+
+	if (!mkdtemp(dir)) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/pw", dir);
+	snprintf(ini, sizeof(ini), "[ssh:a]\nhost = h\npassword_file = %s\n",
+		 path);
+	write_file(path, "s3cret pass\n", 0600);
+	pw = load(ini, err, sizeof(err));
+	CHECK_STR(pw, "s3cret pass");
+	remote_password_free(pw);
+	write_file(path, "s3cret\r\n", 0400);
+	pw = load(ini, err, sizeof(err));
+	CHECK_STR(pw, "s3cret");
+	remote_password_free(pw);
+	/* readable by others: refused, and the message never holds it */
+	write_file(path, "s3cret\n", 0644);
+	pw = load(ini, err, sizeof(err));
+	CHECK(!pw && strstr(err, "chmod 600") && !strstr(err, "s3cret"));
+	write_file(path, "\n", 0600);
+	pw = load(ini, err, sizeof(err));
+	CHECK(!pw && strstr(err, "empty"));
+	unlink(path);
+	pw = load(ini, err, sizeof(err));
+	CHECK(!pw && strstr(err, "cannot read"));
+	/* a directory is not a password file */
+	snprintf(ini, sizeof(ini), "[ssh:a]\nhost = h\npassword_file = %s\n",
+		 dir);
+	pw = load(ini, err, sizeof(err));
+	CHECK(!pw && strstr(err, "not a regular file"));
+	/* both: say so rather than guess */
+	snprintf(ini, sizeof(ini), "[ssh:a]\nhost = h\npassword_file = %s\n"
+		 "password_env = X\n", path);
+	pw = load(ini, err, sizeof(err));
+	CHECK(!pw && strstr(err, "not both"));
+	/* never from the INI itself */
+	pw = load("[ssh:a]\nhost = h\npassword = hunter2\n", err,
+		  sizeof(err));
+	CHECK(!pw && strstr(err, "config:"));
+	rmdir(dir);
+}
+
 int main(void)
 {
+	test_password();
 	test_banner();
 	test_tail();
 	test_open();
