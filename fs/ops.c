@@ -6,23 +6,13 @@
  * that returns -errno, and replies exactly once. Nothing here touches
  * libssh2, libcurl or LMDB.
  *
- * The tree (SPEC.md "The tree"):
- *   /                    platforms + archive/
- *   /<platform>/         .error + one directory per visible instance
- *   /<platform>/<id>/    status status_msg info.json ssh log teardown
- *                        .error checkpoints/
- *   .../checkpoints/...  the remote checkpoint_dir, regular files and
- *                        directories only
+ * The tree and each kind of node in it are tree.c and tree_archive.c
+ * (tree.h): one table of handlers per kind, so this file only dispatches.
  *
  * Everything is read-only. Writes, creates, renames and unlinks fail with
  * EROFS. rmdir of an instance directory is the teardown verb, rmdir of an
  * archive deletes it; both are refused for a process that has just tried
  * to delete inside (rm -r, see rmguard.h), so `rm -rf` changes nothing.
- *
- * Virtual files are rendered at open() into the file handle and served
- * with direct_io, so a shell loop re-reading `status` sees every change and
- * never a torn value. Remote files are served by the fetcher; their page
- * cache is kept across opens while (size, mtime) is unchanged.
  */
 #include <fuse_lowlevel.h>
 
@@ -49,39 +39,9 @@
 #include "rmguard.h"
 #include "rpath.h"
 #include "teardown.h"
+#include "tree.h"
 
-#define ATTR_TIMEOUT 1.0	/* seconds the kernel may cache attributes */
-#define LIST_MAX_AGE 1		/* seconds a remote listing is reused */
 #define FIXED_NAME_TIMEOUT 86400.0	/* status, teardown...: see lookup */
-#define VFILE_MAX (1u << 20)	/* bound on one rendered virtual file */
-
-static const struct {
-	const char *name;
-	int vf;
-} vfiles[] = {
-	{ "status", FF_STATUS },
-	{ "status_msg", FF_STATUS_MSG },
-	{ "info.json", FF_INFO },
-	{ "ssh", FF_SSH },
-	{ "teardown", FF_TEARDOWN },
-	{ ".error", FF_ERROR },
-};
-
-enum { AV_STATUS, AV_STATUS_MSG, AV_INFO, AV_SSH, AV_TEARDOWN, AV_MANIFEST,
-       AV_VERIFIED };
-
-static const struct {
-	const char *name;
-	int vf;
-} avfiles[] = {
-	{ "status", AV_STATUS },
-	{ "status_msg", AV_STATUS_MSG },
-	{ "info.json", AV_INFO },
-	{ "ssh", AV_SSH },
-	{ "teardown", AV_TEARDOWN },
-	{ "PULL_MANIFEST.json", AV_MANIFEST },
-	{ "PULL_VERIFIED.json", AV_VERIFIED },
-};
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -104,194 +64,13 @@ static int io_errno(int rc)
 	}
 }
 
-static struct remote *remote_of(struct rgt_ctx *c, const struct node *n)
-{
-	if (n->pi < 0 || !n->id)
-		return NULL;
-	return fleet_remote(c->fleet, (size_t)n->pi, n->id);
-}
-
-
-/* ---- rendering virtual files ------------------------------------------------ */
-
-static int render_archive(struct rgt_ctx *c, const struct node *n,
-			  struct buf *b)
-{
-	struct archive *a;
-	int rc = archive_load(c->store, n->plat, n->id, &a);
-	if (rc)
-		return rc;
-	const char *text = NULL;
-	switch (n->vf) {
-	case AV_STATUS: text = "gone\n"; break;
-	case AV_STATUS_MSG: text = a->status_msg; break;
-	case AV_INFO: text = a->info; break;
-	case AV_SSH: text = a->ssh; break;
-	case AV_TEARDOWN: text = a->report; break;
-	case AV_MANIFEST: text = a->manifest; break;
-	case AV_VERIFIED: text = a->verified; break;
-	}
-	rc = text ? buf_appendf(b, "%s", text) : 0;
-	archive_free(a);
-	return rc;
-}
-
-static int render(struct rgt_ctx *c, const struct node *n, struct buf *b)
-{
-	if (n->kind == NK_AVFILE)
-		return render_archive(c, n, b);
-	if (n->kind == NK_PERROR)
-		return fleet_platform_error(c->fleet, (size_t)n->pi, b);
-	return fleet_instance_file(c->fleet, (size_t)n->pi, n->id, n->vf, b);
-}
-
-/* ---- attributes -------------------------------------------------------------- */
-
-/*
- * Directories are writable for the owner: nothing under the mount can be
- * changed (every change fails with EROFS), but the kernel then passes the
- * owner's unlink and rmdir attempts through to us instead of refusing them
- * itself, so rm -r is seen at work inside a directory (rmguard.h) before
- * it asks for the directory.
- */
-static void dir_stat(struct rgt_ctx *c, const struct node *n, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = n->ino;
-	st->st_mode = S_IFDIR | 0755;
-	st->st_nlink = 2;
-	st->st_uid = c->uid;
-	st->st_gid = c->gid;
-	st->st_mtime = st->st_ctime = st->st_atime = c->mount_time;
-	st->st_blksize = 4096;
-}
-
-/* Fresh attributes of a remote file or dir from its parent's listing. */
-static int refresh_remote(struct rgt_ctx *c, struct node *n, int max_age)
-{
-	struct remote *r = remote_of(c, n);
-	if (!r)
-		return -ENOENT;
-	if (n->kind == NK_LOG) {
-		struct xfer_attr a;
-		int rc = remote_stat(r, n->rpath, max_age, &a);
-		if (!rc)
-			node_set_attr(c->nodes, n, &a);
-		return rc;
-	}
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", n->rpath);
-	char *slash = strrchr(dir, '/');
-	if (!slash || n->kind == NK_RDIR)
-		return 0;	/* directories: the listing that found it */
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	struct rlisting *l;
-	int rc = remote_list(r, dir, max_age, &l);
-	if (rc)
-		return rc;
-	const struct rentry *e = rlisting_find(l, n->name);
-	if (e && S_ISREG(e->attr.mode))
-		node_set_attr(c->nodes, n, &e->attr);
-	else
-		rc = -ENOENT;
-	rlisting_free(l);
-	return rc;
-}
-
+/* The attributes of @n, by its kind. */
 static int node_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 		     double *timeout)
 {
+	const struct kind_ops *k = tree_kind(n->kind);
 	*timeout = ATTR_TIMEOUT;
-	switch (n->kind) {
-	case NK_ROOT:
-	case NK_ARCHIVE:
-	case NK_INSTANCE:
-	case NK_AINST:
-	case NK_ADIR:
-		dir_stat(c, n, st);
-		return 0;
-	case NK_PLATFORM:
-	case NK_APLAT:
-		dir_stat(c, n, st);
-		return 0;
-	case NK_ALOG:
-	case NK_AFILE: {
-		struct archive *a;
-		int rc = archive_load(c->store, n->plat, n->id, &a);
-		if (rc)
-			return rc;
-		const struct archive_file *f =
-			n->kind == NK_AFILE ? archive_file_at(a, n->rpath) :
-					      NULL;
-		if (n->kind == NK_AFILE && !f) {
-			archive_free(a);
-			return -ENOENT;
-		}
-		memset(st, 0, sizeof(*st));
-		st->st_ino = n->ino;
-		st->st_mode = S_IFREG | 0444;
-		st->st_nlink = 1;
-		st->st_uid = c->uid;
-		st->st_gid = c->gid;
-		st->st_size = (off_t)(f ? f->size : a->log_size);
-		st->st_blocks = (st->st_size + 511) / 512;
-		st->st_mtime = st->st_ctime = st->st_atime =
-			f ? f->mtime : a->log_mtime;
-		st->st_blksize = STORE_BLOCK_SIZE;
-		archive_free(a);
-		return 0;
-	}
-	case NK_RDIR: {
-		dir_stat(c, n, st);
-		struct xfer_attr a = node_attr(c->nodes, n);
-		if (a.mtime)
-			st->st_mtime = st->st_ctime = a.mtime;
-		return 0;
-	}
-	case NK_VFILE:
-	case NK_AVFILE:
-	case NK_PERROR: {
-		struct buf b;
-		buf_init(&b, VFILE_MAX);
-		int rc = render(c, n, &b);
-		memset(st, 0, sizeof(*st));
-		st->st_ino = n->ino;
-		st->st_mode = S_IFREG | 0444;
-		st->st_nlink = 1;
-		st->st_uid = c->uid;
-		st->st_gid = c->gid;
-		st->st_size = b.len;
-		st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
-		st->st_blksize = 4096;
-		buf_cleanup(&b);
-		*timeout = 0;	/* changes with every poll */
-		return rc;
-	}
-	case NK_LOG:
-	case NK_RFILE: {
-		int rc = refresh_remote(c, n, LIST_MAX_AGE);
-		if (rc == -ENOENT && n->kind == NK_RFILE)
-			return rc;
-		struct xfer_attr a = node_attr(c->nodes, n);
-		memset(st, 0, sizeof(*st));
-		st->st_ino = n->ino;
-		st->st_mode = S_IFREG | 0444;
-		st->st_nlink = 1;
-		st->st_uid = c->uid;
-		st->st_gid = c->gid;
-		st->st_size = (off_t)a.size;
-		st->st_blocks = (a.size + 511) / 512;
-		st->st_mtime = st->st_ctime = st->st_atime = a.mtime;
-		st->st_blksize = STORE_BLOCK_SIZE;
-		if (n->kind == NK_LOG)
-			*timeout = 0;
-		return 0;
-	}
-	}
-	return -EIO;
+	return k->stat ? k->stat(c, n, st, timeout) : -EIO;
 }
 
 /* ---- lookup --------------------------------------------------------------------- */
@@ -300,150 +79,12 @@ static int node_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
 		   struct node *t, char *path, size_t pathlen)
 {
+	const struct kind_ops *k = tree_kind(p->kind);
 	memset(t, 0, sizeof(*t));
 	t->pi = p->pi;
 	t->id = p->id;
-	switch (p->kind) {
-	case NK_ROOT:
-		if (!strcmp(name, "archive")) {
-			t->kind = NK_ARCHIVE;
-			return 0;
-		}
-		/* a platform directory's pi is its directory index */
-		t->pi = fleet_dir_index(c->fleet, name);
-		if (t->pi < 0)
-			return -ENOENT;
-		t->kind = NK_PLATFORM;
-		return 0;
-	case NK_PLATFORM:
-		if (!strcmp(name, ".error")) {
-			t->kind = NK_PERROR;
-			return 0;
-		}
-		/* ... and an instance's, its section's */
-		t->pi = fleet_instance_section(c->fleet, (size_t)p->pi, name);
-		if (t->pi < 0)
-			return -ENOENT;
-		t->kind = NK_INSTANCE;
-		t->id = (char *)name;
-		return 0;
-	case NK_INSTANCE: {
-		const struct rgt_section *sec =
-			fleet_section(c->fleet, (size_t)p->pi);
-		if (!fleet_instance_visible(c->fleet, (size_t)p->pi, p->id))
-			return -ENOENT;
-		for (size_t i = 0; i < sizeof(vfiles) / sizeof(vfiles[0]);
-		     i++) {
-			if (!strcmp(name, vfiles[i].name)) {
-				t->kind = NK_VFILE;
-				t->vf = vfiles[i].vf;
-				return 0;
-			}
-		}
-		if (!strcmp(name, "log")) {
-			t->kind = NK_LOG;
-			t->rpath = (char *)(sec->log_path ? sec->log_path :
-							    "");
-			return 0;
-		}
-		if (!strcmp(name, "checkpoints")) {
-			t->kind = NK_RDIR;
-			t->rpath = (char *)sec->checkpoint_dir;
-			return 0;
-		}
-		return -ENOENT;
-	}
-	case NK_RDIR: {
-		struct remote *r = remote_of(c, p);
-		struct rlisting *l;
-		if (!r)
-			return -ENOENT;
-		int rc = rpath_join(path, pathlen, p->rpath, name);
-		if (rc)
-			return rc;
-		rc = remote_list(r, p->rpath, LIST_MAX_AGE, &l);
-		if (rc)
-			return rc;
-		const struct rentry *e = rlisting_find(l, name);
-		if (!e) {
-			rlisting_free(l);
-			return -ENOENT;
-		}
-		t->kind = S_ISDIR(e->attr.mode) ? NK_RDIR : NK_RFILE;
-		t->attr = e->attr;
-		t->rpath = path;
-		rlisting_free(l);
-		return 0;
-	}
-	case NK_ARCHIVE: {
-		char **v;
-		size_t k;
-		int rc = archive_platforms(c->store, &v, &k);
-		if (rc)
-			return rc;
-		rc = -ENOENT;
-		for (size_t i = 0; i < k; i++)
-			if (!strcmp(v[i], name))
-				rc = 0;
-		archive_names_free(v, k);
-		t->kind = NK_APLAT;
-		t->plat = (char *)name;
-		t->pi = -1;
-		return rc;
-	}
-	case NK_APLAT:
-	case NK_AINST:
-	case NK_ADIR: {
-		struct archive *a;
-		const char *id = p->kind == NK_APLAT ? name : p->id;
-		int rc = archive_load(c->store, p->plat, id, &a);
-		if (rc)
-			return rc;
-		t->plat = p->plat;
-		t->id = (char *)id;
-		t->pi = -1;
-		rc = -ENOENT;
-		if (p->kind == NK_APLAT) {
-			t->kind = NK_AINST;
-			rc = 0;
-		} else if (p->kind == NK_AINST) {
-			for (size_t i = 0; i < NELEM(avfiles); i++) {
-				if (!strcmp(name, avfiles[i].name)) {
-					t->kind = NK_AVFILE;
-					t->vf = avfiles[i].vf;
-					rc = 0;
-				}
-			}
-			if (!strcmp(name, "log") && a->log_path) {
-				t->kind = NK_ALOG;
-				rc = 0;
-			}
-			if (!strcmp(name, "checkpoints")) {
-				t->kind = NK_ADIR;
-				t->rpath = (char *)"";
-				rc = 0;
-			}
-		} else {
-			int n = snprintf(path, pathlen, "%s%s%s", p->rpath,
-					 *p->rpath ? "/" : "", name);
-			if (n < 0 || (size_t)n >= pathlen) {
-				rc = -ENAMETOOLONG;
-			} else if (archive_file_at(a, path)) {
-				t->kind = NK_AFILE;
-				t->rpath = path;
-				rc = 0;
-			} else if (archive_dir_at(a, path)) {
-				t->kind = NK_ADIR;
-				t->rpath = path;
-				rc = 0;
-			}
-		}
-		archive_free(a);
-		return rc;
-	}
-	default:
-		return -ENOTDIR;
-	}
+	return k->resolve ? k->resolve(c, p, name, t, path, pathlen) :
+			    -ENOTDIR;
 }
 
 /*
@@ -540,37 +181,6 @@ static void rgt_getattr(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- directories ---------------------------------------------------------------- */
 
-struct dent {
-	char *name;
-	uint64_t ino;
-	mode_t type;
-};
-
-struct dirh {
-	struct hobj h;		/* first: see handle.h */
-	struct dent *v;
-	size_t n, cap;
-};
-
-static int dir_add(struct dirh *d, const char *name, uint64_t ino,
-		   mode_t type)
-{
-	if (d->n == d->cap) {
-		size_t nc = d->cap ? d->cap * 2 : 16;
-		struct dent *nv = realloc(d->v, nc * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		d->v = nv;
-		d->cap = nc;
-	}
-	if (!(d->v[d->n].name = strdup(name)))
-		return -ENOMEM;
-	d->v[d->n].ino = ino;
-	d->v[d->n].type = type;
-	d->n++;
-	return 0;
-}
-
 static void dir_free(struct hobj *o)
 {
 	struct dirh *d = (struct dirh *)o;
@@ -582,132 +192,15 @@ static void dir_free(struct hobj *o)
 	free(d);
 }
 
-static int add_child(struct dirh *d, const struct node *n, const char *name,
-		     mode_t type)
-{
-	return dir_add(d, name, node_ino_for(n->ino, name), type);
-}
-
-struct adir_arg {
-	struct dirh *d;
-	const struct node *n;
-};
-
-static int adir_fn(void *arg, const char *name, bool is_dir,
-		   const struct archive_file *f)
-{
-	struct adir_arg *a = arg;
-	return add_child(a->d, a->n, name, is_dir ? S_IFDIR : S_IFREG);
-}
-
 static int fill_dir(struct rgt_ctx *c, struct node *n, struct dirh *d)
 {
-	int rc = dir_add(d, ".", n->ino, S_IFDIR);
-	if (!rc)
-		rc = dir_add(d, "..", n->parent, S_IFDIR);
-	switch (n->kind) {
-	case NK_ROOT:
-		for (size_t i = 0; !rc && i < fleet_ndirs(c->fleet); i++)
-			rc = add_child(d, n, fleet_dir_name(c->fleet, i),
-				       S_IFDIR);
-		if (!rc)
-			rc = add_child(d, n, "archive", S_IFDIR);
-		return rc;
-	case NK_ARCHIVE: {
-		char **v;
-		size_t k;
-		if (rc || (rc = archive_platforms(c->store, &v, &k)))
-			return rc;
-		for (size_t i = 0; !rc && i < k; i++)
-			rc = add_child(d, n, v[i], S_IFDIR);
-		archive_names_free(v, k);
-		return rc;
-	}
-	case NK_APLAT: {
-		char **v;
-		size_t k;
-		if (rc || (rc = archive_ids(c->store, n->plat, &v, &k)))
-			return rc;
-		for (size_t i = 0; !rc && i < k; i++)
-			rc = add_child(d, n, v[i], S_IFDIR);
-		archive_names_free(v, k);
-		return rc;
-	}
-	case NK_AINST:
-	case NK_ADIR: {
-		struct archive *a;
-		if (rc || (rc = archive_load(c->store, n->plat, n->id, &a)))
-			return rc;
-		if (n->kind == NK_AINST) {
-			for (size_t i = 0; !rc && i < NELEM(avfiles); i++) {
-				/* manifests only where there are some */
-				if ((avfiles[i].vf == AV_MANIFEST &&
-				     !a->manifest) ||
-				    (avfiles[i].vf == AV_VERIFIED &&
-				     !a->verified))
-					continue;
-				rc = add_child(d, n, avfiles[i].name,
-					       S_IFREG);
-			}
-			if (!rc && a->log_path)
-				rc = add_child(d, n, "log", S_IFREG);
-			if (!rc)
-				rc = add_child(d, n, "checkpoints", S_IFDIR);
-		} else {
-			struct adir_arg aa = { d, n };
-			rc = archive_children(a, n->rpath, adir_fn, &aa);
-		}
-		archive_free(a);
-		return rc;
-	}
-	case NK_PLATFORM: {
-		char **ids;
-		size_t k;
-		if (!rc)
-			rc = add_child(d, n, ".error", S_IFREG);
-		if (rc || (rc = fleet_instance_ids(c->fleet, (size_t)n->pi,
-						   &ids, &k)))
-			return rc;
-		for (size_t i = 0; !rc && i < k; i++)
-			rc = add_child(d, n, ids[i], S_IFDIR);
-		fleet_ids_free(ids, k);
-		return rc;
-	}
-	case NK_INSTANCE:
-		if (!fleet_instance_visible(c->fleet, (size_t)n->pi, n->id))
-			return -ENOENT;
-		for (size_t i = 0;
-		     !rc && i < sizeof(vfiles) / sizeof(vfiles[0]); i++)
-			rc = add_child(d, n, vfiles[i].name, S_IFREG);
-		if (!rc)
-			rc = add_child(d, n, "log", S_IFREG);
-		if (!rc)
-			rc = add_child(d, n, "checkpoints", S_IFDIR);
-		return rc;
-	case NK_RDIR: {
-		struct remote *r = remote_of(c, n);
-		struct rlisting *l;
-		if (rc)
-			return rc;
-		if (!r)
-			return -ENOENT;
-		rc = remote_list(r, n->rpath, LIST_MAX_AGE, &l);
-		if (rc == -ENOENT &&
-		    !strcmp(n->rpath, fleet_section(c->fleet, (size_t)n->pi)
-						->checkpoint_dir))
-			return 0;	/* no checkpoint_dir yet: empty */
-		if (rc)
-			return rc;
-		for (size_t i = 0; !rc && i < l->n; i++)
-			rc = add_child(d, n, l->v[i].name,
-				       S_ISDIR(l->v[i].attr.mode) ? S_IFDIR :
-								    S_IFREG);
-		rlisting_free(l);
-		return rc;
-	}
-	default:
+	const struct kind_ops *k = tree_kind(n->kind);
+	if (!k->fill)
 		return -ENOTDIR;
-	}
+	int rc = tree_dir_add(d, ".", n->ino, S_IFDIR);
+	if (!rc)
+		rc = tree_dir_add(d, "..", n->parent, S_IFDIR);
+	return rc ? rc : k->fill(c, n, d);
 }
 
 static void rgt_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -823,16 +316,6 @@ static void rgt_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- files ----------------------------------------------------------------------- */
 
-enum fh_kind { FH_VFILE, FH_REMOTE };
-
-struct fh {
-	struct hobj h;			/* first: see handle.h */
-	enum fh_kind kind;
-	struct buf text;		/* FH_VFILE */
-	struct fetch_file ff;		/* FH_REMOTE */
-	struct fetch_stream stream;
-};
-
 static void fh_free(struct hobj *o)
 {
 	struct fh *h = (struct fh *)o;
@@ -868,83 +351,11 @@ static void rgt_open(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	h->h.free = fh_free;
-	switch (n->kind) {
-	case NK_ALOG:
-	case NK_AFILE: {
-		/* Archived bytes: only the store has them (no remote). */
-		struct archive *a;
-		h->kind = FH_REMOTE;
-		fetch_stream_init(&h->stream);
-		rc = archive_load(c->store, n->plat, n->id, &a);
-		if (rc)
-			break;
-		const struct archive_file *f =
-			n->kind == NK_AFILE ? archive_file_at(a, n->rpath) :
-					      NULL;
-		/* The archive's own lookup: the same one the teardown's
-		 * serve check read every file through. */
-		if (n->kind == NK_AFILE)
-			rc = f ? archive_file_open(a, f, &h->ff) : -ENOENT;
-		else
-			rc = archive_log_open(a, &h->ff);
-		archive_free(a);
-		fi->keep_cache = 1;	/* an archive never changes */
-		break;
-	}
-	case NK_VFILE:
-	case NK_AVFILE:
-	case NK_PERROR:
-		h->kind = FH_VFILE;
-		buf_init(&h->text, VFILE_MAX);
-		rc = render(c, n, &h->text);
-		fi->direct_io = 1;
-		break;
-	case NK_LOG:
-	case NK_RFILE: {
-		struct remote *r = remote_of(c, n);
-		h->kind = FH_REMOTE;
-		fetch_stream_init(&h->stream);
-		if (!r) {
-			rc = -ENOENT;
-			break;
-		}
-		if (n->kind == NK_LOG && !*n->rpath) {
-			/* No log_path configured: an empty log. */
-			struct xfer_attr empty = { 0 };
-			node_set_attr(c->nodes, n, &empty);
-			rc = 0;
-		} else {
-			/* The log grows: always ask. Checkpoints: reuse a
-			 * listing that is at most LIST_MAX_AGE old. */
-			rc = refresh_remote(c, n,
-					    n->kind == NK_LOG ? 0 :
-								LIST_MAX_AGE);
-			if (rc && rc != -ENOENT && rc != -EACCES)
-				rc = 0;	/* unreachable: last known attrs */
-			if (rc == -ENOENT && n->kind == NK_LOG) {
-				struct xfer_attr empty = { 0 };
-				node_set_attr(c->nodes, n, &empty);
-				rc = 0;
-			}
-		}
-		if (rc)
-			break;
-		struct xfer_attr a = node_attr(c->nodes, n);
-		rc = fetch_file_init(&h->ff, r,
-				     fleet_platform_name(c->fleet,
-							 (size_t)n->pi),
-				     n->id, *n->rpath ? n->rpath : "/dev/null",
-				     a.size, a.mtime);
-		if (n->kind == NK_LOG)
-			fi->direct_io = 1;
-		else
-			fi->keep_cache = node_same_identity(c->nodes, n,
-							    a.size, a.mtime);
-		break;
-	}
-	default:
-		rc = -EISDIR;
-	}
+	const struct kind_ops *k = tree_kind(n->kind);
+	struct open_out oo = { false, false };
+	rc = k->open ? k->open(c, n, h, &oo) : -EISDIR;
+	fi->direct_io = oo.direct_io;
+	fi->keep_cache = oo.keep_cache;
 	if (!rc)
 		rc = handle_add(c->handles, &h->h, &fi->fh);
 	if (rc) {

@@ -1,0 +1,489 @@
+/*
+ * tree.c - the live kinds of the tree (see tree.h):
+ *
+ *   /                    platform directories + archive/
+ *   /<kind>/             .error + one directory per visible instance
+ *   /<kind>/<id>/        status status_msg info.json ssh teardown .error
+ *                        log checkpoints/
+ *   .../checkpoints/...  the remote checkpoint_dir, regular files and
+ *                        directories only
+ *
+ * A platform directory's node carries its *directory* index in pi (several
+ * sections of one kind share it); an instance and everything below it
+ * carries its *section* index (fleet.h).
+ *
+ * Virtual files are rendered at open() into the handle and served with
+ * direct_io, so a shell loop re-reading `status` sees every change and never
+ * a torn value. Remote files are served by the fetcher; their page cache is
+ * kept across opens while (size, mtime) is unchanged.
+ */
+#include "tree.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "fleet.h"
+#include "ops.h"
+#include "remote.h"
+#include "rpath.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The fixed files of an instance directory. */
+static const struct {
+	const char *name;
+	int vf;
+} vfiles[] = {
+	{ "status", FF_STATUS },
+	{ "status_msg", FF_STATUS_MSG },
+	{ "info.json", FF_INFO },
+	{ "ssh", FF_SSH },
+	{ "teardown", FF_TEARDOWN },
+	{ ".error", FF_ERROR },
+};
+
+/* ---- shared helpers ---------------------------------------------------------- */
+
+int tree_dir_add(struct dirh *d, const char *name, uint64_t ino, mode_t type)
+{
+	if (d->n == d->cap) {
+		size_t nc = d->cap ? d->cap * 2 : 16;
+		struct dent *nv = realloc(d->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = nc;
+	}
+	if (!(d->v[d->n].name = strdup(name)))
+		return -ENOMEM;
+	d->v[d->n].ino = ino;
+	d->v[d->n].type = type;
+	d->n++;
+	return 0;
+}
+
+int tree_add_child(struct dirh *d, const struct node *n, const char *name,
+		   mode_t type)
+{
+	return tree_dir_add(d, name, node_ino_for(n->ino, name), type);
+}
+
+/*
+ * Directories are writable for the owner: nothing under the mount can be
+ * changed (every change fails with EROFS), but the kernel then passes the
+ * owner's unlink and rmdir attempts through to us instead of refusing them
+ * itself, so rm -r is seen at work inside a directory (rmguard.h) before
+ * it asks for the directory.
+ */
+void tree_dir_stat(struct rgt_ctx *c, const struct node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = S_IFDIR | 0755;
+	st->st_nlink = 2;
+	st->st_uid = c->uid;
+	st->st_gid = c->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = c->mount_time;
+	st->st_blksize = 4096;
+}
+
+void tree_file_stat(struct rgt_ctx *c, const struct node *n, struct stat *st,
+		    uint64_t size, int64_t mtime, long blksize)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_uid = c->uid;
+	st->st_gid = c->gid;
+	st->st_size = (off_t)size;
+	st->st_blocks = (st->st_size + 511) / 512;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+	st->st_blksize = blksize;
+}
+
+int tree_text_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		   double *timeout,
+		   int (*render)(struct rgt_ctx *, const struct node *,
+				 struct buf *))
+{
+	struct buf b;
+	buf_init(&b, VFILE_MAX);
+	int rc = render(c, n, &b);
+	tree_file_stat(c, n, st, b.len, time(NULL), 4096);
+	st->st_blocks = 0;
+	buf_cleanup(&b);
+	*timeout = 0;	/* changes with every poll */
+	return rc;
+}
+
+int tree_text_open(struct rgt_ctx *c, struct node *n, struct fh *h,
+		   struct open_out *out,
+		   int (*render)(struct rgt_ctx *, const struct node *,
+				 struct buf *))
+{
+	h->kind = FH_VFILE;
+	buf_init(&h->text, VFILE_MAX);
+	out->direct_io = true;
+	return render(c, n, &h->text);
+}
+
+static struct remote *remote_of(struct rgt_ctx *c, const struct node *n)
+{
+	if (n->pi < 0 || !n->id)
+		return NULL;
+	return fleet_remote(c->fleet, (size_t)n->pi, n->id);
+}
+
+static int dir_stat_fn(struct rgt_ctx *c, struct node *n, struct stat *st,
+		       double *timeout)
+{
+	tree_dir_stat(c, n, st);
+	return 0;
+}
+
+/* ---- / --------------------------------------------------------------------------- */
+
+static int root_resolve(struct rgt_ctx *c, struct node *p, const char *name,
+			struct node *t, char *path, size_t pathlen)
+{
+	if (!strcmp(name, "archive")) {
+		t->kind = NK_ARCHIVE;
+		return 0;
+	}
+	/* a platform directory's pi is its directory index */
+	t->pi = fleet_dir_index(c->fleet, name);
+	if (t->pi < 0)
+		return -ENOENT;
+	t->kind = NK_PLATFORM;
+	return 0;
+}
+
+static int root_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < fleet_ndirs(c->fleet); i++)
+		rc = tree_add_child(d, n, fleet_dir_name(c->fleet, i),
+				    S_IFDIR);
+	return rc ? rc : tree_add_child(d, n, "archive", S_IFDIR);
+}
+
+static const struct kind_ops root_ops = {
+	.stat = dir_stat_fn, .resolve = root_resolve, .fill = root_fill,
+};
+
+/* ---- /<kind>/ ------------------------------------------------------------------- */
+
+static int platform_resolve(struct rgt_ctx *c, struct node *p,
+			    const char *name, struct node *t, char *path,
+			    size_t pathlen)
+{
+	if (!strcmp(name, ".error")) {
+		t->kind = NK_PERROR;
+		return 0;
+	}
+	/* ... and an instance's pi, its section's */
+	t->pi = fleet_instance_section(c->fleet, (size_t)p->pi, name);
+	if (t->pi < 0)
+		return -ENOENT;
+	t->kind = NK_INSTANCE;
+	t->id = (char *)name;
+	return 0;
+}
+
+static int platform_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
+{
+	char **ids;
+	size_t k;
+	int rc = tree_add_child(d, n, ".error", S_IFREG);
+	if (rc || (rc = fleet_instance_ids(c->fleet, (size_t)n->pi, &ids, &k)))
+		return rc;
+	for (size_t i = 0; !rc && i < k; i++)
+		rc = tree_add_child(d, n, ids[i], S_IFDIR);
+	fleet_ids_free(ids, k);
+	return rc;
+}
+
+static const struct kind_ops platform_ops = {
+	.stat = dir_stat_fn, .resolve = platform_resolve,
+	.fill = platform_fill,
+};
+
+static int perror_render(struct rgt_ctx *c, const struct node *n,
+			 struct buf *b)
+{
+	return fleet_platform_error(c->fleet, (size_t)n->pi, b);
+}
+
+static int perror_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		       double *timeout)
+{
+	return tree_text_stat(c, n, st, timeout, perror_render);
+}
+
+static int perror_open(struct rgt_ctx *c, struct node *n, struct fh *h,
+		       struct open_out *out)
+{
+	return tree_text_open(c, n, h, out, perror_render);
+}
+
+static const struct kind_ops perror_ops = {
+	.stat = perror_stat, .open = perror_open,
+};
+
+/* ---- /<kind>/<id>/ -------------------------------------------------------------- */
+
+static int instance_resolve(struct rgt_ctx *c, struct node *p,
+			    const char *name, struct node *t, char *path,
+			    size_t pathlen)
+{
+	const struct rgt_section *sec = fleet_section(c->fleet, (size_t)p->pi);
+	if (!fleet_instance_visible(c->fleet, (size_t)p->pi, p->id))
+		return -ENOENT;
+	for (size_t i = 0; i < NELEM(vfiles); i++) {
+		if (!strcmp(name, vfiles[i].name)) {
+			t->kind = NK_VFILE;
+			t->vf = vfiles[i].vf;
+			return 0;
+		}
+	}
+	if (!strcmp(name, "log")) {
+		t->kind = NK_LOG;
+		t->rpath = sec->log_path ? sec->log_path : (char *)"";
+		return 0;
+	}
+	if (!strcmp(name, "checkpoints")) {
+		t->kind = NK_RDIR;
+		t->rpath = sec->checkpoint_dir;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int instance_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
+{
+	int rc = 0;
+	if (!fleet_instance_visible(c->fleet, (size_t)n->pi, n->id))
+		return -ENOENT;
+	for (size_t i = 0; !rc && i < NELEM(vfiles); i++)
+		rc = tree_add_child(d, n, vfiles[i].name, S_IFREG);
+	if (!rc)
+		rc = tree_add_child(d, n, "log", S_IFREG);
+	if (!rc)
+		rc = tree_add_child(d, n, "checkpoints", S_IFDIR);
+	return rc;
+}
+
+static const struct kind_ops instance_ops = {
+	.stat = dir_stat_fn, .resolve = instance_resolve,
+	.fill = instance_fill,
+};
+
+static int vfile_render(struct rgt_ctx *c, const struct node *n,
+			struct buf *b)
+{
+	return fleet_instance_file(c->fleet, (size_t)n->pi, n->id, n->vf, b);
+}
+
+static int vfile_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		      double *timeout)
+{
+	return tree_text_stat(c, n, st, timeout, vfile_render);
+}
+
+static int vfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
+		      struct open_out *out)
+{
+	return tree_text_open(c, n, h, out, vfile_render);
+}
+
+static const struct kind_ops vfile_ops = {
+	.stat = vfile_stat, .open = vfile_open,
+};
+
+/* ---- remote files: log and checkpoints/ -------------------------------------- */
+
+/* Fresh attributes of a remote file or dir from its parent's listing. */
+static int refresh_remote(struct rgt_ctx *c, struct node *n, int max_age)
+{
+	struct remote *r = remote_of(c, n);
+	if (!r)
+		return -ENOENT;
+	if (n->kind == NK_LOG) {
+		struct xfer_attr a;
+		int rc = remote_stat(r, n->rpath, max_age, &a);
+		if (!rc)
+			node_set_attr(c->nodes, n, &a);
+		return rc;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", n->rpath);
+	char *slash = strrchr(dir, '/');
+	if (!slash || n->kind == NK_RDIR)
+		return 0;	/* directories: the listing that found it */
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	struct rlisting *l;
+	int rc = remote_list(r, dir, max_age, &l);
+	if (rc)
+		return rc;
+	const struct rentry *e = rlisting_find(l, n->name);
+	if (e && S_ISREG(e->attr.mode))
+		node_set_attr(c->nodes, n, &e->attr);
+	else
+		rc = -ENOENT;
+	rlisting_free(l);
+	return rc;
+}
+
+static int rfile_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		      double *timeout)
+{
+	*timeout = ATTR_TIMEOUT;
+	int rc = refresh_remote(c, n, LIST_MAX_AGE);
+	if (rc == -ENOENT && n->kind == NK_RFILE)
+		return rc;
+	struct xfer_attr a = node_attr(c->nodes, n);
+	tree_file_stat(c, n, st, a.size, a.mtime, STORE_BLOCK_SIZE);
+	if (n->kind == NK_LOG)
+		*timeout = 0;
+	return 0;
+}
+
+static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
+		      struct open_out *out)
+{
+	struct remote *r = remote_of(c, n);
+	int rc;
+	h->kind = FH_REMOTE;
+	fetch_stream_init(&h->stream);
+	if (!r)
+		return -ENOENT;
+	if (n->kind == NK_LOG && !*n->rpath) {
+		/* No log_path configured: an empty log. */
+		struct xfer_attr empty = { 0 };
+		node_set_attr(c->nodes, n, &empty);
+	} else {
+		/* The log grows: always ask. Checkpoints: reuse a listing
+		 * that is at most LIST_MAX_AGE old. */
+		rc = refresh_remote(c, n, n->kind == NK_LOG ? 0 : LIST_MAX_AGE);
+		if (rc && rc != -ENOENT && rc != -EACCES)
+			rc = 0;	/* unreachable: last known attrs */
+		if (rc == -ENOENT && n->kind == NK_LOG) {
+			struct xfer_attr empty = { 0 };
+			node_set_attr(c->nodes, n, &empty);
+			rc = 0;
+		}
+		if (rc)
+			return rc;
+	}
+	struct xfer_attr a = node_attr(c->nodes, n);
+	rc = fetch_file_init(&h->ff, r, fleet_platform_name(c->fleet,
+							    (size_t)n->pi),
+			     n->id, *n->rpath ? n->rpath : "/dev/null", a.size,
+			     a.mtime);
+	if (n->kind == NK_LOG)
+		out->direct_io = true;
+	else
+		out->keep_cache = node_same_identity(c->nodes, n, a.size,
+						     a.mtime);
+	return rc;
+}
+
+static const struct kind_ops rfile_ops = {
+	.stat = rfile_stat, .open = rfile_open,
+};
+
+static int rdir_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		     double *timeout)
+{
+	tree_dir_stat(c, n, st);
+	struct xfer_attr a = node_attr(c->nodes, n);
+	if (a.mtime)
+		st->st_mtime = st->st_ctime = a.mtime;
+	return 0;
+}
+
+static int rdir_resolve(struct rgt_ctx *c, struct node *p, const char *name,
+			struct node *t, char *path, size_t pathlen)
+{
+	struct remote *r = remote_of(c, p);
+	struct rlisting *l;
+	if (!r)
+		return -ENOENT;
+	int rc = rpath_join(path, pathlen, p->rpath, name);
+	if (rc)
+		return rc;
+	rc = remote_list(r, p->rpath, LIST_MAX_AGE, &l);
+	if (rc)
+		return rc;
+	const struct rentry *e = rlisting_find(l, name);
+	if (!e) {
+		rlisting_free(l);
+		return -ENOENT;
+	}
+	t->kind = S_ISDIR(e->attr.mode) ? NK_RDIR : NK_RFILE;
+	t->attr = e->attr;
+	t->rpath = path;
+	rlisting_free(l);
+	return 0;
+}
+
+static int rdir_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
+{
+	struct remote *r = remote_of(c, n);
+	struct rlisting *l;
+	if (!r)
+		return -ENOENT;
+	int rc = remote_list(r, n->rpath, LIST_MAX_AGE, &l);
+	if (rc == -ENOENT &&
+	    !strcmp(n->rpath,
+		    fleet_section(c->fleet, (size_t)n->pi)->checkpoint_dir))
+		return 0;	/* no checkpoint_dir yet: empty */
+	if (rc)
+		return rc;
+	for (size_t i = 0; !rc && i < l->n; i++)
+		rc = tree_add_child(d, n, l->v[i].name,
+				    S_ISDIR(l->v[i].attr.mode) ? S_IFDIR :
+								 S_IFREG);
+	rlisting_free(l);
+	return rc;
+}
+
+static const struct kind_ops rdir_ops = {
+	.stat = rdir_stat, .resolve = rdir_resolve, .fill = rdir_fill,
+};
+
+/* ---- the table ---------------------------------------------------------------- */
+
+static const struct kind_ops *const kinds[] = {
+	[NK_ROOT] = &root_ops,
+	[NK_PLATFORM] = &platform_ops,
+	[NK_ARCHIVE] = &tree_archive_root,
+	[NK_INSTANCE] = &instance_ops,
+	[NK_VFILE] = &vfile_ops,
+	[NK_PERROR] = &perror_ops,
+	[NK_LOG] = &rfile_ops,
+	[NK_RDIR] = &rdir_ops,
+	[NK_RFILE] = &rfile_ops,
+	[NK_APLAT] = &tree_archive_plat,
+	[NK_AINST] = &tree_archive_inst,
+	[NK_AVFILE] = &tree_archive_vfile,
+	[NK_ALOG] = &tree_archive_log,
+	[NK_ADIR] = &tree_archive_dir,
+	[NK_AFILE] = &tree_archive_file,
+};
+
+static const struct kind_ops none_ops;
+
+const struct kind_ops *tree_kind(enum node_kind k)
+{
+	return (unsigned)k < NELEM(kinds) && kinds[k] ? kinds[k] : &none_ops;
+}
