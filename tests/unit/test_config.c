@@ -1,6 +1,7 @@
 /* test_config.c - valid and invalid configs, messages with file:line. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "config.h"
@@ -47,6 +48,22 @@ int main(void)
 	CHECK_ERR(parse("[vastai]\n", &cfg, err), 0);
 	CHECK(cfg.nsec == 1);
 	config_cleanup(&cfg);
+
+	/* A second account of a kind, and every spelling of a root. */
+	CHECK_ERR(parse("[vastai]\n[vastai:work]\n"
+			"checkpoint_dir = /w//ckpt/\n", &cfg, err), 0);
+	CHECK(cfg.nsec == 2);
+	s = config_find(&cfg, "vastai", "work");
+	CHECK(s && !strcmp(s->checkpoint_dir, "/w/ckpt"));
+	config_cleanup(&cfg);
+	CHECK_ERR(parse("[ssh]\nhost = h\n", &cfg, err), -EINVAL);
+	CHECK(strstr(err, "t.ini:1:") && strstr(err, "needs a name"));
+	CHECK_ERR(parse("[vastai]\ncheckpoint_dir = /a/../b\n", &cfg, err),
+		  -EINVAL);
+	CHECK(strstr(err, "t.ini:2:") && strstr(err, ".."));
+	CHECK_ERR(parse("[vastai]\ncheckpoint_dir = //\n", &cfg, err),
+		  -EINVAL);
+	CHECK(strstr(err, "whole box"));
 
 	/* Each rejection names the line. */
 	CHECK_ERR(parse("[vastai]\napi_key = abc\n", &cfg, err), -EINVAL);
