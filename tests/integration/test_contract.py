@@ -192,6 +192,30 @@ def test_teardown_sends_exactly_the_destroy_calls_and_archives(cworld, kind):
 
 
 @pytest.mark.faults
+@pytest.mark.deadline(120)
+def test_destroy_answering_500_is_sent_once_and_the_instance_lives(cworld):
+    w = cworld(populate=False, mount=False, section={"destroy_timeout": 8})
+    iid = w.ids[0]
+    small_checkpoints(w)
+    w.start()
+    first = w.mod.DESTROY_CALLS[0]
+    w.api.fail(status=500, method=first[0])
+    err = op_errno("rmdir", w.idir(), timeout=90)
+    rep = read_text(w.f(0, "teardown"))
+    assert err == "EIO", "rmdir -> %s; teardown:\n%s" % (err, rep)
+    muts = w.api.mutations()
+    assert len(muts) == 1 and call_matches(first, muts[0], iid), \
+        "a destroy verb was retried blindly: %r" % [(r["method"], r["path"]) for r in muts]
+    assert_not_gone(w)
+    # the platform works again: the next rmdir completes the sequence
+    w.api.clear()
+    err = op_errno("rmdir", w.idir(), timeout=90)
+    assert err == "OK", "retry -> %s; teardown:\n%s" % (
+        err, util.run(["cat", w.f(0, "teardown")]).text)
+    wait_until(lambda: str(iid) not in w.listed(), 10, msg="instance left the listing")
+
+
+@pytest.mark.faults
 def test_refused_teardown_sends_no_call(cworld):
     w = cworld(mount=False, section={"destroy_timeout": 8})
     os.symlink("best.pth", w.box_ck(0, "run-001", "latest.pth"))
