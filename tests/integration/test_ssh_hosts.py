@@ -187,6 +187,58 @@ def test_silent_port_is_offline_within_the_probe_bound(tmp_path, ssh_mount, user
         silent.stop()
 
 
+class _Garbage:
+    """A TCP server that answers every connection with bytes that are not
+    an SSH banner (a web server or a wrong port), then closes it."""
+
+    def __init__(self, payload):
+        import threading
+        self.payload = payload
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                c.sendall(self.payload)
+            except OSError:
+                pass
+            c.close()
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join(5)
+        self.sock.close()
+
+
+@pytest.mark.faults
+def test_not_ssh_is_offline_and_a_bad_name_is_named(ssh_mount, user_key):
+    web = _Garbage(b"x" * 300)
+    try:
+        m = ssh_mount([("-bad", host_keys(web, user_key)),
+                       ("web", host_keys(web, user_key))])
+        wait_until(lambda: "web" in ls(m.p("ssh")), 10, msg="listed")
+        wait_status(m, "web", "offline")
+        info = json.loads(read_text(m.p("ssh", "web", "info.json")))
+        assert info["probe"]["result"] == "garbage", info
+        # the section whose name cannot be a directory: named in .error
+        err = read_text(m.p("ssh", ".error"))
+        assert "ssh:-bad" in err and "name" in err, err
+        assert "-bad" not in ls(m.p("ssh"))
+    finally:
+        web.stop()
+
+
 # ---- teardown -------------------------------------------------------------------------
 
 def test_rmdir_without_command_archives_and_leaves_box_running(box_factory, ssh_mount,
