@@ -486,10 +486,22 @@ static bool is_owner(fuse_req_t req, const struct rgt_ctx *c)
 	return fc && fc->uid == c->uid;
 }
 
-/* Asked by the teardown between steps: was the rmdir interrupted? */
+struct caller {
+	fuse_req_t req;
+	pid_t pid;
+	uint64_t start;
+};
+
+/*
+ * Asked by the teardown between steps: was the rmdir interrupted? The
+ * kernel's INTERRUPT, or the caller being killed (Ctrl-C on rmdir(1) is
+ * fatal to it), whichever we see first.
+ */
 static bool req_interrupted(void *arg)
 {
-	return fuse_req_interrupted(arg);
+	struct caller *cl = arg;
+	return fuse_req_interrupted(cl->req) ||
+	       rmguard_caller_dying(cl->pid, cl->start);
 }
 
 static int rmdir_instance(fuse_req_t req, size_t pi, const char *name)
@@ -522,7 +534,9 @@ static int rmdir_instance(fuse_req_t req, size_t pi, const char *name)
 				   "nothing was destroyed\n");
 		return -ENOTEMPTY;
 	}
-	return teardown_instance(c, pi, name, req_interrupted, req);
+	struct caller cl = { req, fuse_req_ctx(req)->pid, 0 };
+	cl.start = rmguard_start_time(cl.pid);
+	return teardown_instance(c, pi, name, req_interrupted, &cl);
 }
 
 #define ARCHIVE_GUARD 60	/* seconds; see rmdir_archive */

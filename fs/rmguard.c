@@ -139,3 +139,33 @@ bool rmguard_recent(struct rmguard *g, const char *key, int seconds)
 	pthread_mutex_unlock(&g->mu);
 	return hit;
 }
+
+bool rmguard_caller_dying(pid_t pid, uint64_t start)
+{
+	char path[64], buf[4096];
+	if (pid <= 0)
+		return false;
+	if (start && rmguard_start_time(pid) != start)
+		return true;	/* gone, or its pid reused */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return start != 0;	/* it was there: it is gone */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* SigPnd (the thread's) and ShdPnd (the process's) pending sets */
+	const char *keys[] = { "\nSigPnd:", "\nShdPnd:" };
+	for (int k = 0; k < 2; k++) {
+		const char *p = strstr(buf, keys[k]);
+		if (!p)
+			continue;
+		unsigned long long mask = strtoull(p + strlen(keys[k]), NULL,
+						   16);
+		if (mask & (1ull << (9 - 1)))	/* SIGKILL */
+			return true;
+	}
+	return false;
+}

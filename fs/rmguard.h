@@ -33,6 +33,14 @@ bool rmguard_hit(struct rmguard *g, const char *key, pid_t pid);
 /* Did any process try to delete inside @key in the last @seconds? */
 bool rmguard_recent(struct rmguard *g, const char *key, int seconds);
 
+/*
+ * Is process @pid being killed (a fatal signal pending: SIGKILL, or a
+ * SIGINT/SIGTERM it does not catch, which the kernel turns into one) or
+ * gone? A caller stuck in a FUSE request cannot die until we reply, so
+ * this sees Ctrl-C even when the kernel's INTERRUPT does not reach us.
+ */
+bool rmguard_caller_dying(pid_t pid, uint64_t start);
+
 /* Start time of @pid in clock ticks since boot; 0 if unknown. */
 uint64_t rmguard_start_time(pid_t pid);
 

@@ -47,6 +47,12 @@ int main(void)
 	CHECK(rmguard_start_time(me) != 0);
 	CHECK(rmguard_start_time(c) == 0);
 
+	/* a caller that is alive is not dying; one that is gone is */
+	CHECK(!rmguard_caller_dying(me, rmguard_start_time(me)));
+	CHECK(!rmguard_caller_dying(me, 0));
+	CHECK(rmguard_caller_dying(c, 12345));
+	CHECK(!rmguard_caller_dying(0, 0));
+
 	/* pid 0 (a caller FUSE cannot name) is one process: fail closed */
 	rmguard_note(g, "archive/vastai/3", 0);
 	CHECK(rmguard_hit(g, "archive/vastai/3", 0));
