@@ -36,6 +36,10 @@
  *   The v2 DELETE answers 204 while the pod may still be listed; the
  *   caller confirms by listing.
  *
+ * - The generic pieces (api_url and api_timeout checks, one-line messages,
+ *   key masking, hosts, the shared scrub rules, sorting) are restapi.c's;
+ *   what is here is RunPod's shapes and names.
+ *
  * Threads: a struct platform is used by one thread at a time (platform.h);
  * runpod_map_state() and runpod_parse_pods() are pure and reentrant.
  *
@@ -48,11 +52,9 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "restapi.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,44 +91,11 @@ static bool streq(const char *a, const char *b)
 	return a && !strcasecmp(a, b);
 }
 
-/*
- * One line of at most @cap bytes: control characters become spaces, spaces
- * at the ends are dropped, a cut never splits a UTF-8 sequence. malloc'd.
- */
-static char *one_line(const char *s, size_t n, size_t cap)
-{
-	size_t a = 0, b, i;
-	char *o;
-
-	if (!s)
-		n = 0;
-	while (a < n && ((unsigned char)s[a] <= 0x20 || s[a] == 0x7f))
-		a++;
-	b = n;
-	while (b > a && ((unsigned char)s[b - 1] <= 0x20 || s[b - 1] == 0x7f))
-		b--;
-	if (b - a > cap) {
-		b = a + cap;
-		while (b > a && ((unsigned char)s[b] & 0xc0) == 0x80)
-			b--;
-	}
-	o = malloc(b - a + 1);
-	if (!o)
-		return NULL;
-	for (i = 0; i < b - a; i++) {
-		unsigned char c = s[a + i];
-
-		o[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	o[i] = '\0';
-	return o;
-}
-
 static char *jline(json_t *v)
 {
 	return json_is_string(v) && json_string_length(v)
-		   ? one_line(json_string_value(v), json_string_length(v),
-			      SERVER_MSG_MAX)
+		   ? restapi_one_line(json_string_value(v),
+				      json_string_length(v), SERVER_MSG_MAX)
 		   : NULL;
 }
 
@@ -159,18 +128,6 @@ static char *server_msg(json_t *root)
 	return NULL;
 }
 
-/* Overwrite every occurrence of @key in @s with '*'. */
-static void mask_key(char *s, const char *key)
-{
-	size_t kl = key ? strlen(key) : 0;
-	char *p;
-
-	if (!s || kl < 4)
-		return;
-	while ((p = strstr(s, key)))
-		memset(p, '*', kl);
-}
-
 enum rgt_state runpod_map_state(json_t *pod)
 {
 	const char *st;
@@ -178,8 +135,7 @@ enum rgt_state runpod_map_state(json_t *pod)
 	if (!json_is_object(pod))
 		return RGT_ST_UNKNOWN;
 	st = jstr(json_object_get(pod, "status"));
-	if (streq(st, "PROVISIONING") || streq(st, "STARTING") ||
-	    streq(st, "CREATED"))
+	if (streq(st, "PROVISIONING") || streq(st, "STARTING"))
 		return RGT_ST_PROVISIONING;
 	if (streq(st, "RUNNING"))
 		return RGT_ST_RUNNING;
@@ -214,35 +170,6 @@ static int json_port(json_t *v)
 	return p >= 1 && p <= 65535 ? (int)p : 0;
 }
 
-/*
- * A host name or IP literal from @v, trimmed, into @out: only characters of
- * names and literals, no leading '-' (it ends up in an ssh command line).
- */
-static bool json_host(json_t *v, char out[RGT_HOST_MAX])
-{
-	const char *s;
-	size_t n;
-
-	if (!json_is_string(v))
-		return false;
-	s = json_string_value(v);
-	n = json_string_length(v);
-	while (n && isspace((unsigned char)*s)) {
-		s++;
-		n--;
-	}
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
-	if (!n || n >= RGT_HOST_MAX || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr(".-_:", s[i]))
-			return false;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return true;
-}
-
 /* A login name: [A-Za-z0-9._-], no leading '-', shorter than RGT_USER_MAX. */
 static bool json_user(json_t *v, char out[RGT_USER_MAX])
 {
@@ -260,7 +187,8 @@ static bool json_user(json_t *v, char out[RGT_USER_MAX])
 static bool ssh_ep(json_t *o, struct rgt_endpoint *ep, bool want_user)
 {
 	memset(ep, 0, sizeof(*ep));
-	if (!json_is_object(o) || !json_host(json_object_get(o, "host"), ep->host) ||
+	if (!json_is_object(o) ||
+	    !restapi_json_host(json_object_get(o, "host"), ep->host) ||
 	    !(ep->port = json_port(json_object_get(o, "port"))))
 		return false;
 	if (want_user && !json_user(json_object_get(o, "username"), ep->user))
@@ -313,7 +241,8 @@ static bool secret_field(const char *k)
 	return false;
 }
 
-static void scrub(json_t *v)
+/* RunPod's own secret-bearing names; restapi_scrub() adds the shared rules. */
+static void runpod_scrub(json_t *v)
 {
 	if (json_is_object(v)) {
 		void *it = json_object_iter(v);
@@ -326,12 +255,12 @@ static void scrub(json_t *v)
 			if (secret_field(k))
 				json_object_del(v, k);
 			else
-				scrub(x);
+				runpod_scrub(x);
 			it = next;
 		}
 	} else if (json_is_array(v)) {
 		for (size_t i = 0; i < json_array_size(v); i++)
-			scrub(json_array_get(v, i));
+			runpod_scrub(json_array_get(v, i));
 	}
 }
 
@@ -345,7 +274,8 @@ static char *make_info_json(json_t *pod, const struct rgt_instance *ri,
 	copy = json_deep_copy(pod);
 	if (!copy)
 		return NULL;
-	scrub(copy);
+	runpod_scrub(copy);
+	restapi_scrub(copy);
 	eps = json_array();
 	meta = json_pack("{s:s, s:s, s:s, s:o}", "platform", "runpod", "state",
 			 rgt_state_name(ri->state), "ssh_user", ssh_user,
@@ -381,13 +311,6 @@ out_copy:
 	return s;
 }
 
-static void instance_cleanup(struct rgt_instance *ri)
-{
-	free(ri->status_msg);
-	free(ri->info_json);
-	memset(ri, 0, sizeof(*ri));
-}
-
 /* "RUNNING", plus why files cannot be read when there is no direct SSH. */
 static char *make_status_msg(json_t *pod, enum rgt_state st, const char *kind)
 {
@@ -409,7 +332,7 @@ static char *make_status_msg(json_t *pod, enum rgt_state st, const char *kind)
 		n = asprintf(&s, "%s", raw ? raw : "");
 	if (n < 0)
 		return NULL;
-	o = one_line(s, (size_t)n, STATUS_MSG_MAX);
+	o = restapi_one_line(s, (size_t)n, STATUS_MSG_MAX);
 	free(s);
 	return o;
 }
@@ -453,82 +376,8 @@ static int parse_one(json_t *pod, const char *ssh_user,
 		goto out_nomem;
 	return 0;
 out_nomem:
-	instance_cleanup(ri);
+	restapi_instance_cleanup(ri);
 	return -ENOMEM;
-}
-
-struct order {
-	struct rgt_instance *ri;
-	size_t pos;
-};
-
-static int order_cmp(const void *a, const void *b)
-{
-	const struct order *x = a, *y = b;
-	int c = strcmp(x->ri->id, y->ri->id);
-
-	if (c)
-		return c;
-	return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* Sort by id, drop repeats (the first wins). Returns how many, or -ENOMEM. */
-static long sort_unique(struct rgt_instance_list *l)
-{
-	struct order *o;
-	struct rgt_instance *v;
-	size_t i, n = 0;
-
-	if (l->n < 2)
-		return 0;
-	o = malloc(l->n * sizeof(*o));
-	v = malloc(l->n * sizeof(*v));
-	if (!o || !v) {
-		free(o);
-		free(v);
-		return -ENOMEM;
-	}
-	for (i = 0; i < l->n; i++)
-		o[i] = (struct order){&l->v[i], i};
-	qsort(o, l->n, sizeof(*o), order_cmp);
-	for (i = 0; i < l->n; i++) {
-		if (n && !strcmp(v[n - 1].id, o[i].ri->id))
-			instance_cleanup(o[i].ri);
-		else
-			v[n++] = *o[i].ri;
-	}
-	free(o);
-	free(l->v);
-	l->v = v;
-	i = l->n - n;
-	l->n = n;
-	return (long)i;
-}
-
-static int bad_json(const char *body, size_t len, const json_error_t *je,
-		    char *err, size_t errlen)
-{
-	size_t i = 0;
-
-	while (i < len && isspace((unsigned char)body[i]))
-		i++;
-	if (i == len)
-		snprintf(err, errlen, "runpod: empty response");
-	else if (body[i] == '<')
-		snprintf(err, errlen,
-			 "runpod: response is not JSON (an HTML page?) at "
-			 "line %d col %d",
-			 je->line, je->column);
-	else if ((size_t)je->position >= len)
-		snprintf(err, errlen,
-			 "runpod: response is not valid JSON (truncated?) at "
-			 "line %d col %d",
-			 je->line, je->column);
-	else
-		snprintf(err, errlen,
-			 "runpod: response is not valid JSON at line %d col %d",
-			 je->line, je->column);
-	return -EBADMSG;
 }
 
 int runpod_parse_pods(const char *body, size_t len, const char *ssh_user,
@@ -555,8 +404,8 @@ int runpod_parse_pods(const char *body, size_t len, const char *ssh_user,
 	}
 	root = body ? json_loadb(body, len, 0, &je) : NULL;
 	if (!root)
-		return bad_json(body ? body : "", body ? len : 0, &je, err,
-				errlen);
+		return restapi_bad_json("runpod", body ? body : "",
+				       body ? len : 0, &je, err, errlen);
 	if (json_is_array(root)) {
 		snprintf(err, errlen,
 			 "runpod: the list is a bare array (the retired REST "
@@ -616,7 +465,7 @@ int runpod_parse_pods(const char *body, size_t len, const char *ssh_user,
 		}
 		out->n++;
 	}
-	dup = sort_unique(out);
+	dup = restapi_sort_unique(out);
 	if (dup < 0)
 		goto out_nomem;
 	if (dup && !skipped)
@@ -649,141 +498,6 @@ out_root:
 
 /* ---- the adapter ------------------------------------------------------- */
 
-static bool loopback_host(const char *h)
-{
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (!strcasecmp(h, "localhost"))
-		return true;
-	if (inet_pton(AF_INET, h, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, h, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6) ||
-		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-	return false;
-}
-
-/* api_url reduced to "scheme://authority"; rgtfs adds /v2 itself. */
-static int parse_api_url(const char *url, char **origin, char *err,
-			 size_t errlen)
-{
-	char host[RGT_HOST_MAX];
-	const char *auth, *end, *hs, *he, *port = NULL;
-	bool plain;
-	size_t sl;
-
-	if (!strncasecmp(url, "https://", 8)) {
-		plain = false;
-		sl = 5;
-	} else if (!strncasecmp(url, "http://", 7)) {
-		plain = true;
-		sl = 4;
-	} else {
-		snprintf(err, errlen, "runpod: api_url must start with https://");
-		return -EINVAL;
-	}
-	auth = url + sl + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (*end == '?' || *end == '#' || (*end == '/' && end[1])) {
-		snprintf(err, errlen,
-			 "runpod: api_url takes a scheme, a host and a port "
-			 "only (rgtfs adds /v2 itself)");
-		return -EINVAL;
-	}
-	for (const char *c = auth; c < end; c++) {
-		if (*c == '@') {
-			snprintf(err, errlen,
-				 "runpod: api_url must not contain "
-				 "user:password@");
-			return -EINVAL;
-		}
-		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
-			snprintf(err, errlen,
-				 "runpod: api_url has a space or an "
-				 "unexpected character in its host");
-			return -EINVAL;
-		}
-	}
-	if (*auth == '[') {
-		hs = auth + 1;
-		he = memchr(hs, ']', end - hs);
-		if (he && he + 1 < end) {
-			if (he[1] != ':')
-				he = NULL;
-			else
-				port = he + 2;
-		}
-	} else {
-		hs = auth;
-		he = memchr(hs, ':', end - hs);
-		if (he)
-			port = he + 1;
-		else
-			he = end;
-		if (port && memchr(port, ':', end - port))
-			he = NULL;
-	}
-	if (!he || he == hs || (size_t)(he - hs) >= sizeof(host)) {
-		snprintf(err, errlen, "runpod: api_url has no valid host");
-		return -EINVAL;
-	}
-	memcpy(host, hs, he - hs);
-	host[he - hs] = '\0';
-	if (port) {
-		size_t pl = end - port;
-		long pv = pl && pl <= 5 && strspn(port, "0123456789") >= pl
-			      ? strtol(port, NULL, 10)
-			      : 0;
-
-		if (pv < 1 || pv > 65535) {
-			snprintf(err, errlen, "runpod: api_url has an invalid "
-					      "port");
-			return -EINVAL;
-		}
-	}
-	if (plain && !loopback_host(host)) {
-		snprintf(err, errlen,
-			 "runpod: api_url must be https (http would send the "
-			 "API key in clear text; it is allowed only for "
-			 "loopback hosts)");
-		return -EINVAL;
-	}
-	if (asprintf(origin, "%s://%.*s", plain ? "http" : "https",
-		     (int)(end - auth), auth) < 0) {
-		*origin = NULL;
-		snprintf(err, errlen, "runpod: out of memory");
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int parse_timeout(const struct rgt_section *sec, long *total_ms,
-			 char *err, size_t errlen)
-{
-	const char *v = config_get(sec, "api_timeout");
-	char *end;
-	double s;
-
-	*total_ms = TIMEOUT_MS;
-	if (!v)
-		return 0;
-	errno = 0;
-	s = strtod(v, &end);
-	while (end != v && isspace((unsigned char)*end))
-		end++;
-	if (end == v || *end || errno || !isfinite(s) || s <= 0 || s > 600) {
-		snprintf(err, errlen,
-			 "runpod: api_timeout must be a number of seconds "
-			 "between 0 and 600");
-		return -EINVAL;
-	}
-	*total_ms = (long)(s * 1000 + 0.5);
-	if (*total_ms < 1)
-		*total_ms = 1;
-	return 0;
-}
-
 static void runpod_close(struct platform *p)
 {
 	if (!p)
@@ -815,17 +529,16 @@ static int runpod_open(const struct rgt_section *sec, struct platform **out,
 		snprintf(err, errlen, "runpod: out of memory");
 		return -ENOMEM;
 	}
-	rc = parse_api_url(sec->api_url && sec->api_url[0] ? sec->api_url
-							   : DEFAULT_API_URL,
-			   &p->api_url, err, errlen);
+	rc = restapi_origin("runpod", sec->api_url, DEFAULT_API_URL,
+			    &p->api_url, err, errlen);
 	if (rc)
 		goto out_free;
-	rc = parse_timeout(sec, &p->timeout_ms, err, errlen);
+	rc = restapi_timeout("runpod", sec, TIMEOUT_MS, &p->timeout_ms, err,
+			     errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
-	p->ssh_user =
-	    strdup(sec->ssh_user && sec->ssh_user[0] ? sec->ssh_user : "root");
+	p->ssh_user = strdup(restapi_ssh_user(sec, "root"));
 	if (!p->ssh_user) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "runpod: out of memory");
@@ -893,7 +606,7 @@ static int status_error(struct platform *p, const struct http_resp *resp,
 	m = server_msg(root);
 	snprintf(err, errlen, "runpod answered HTTP %ld to %s%s%s", st, what,
 		 m ? ": " : "", m ? m : "");
-	mask_key(err, p->key);
+	restapi_mask_key(err, p->key);
 	free(m);
 	json_decref(root);
 	return st == 404 ? -ENOENT : -EIO;
@@ -942,7 +655,7 @@ static int runpod_list(struct platform *p, struct rgt_instance_list *out,
 	}
 	rc = runpod_parse_pods(resp.body.data, resp.body.len, p->ssh_user, out,
 			       err, errlen);
-	mask_key(err, p->key);
+	restapi_mask_key(err, p->key);
 out_resp:
 	http_resp_cleanup(&resp);
 	free(url);

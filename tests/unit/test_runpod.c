@@ -302,7 +302,7 @@ static void test_open(void)
 	CHECK(try_open("http://api.runpod.io", err, sizeof(err)) == -EINVAL);
 	CHECK(try_open("https://api.runpod.io/v2", err, sizeof(err)) ==
 	      -EINVAL);
-	CHECK(strstr(err, "/v2") != NULL);
+	CHECK(strstr(err, "path itself") != NULL);
 	CHECK(try_open("https://u:p@api.runpod.io", err, sizeof(err)) ==
 	      -EINVAL);
 	unsetenv("RGT_TEST_RUNPOD_KEY");
