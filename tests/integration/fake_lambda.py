@@ -56,6 +56,16 @@ TERMINATING = dict(status="terminating")
 ERROR_200 = {"error": {"code": "global/unknown",
                        "message": "An unknown error occurred. Please try again."}}
 
+# For the contract suite: the words this platform can show (no others exist
+# in its API), and the `ssh` line's target. The API carries no port, so the
+# line names the instance's IP and port 22, never the box's own 127.0.0.1:P.
+SHOWABLE = {"provisioning", "running", "offline", "preempted", "destroying"}
+
+
+def ssh_target(api, iid):
+    """(host, port) that MOUNT/<kind>/<iid>/ssh names."""
+    return api.get(iid)["ip"], 22
+
 _rng = random.Random()
 
 

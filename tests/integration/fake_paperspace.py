@@ -59,6 +59,16 @@ TERMINATING = dict(state="off", dtDeleted="2026-12-01T23:00:00.000Z")
 
 ERROR_200 = {"message": "Something went wrong, please try again later", "status": 500}
 
+# For the contract suite: the words this platform can show (no others exist
+# in its API), and the `ssh` line's target. The API carries no port, so the
+# line names the instance's IP and port 22, never the box's own 127.0.0.1:P.
+SHOWABLE = {"provisioning", "running", "stopped", "destroying"}
+
+
+def ssh_target(api, iid):
+    """(host, port) that MOUNT/<kind>/<iid>/ssh names."""
+    return api.get(iid)["publicIp"], 22
+
 _rng = random.Random()
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 
