@@ -245,3 +245,28 @@ def test_runpod_proxy_only_gives_the_proxy_login_for_ssh(cworld, kind):
     assert "-p %d " % box.port in read_text(w.f(0, "ssh"))
     assert "no SFTP" in read_text(w.f(0, "status_msg"))
     assert w.status() == "running\n"
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("kind", ["runpod"])
+@pytest.mark.parametrize("label,fault", [
+    ("409-not-allowed", dict(status=409)),
+    ("200-not-the-documented-204", dict(mode="body", status=200, body="{}")),
+])
+def test_runpod_terminate_without_204_is_not_success(cworld, kind, label, fault):
+    w = cworld(populate=False, mount=False, section={"destroy_timeout": 4})
+    iid = w.ids[0]
+    small_checkpoints(w)
+    w.start()
+    before = util.box_tree_sha(w.boxes[0].workspace)
+    w.api.fail(method="DELETE", **fault)
+    err = op_errno("rmdir", w.idir(), timeout=60)
+    rep = read_text(w.f(0, "teardown"))
+    assert err not in ("OK", "TIMEOUT"), "rmdir -> %s; teardown:\n%s" % (err, rep)
+    muts = w.api.mutations()
+    assert [(r["method"], r["path"]) for r in muts] == [("DELETE", "/v2/pods/" + iid)], muts
+    w.api.clear()
+    assert_not_gone(w)
+    assert str(iid) not in set(util.run(["ls", "-A", "--", os.path.join(
+        w.mnt, "archive", kind)]).text.split()), "archived though the pod lives"
+    assert util.box_tree_sha(w.boxes[0].workspace) == before
