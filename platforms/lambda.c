@@ -56,7 +56,7 @@
 #define STATUS_MSG_MAX 512
 #define SERVER_MSG_MAX 300
 #define MEMO_MAX 1024
-#define ORPHANS_MAX ((size_t)64 << 10)
+#define ORPHANS_MAX ((size_t)16 << 10)
 
 struct memo {
 	char id[RGT_ID_MAX];
@@ -538,7 +538,8 @@ static void remember(struct platform *p, const char *body, size_t len)
 		if (!id || !platform_id_valid(id) || strlen(id) >= RGT_ID_MAX)
 			continue;
 		buf_init(&b, ORPHANS_MAX);
-		if (lambda_orphan_lines(inst, &b)) {
+		/* Past ORPHANS_MAX the lines that fit are kept. */
+		if (lambda_orphan_lines(inst, &b) == -ENOMEM) {
 			buf_cleanup(&b);
 			continue;
 		}

@@ -25,7 +25,9 @@
  *   snapshots billing (PLATFORMS.md 4.3). list() remembers each machine's
  *   static IP (bounded, MEMO_MAX machines); orphans() reports it and lists
  *   GET /v1/snapshots (paged, bounded) for the machine's snapshots. It
- *   deletes nothing.
+ *   deletes nothing. If the snapshots cannot be listed, that is said in a
+ *   line of its own next to the static IP, rather than failing and losing
+ *   the IP from the teardown report.
  * - destroy() is never retried, not even on a timeout.
  *
  * Threads: a struct platform is used by one thread at a time (platform.h).
@@ -56,7 +58,7 @@
 #define STATUS_MSG_MAX 512
 #define SERVER_MSG_MAX 300
 #define MEMO_MAX 1024
-#define ORPHANS_MAX ((size_t)64 << 10)
+#define ORPHANS_MAX ((size_t)16 << 10)
 
 struct memo {
 	char id[RGT_ID_MAX];
@@ -624,7 +626,7 @@ static void remember(struct platform *p, const char *body, size_t len)
 		if (!id || !platform_id_valid(id) || strlen(id) >= RGT_ID_MAX)
 			continue;
 		buf_init(&b, ORPHANS_MAX);
-		if (paperspace_orphan_lines(m, &b)) {
+		if (paperspace_orphan_lines(m, &b) == -ENOMEM) {
 			buf_cleanup(&b);
 			continue;
 		}
@@ -819,7 +821,8 @@ static int paperspace_orphans(struct platform *p, const char *id,
 	struct http_resp resp;
 	bool more = true;
 	size_t pages;
-	int rc;
+	char e[256] = "";
+	int rc = 0;
 
 	if (err && errlen)
 		err[0] = '\0';
@@ -834,33 +837,42 @@ static int paperspace_orphans(struct platform *p, const char *id,
 	 * server-side filter parameter is not documented. */
 	for (pages = 0; more; pages++) {
 		if (pages == PAPERSPACE_MAX_PAGES) {
-			snprintf(err, errlen,
+			snprintf(e, sizeof(e),
 				 VENDOR ": the snapshot list did not end "
 					"within %d pages",
 				 PAPERSPACE_MAX_PAGES);
-			return -EBADMSG;
+			rc = -EBADMSG;
+			break;
 		}
 		snprintf(prev, sizeof(prev), "%s", cursor);
 		rc = get_page(p, "/v1/snapshots", cursor, deadline, &resp,
-			      "the snapshot list", err, errlen);
+			      "the snapshot list", e, sizeof(e));
 		if (!rc)
 			rc = paperspace_parse_snapshots(resp.body.data,
 							resp.body.len, id, out,
-							&more, cursor, err,
-							errlen);
+							&more, cursor, e,
+							sizeof(e));
 		http_resp_cleanup(&resp);
-		if (rc) {
-			restapi_mask_key(err, p->key);
-			return rc;
-		}
-		if (more && !strcmp(cursor, prev)) {
-			snprintf(err, errlen,
+		if (!rc && more && !strcmp(cursor, prev)) {
+			snprintf(e, sizeof(e),
 				 VENDOR ": the snapshot list repeats its page "
 					"cursor");
-			return -EBADMSG;
+			rc = -EBADMSG;
 		}
+		if (rc)
+			break;
 	}
-	return 0;
+	if (!rc)
+		return 0;
+	/*
+	 * The static IP (above) is known all the same: say both in the
+	 * report rather than fail and lose it. The line says what to check.
+	 */
+	restapi_mask_key(e, p->key);
+	return buf_appendf(out,
+			   "snapshots of machine %s: could not be listed (%s); "
+			   "check GET /snapshots, they bill until deleted\n",
+			   id, e);
 }
 
 const struct platform_ops paperspace_platform_ops = {

@@ -291,3 +291,23 @@ def test_faults_are_errors_never_gone(both):
                    msg="%s %r: .error not cleared: %r" % (side.kind, f, err_text()))
         assert side.status() == "running\n"
     assert L.api.mutations() == [] and P.api.mutations() == []
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(120)
+def test_paperspace_snapshots_unlistable_the_report_still_names_the_ip(both):
+    """GET /v1/snapshots failing after the DELETE: the teardown still finishes
+    (the machine is gone), and its report names the static IP and says the
+    snapshots could not be listed, so nothing that bills goes unmentioned."""
+    m, L, P, other, want = both()
+    pip = P.api.get(P.iid)["publicIp"]
+    P.api.fail(path="/v1/snapshots", status=500)
+    err = op_errno("rmdir", P.f(), timeout=90)
+    assert err == "OK", "rmdir -> %s; teardown:\n%s\n%s" % (
+        err, util.run(["cat", P.f("teardown")]).text, m.log_tail())
+    assert [(r["method"], r["path"]) for r in P.api.mutations()] == \
+        [("DELETE", "/v1/machines/" + P.iid)]
+    rep = read_text(P.archive("teardown"))
+    assert "static IP %s" % pip in rep, rep
+    assert "snapshots of machine %s: could not be listed" % P.iid in rep, rep
+    assert P.api.api_key not in rep
