@@ -521,3 +521,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _handle
+
+
+def main(argv=None):
+    import argparse
+    import os
+    import signal
+    ap = argparse.ArgumentParser(description="fake RunPod REST v2 API for rgtfs")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--world", help="JSON file: {api_key, linger, pods:[...]}; a pod may "
+                    "carry \"_eps\": [direct_host, direct_port, proxy_port]")
+    ap.add_argument("--api-key", default=None,
+                    help="accepted key (default: the world's, else $%s)" % API_KEY_ENV)
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    fake = FakeRunPod(a.api_key, host=a.host, port=a.port, quiet=not a.verbose)
+    if a.world:
+        with open(a.world) as f:
+            w = json.load(f)
+        fake.api_key = fake.api_key or w.get("api_key")
+        fake.linger = int(w.get("linger", fake.linger))
+        for pod in w.get("pods", []):
+            pod["_eps"] = tuple(pod.get("_eps") or ("127.0.0.1", None, None))
+            fake.add(pod)
+    fake.api_key = fake.api_key or os.environ.get(API_KEY_ENV)
+    if not fake.api_key:
+        ap.error("no API key: give --api-key, a world api_key or $%s" % API_KEY_ENV)
+    fake.start()
+    print("fake_runpod: listening on %s (%d pods)" % (fake.url, len(fake.pods)), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
