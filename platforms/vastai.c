@@ -1,13 +1,22 @@
 /*
- * vastai.c - the vast.ai adapter: v0 REST API, Bearer key, DELETE to end an
- * instance (PLATFORMS.md section 1).
+ * vastai.c - the vast.ai adapter: the paged v1 list (v0 as the fallback),
+ * Bearer key, DELETE to end an instance (PLATFORMS.md section 1).
  *
  * DESIGN
  *
- * - Translation only, no policy: list() turns one
- *   GET /api/v0/instances?owner=me into rgt_instance values, destroy() sends
- *   one DELETE /api/v0/instances/{id}/ and reports what vast.ai said. When
- *   to destroy, and what a state means for the data, is decided above.
+ * - Translation only, no policy: list() turns the instance list into
+ *   rgt_instance values, destroy() sends one DELETE /api/v0/instances/{id}/
+ *   and reports what vast.ai said. When to destroy, and what a state means
+ *   for the data, is decided above.
+ * - The list is GET /api/v1/instances/ (limit 25, ordered by id, the cursor
+ *   sent back as after_token, the vendor SDK's names; the shapes are [3p]
+ *   in PLATFORMS.md 1.2, so every page is read defensively). Every page is
+ *   followed, under VASTAI_MAX_PAGES and one budget of three api_timeouts;
+ *   a cursor that never ends or comes back is an error, never a hang. The
+ *   list is `complete` only if every page parsed with nothing skipped and
+ *   no id repeated. When v1 declines (HTTP 404, or {"success": false}), the
+ *   classic GET /api/v0/instances?owner=me answers instead, and v1 is asked
+ *   again after V1_RETRY_MS (at once if v0 fails too).
  * - The JSON is hostile until proven otherwise. The reply is capped
  *   (VASTAI_MAX_BODY) before it is parsed; every field is type-checked where
  *   it is read; the shape traps of PLATFORMS.md 8.11 are accepted (a single
@@ -34,9 +43,8 @@
  * Threads: a struct platform is used by one thread at a time (platform.h);
  * vastai_map_state() and vastai_parse_instances() are pure and reentrant.
  *
- * Rejected: the paginated v1 list. v0 answers the whole list in one call,
- * which is what SPEC.md asks for (one list call per poll interval); v1's
- * cursor parameter is not confirmed (PLATFORMS.md 1.2).
+ * Rejected: v0 only. One project reports v0 answering {"success": false}
+ * now (PLATFORMS.md 1.2) and the vendor SDK lists through v1 alone.
  */
 #define _GNU_SOURCE /* asprintf, strcasestr */
 #include "vastai.h"
@@ -53,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define DEFAULT_API_URL "https://console.vast.ai"
 #define VENDOR_KEY_FILE "~/.config/vastai/vast_api_key"
@@ -63,6 +72,8 @@
 #define BACKOFF_MAX_MS 2000L
 #define STATUS_MSG_MAX 512
 #define SERVER_MSG_MAX 300
+/* After v1 declined, list with v0 for this long before asking v1 again. */
+#define V1_RETRY_MS (10L * 60 * 1000)
 
 struct platform {
 	char *api_url;	/* "https://host[:port]", no trailing slash */
@@ -71,6 +82,7 @@ struct platform {
 	char *ssh_user;
 	long connect_ms;
 	long timeout_ms;
+	long v0_until_ms;	/* monotonic: list with v0 until then */
 };
 
 /* ---- pure helpers ------------------------------------------------------ */
@@ -535,34 +547,20 @@ static int bad_json(const char *body, size_t len, const json_error_t *je,
 	return -EBADMSG;
 }
 
-int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
-			   struct rgt_instance_list *out, char *err,
-			   size_t errlen)
+/*
+ * The instances of a parsed reply @root (borrowed) into @out; @list_only
+ * refuses a single object under "instances" (a v1 page is always a list).
+ * Same contract as vastai_parse_instances().
+ */
+static int parse_root(json_t *root, const char *ssh_user, bool list_only,
+		      struct rgt_instance_list *out, char *err, size_t errlen)
 {
 	char why[96], first[160] = "";
 	size_t n, i, skipped = 0;
-	json_t *root, *insts;
-	json_error_t je;
+	json_t *insts;
 	long dup;
 	int rc;
 
-	out->v = NULL;
-	out->n = 0;
-	if (err && errlen)
-		err[0] = '\0';
-	if (!ssh_user)
-		ssh_user = "root";
-	if (len > VASTAI_MAX_BODY) {
-		snprintf(err, errlen,
-			 "vast.ai: response larger than %zu "
-			 "bytes",
-			 VASTAI_MAX_BODY);
-		return -EFBIG;
-	}
-	root = body ? json_loadb(body, len, 0, &je) : NULL;
-	if (!root)
-		return bad_json(body ? body : "", body ? len : 0, &je, err,
-				errlen);
 	if (!json_is_object(root)) {
 		snprintf(err, errlen, "vast.ai: response is not a JSON object");
 		rc = -EBADMSG;
@@ -593,7 +591,7 @@ int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
 			 "keeping the last known instances");
 		rc = -EBADMSG;
 		goto out_root;
-	} else if (json_is_object(insts)) {
+	} else if (json_is_object(insts) && !list_only) {
 		n = 1;
 	} else if (json_is_array(insts)) {
 		n = json_array_size(insts);
@@ -654,6 +652,110 @@ int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
 out_nomem:
 	rgt_instance_list_free(out);
 	snprintf(err, errlen, "vast.ai: out of memory");
+out_root:
+	return rc;
+}
+
+/* The JSON of @body, or NULL with -errno in *rc and a reason in err. */
+static json_t *load_reply(const char *body, size_t len, int *rc, char *err,
+			  size_t errlen)
+{
+	json_error_t je;
+	json_t *root;
+
+	if (len > VASTAI_MAX_BODY) {
+		snprintf(err, errlen,
+			 "vast.ai: response larger than %zu "
+			 "bytes",
+			 VASTAI_MAX_BODY);
+		*rc = -EFBIG;
+		return NULL;
+	}
+	root = body ? json_loadb(body, len, 0, &je) : NULL;
+	if (!root)
+		*rc = bad_json(body ? body : "", body ? len : 0, &je, err,
+			       errlen);
+	return root;
+}
+
+int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
+			   struct rgt_instance_list *out, char *err,
+			   size_t errlen)
+{
+	json_t *root;
+	int rc = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	out->complete = false;
+	if (err && errlen)
+		err[0] = '\0';
+	root = load_reply(body, len, &rc, err, errlen);
+	if (!root)
+		return rc;
+	rc = parse_root(root, ssh_user ? ssh_user : "root", false, out, err,
+			errlen);
+	json_decref(root);
+	return rc;
+}
+
+int vastai_parse_page(const char *body, size_t len, const char *ssh_user,
+		      struct rgt_instance_list *out, char **next_token,
+		      char *err, size_t errlen)
+{
+	json_t *root, *nt;
+	const char *t;
+	size_t tl;
+	int rc = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	out->complete = false;
+	*next_token = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	root = load_reply(body, len, &rc, err, errlen);
+	if (!root)
+		return rc;
+	/* The cursor first: a page whose cursor cannot be followed says
+	 * nothing about whether the list is complete. */
+	nt = json_is_object(root) ? json_object_get(root, "next_token") : NULL;
+	if (nt && !json_is_null(nt) && !json_is_string(nt)) {
+		snprintf(err, errlen,
+			 "vast.ai: the page's \"next_token\" is neither a "
+			 "string nor null");
+		rc = -EBADMSG;
+		goto out_root;
+	}
+	t = json_is_string(nt) ? json_string_value(nt) : "";
+	tl = json_is_string(nt) ? json_string_length(nt) : 0;
+	if (tl > VASTAI_TOKEN_MAX || strlen(t) != tl) {
+		snprintf(err, errlen,
+			 "vast.ai: the page's \"next_token\" is longer than "
+			 "%d bytes or holds a NUL",
+			 VASTAI_TOKEN_MAX);
+		rc = -EBADMSG;
+		goto out_root;
+	}
+	for (size_t i = 0; i < tl; i++) {
+		if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f) {
+			snprintf(err, errlen,
+				 "vast.ai: the page's \"next_token\" holds "
+				 "a space, a control or a non-ASCII byte");
+			rc = -EBADMSG;
+			goto out_root;
+		}
+	}
+	rc = parse_root(root, ssh_user ? ssh_user : "root", true, out, err,
+			errlen);
+	if (!rc && tl) {
+		*next_token = strdup(t);
+		if (!*next_token) {
+			rgt_instance_list_free(out);
+			snprintf(err, errlen, "vast.ai: out of memory");
+			rc = -ENOMEM;
+		}
+	}
 out_root:
 	json_decref(root);
 	return rc;
@@ -926,8 +1028,9 @@ static int status_error(struct platform *p, const struct http_resp *resp,
 	return st == 404 ? -ENOENT : -EIO;
 }
 
-static int vastai_list(struct platform *p, struct rgt_instance_list *out,
-		       char *err, size_t errlen)
+/* The classic one-shot list, GET /api/v0/instances?owner=me. */
+static int list_v0(struct platform *p, struct rgt_instance_list *out,
+		   char *err, size_t errlen)
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
@@ -978,6 +1081,267 @@ static int vastai_list(struct platform *p, struct rgt_instance_list *out,
 out_resp:
 	http_resp_cleanup(&resp);
 	free(url);
+	return rc;
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* @s percent-encoded for a query value (all but A-Za-z0-9-._~). */
+static char *query_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *o = malloc(3 * n + 1), *q = o;
+
+	if (!o)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+			*q++ = (char)c;
+		} else {
+			*q++ = '%';
+			*q++ = hex[c >> 4];
+			*q++ = hex[c & 15];
+		}
+	}
+	*q = '\0';
+	return o;
+}
+
+/* Append @add's entries to @all (moved; @add left empty). */
+static int list_append(struct rgt_instance_list *all,
+		       struct rgt_instance_list *add)
+{
+	struct rgt_instance *v;
+
+	if (!add->n)
+		return 0;
+	v = realloc(all->v, (all->n + add->n) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v + all->n, add->v, add->n * sizeof(*v));
+	all->v = v;
+	all->n += add->n;
+	free(add->v);
+	add->v = NULL;
+	add->n = 0;
+	return 0;
+}
+
+/*
+ * The v1 answer says "this endpoint is not for you": HTTP 404, or
+ * {"success": false} with a 2xx or a 4xx other than 401/403/429. Only then
+ * is v0 tried instead; an auth error, a 429 or a 5xx is the same for both.
+ */
+static bool v1_declined(const struct http_resp *resp)
+{
+	long st = resp->status;
+	json_t *root;
+	bool no;
+
+	if (st == 404)
+		return true;
+	if (st == 401 || st == 403 || st == 429 || st >= 500 || st < 200)
+		return false;
+	root = resp->body.len
+		   ? json_loadb(resp->body.data, resp->body.len, 0, NULL)
+		   : NULL;
+	no = json_is_object(root) &&
+	     json_is_false(json_object_get(root, "success"));
+	json_decref(root);
+	return no;
+}
+
+/*
+ * The paged list, GET /api/v1/instances/?limit=25&after_token=..., every
+ * page followed, bounded by VASTAI_MAX_PAGES and one budget of three
+ * api_timeouts. *declined is set when the first page says v1 is not
+ * available (see v1_declined); nothing is listed then.
+ */
+static int list_v1(struct platform *p, struct rgt_instance_list *out,
+		   bool *declined, char *err, size_t errlen)
+{
+	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
+	struct http_req req = {
+	    .method = "GET",
+	    .headers = hdrs,
+	    .connect_timeout_ms = p->connect_ms,
+	    .max_body = VASTAI_MAX_BODY,
+	    .max_retries = LIST_RETRIES,
+	    .backoff_ms = BACKOFF_MS,
+	    .backoff_max_ms = BACKOFF_MAX_MS,
+	};
+	long deadline = mono_ms() + 3 * p->timeout_ms;
+	char **seen = NULL, *token = NULL;	/* token: seen[nseen - 1] */
+	bool complete = true;
+	size_t pages = 0, nseen = 0;
+	long dup;
+	int rc = 0;
+
+	*declined = false;
+	for (;;) {
+		struct rgt_instance_list page = {0};
+		struct http_resp resp;
+		char herr[256], *next = NULL, *url = NULL, *enc = NULL;
+		long left = deadline - mono_ms();
+
+		if (pages >= VASTAI_MAX_PAGES) {
+			snprintf(err, errlen,
+				 "vast.ai: the v1 instance list did not end "
+				 "within %d pages; keeping the last known "
+				 "instances",
+				 VASTAI_MAX_PAGES);
+			rc = -EBADMSG;
+			break;
+		}
+		if (left <= 0) {
+			snprintf(err, errlen,
+				 "vast.ai: the v1 instance list did not finish "
+				 "within %gs (%zu pages read)",
+				 3 * p->timeout_ms / 1000.0, pages);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (token && !(enc = query_escape(token))) {
+			rc = -ENOMEM;
+			snprintf(err, errlen, "vast.ai: out of memory");
+			break;
+		}
+		/* owner=me as v0 has it; order by id so the cursor walks a
+		 * stable order, as the vendor SDK asks. */
+		if (asprintf(&url,
+			     "%s/api/v1/instances/?owner=me&limit=%d&order_by="
+			     "%%5B%%7B%%22col%%22%%3A%%22id%%22%%2C%%22dir%%22"
+			     "%%3A%%22asc%%22%%7D%%5D%s%s",
+			     p->api_url, VASTAI_PAGE_LIMIT,
+			     enc ? "&after_token=" : "", enc ? enc : "") < 0) {
+			url = NULL;
+			free(enc);
+			rc = -ENOMEM;
+			snprintf(err, errlen, "vast.ai: out of memory");
+			break;
+		}
+		free(enc);
+		req.url = url;
+		req.timeout_ms = left < p->timeout_ms ? left : p->timeout_ms;
+		rc = http_do(&req, &resp, herr, sizeof(herr));
+		free(url);
+		if (rc) {
+			transport_error(p, rc, herr, err, errlen);
+		} else if (!pages && v1_declined(&resp)) {
+			*declined = true;
+			status_error(p, &resp, "the v1 instance list", err,
+				     errlen);
+			rc = -ENOENT;
+		} else if (resp.status < 200 || resp.status > 299) {
+			rc = status_error(p, &resp, "the v1 instance list",
+					  err, errlen);
+			if (rc == -ENOENT)
+				rc = -EIO;
+		} else {
+			rc = vastai_parse_page(resp.body.data, resp.body.len,
+					       p->ssh_user, &page, &next, err,
+					       errlen);
+			mask_key(err, p->key);
+		}
+		http_resp_cleanup(&resp);
+		if (rc)
+			break;
+		pages++;
+		complete = complete && page.complete;
+		rc = list_append(out, &page);
+		rgt_instance_list_free(&page);
+		if (rc) {
+			free(next);
+			snprintf(err, errlen, "vast.ai: out of memory");
+			break;
+		}
+		if (!next)
+			break;
+		/* A cursor seen before would go round for ever. */
+		for (size_t i = 0; i < nseen; i++) {
+			if (!strcmp(seen[i], next)) {
+				snprintf(err, errlen,
+					 "vast.ai: the v1 instance list's "
+					 "cursor came back to an earlier page");
+				rc = -EBADMSG;
+				break;
+			}
+		}
+		if (rc) {
+			free(next);
+			break;
+		}
+		{
+			char **s2 = realloc(seen, (nseen + 1) * sizeof(*s2));
+
+			if (!s2) {
+				free(next);
+				rc = -ENOMEM;
+				snprintf(err, errlen, "vast.ai: out of memory");
+				break;
+			}
+			seen = s2;
+			seen[nseen++] = next;
+			token = next;
+		}
+	}
+	for (size_t i = 0; i < nseen; i++)
+		free(seen[i]);
+	free(seen);
+	if (!rc) {
+		dup = sort_unique(out);
+		if (dup < 0) {
+			rc = -ENOMEM;
+			snprintf(err, errlen, "vast.ai: out of memory");
+		} else {
+			if (dup && !err[0])
+				snprintf(err, errlen,
+					 "vast.ai: the v1 pages repeated %ld "
+					 "id(s)",
+					 dup);
+			out->complete = complete && !dup;
+		}
+	}
+	if (rc) {
+		rgt_instance_list_free(out);
+		out->complete = false;
+	}
+	return rc;
+}
+
+static int vastai_list(struct platform *p, struct rgt_instance_list *out,
+		       char *err, size_t errlen)
+{
+	bool declined = false;
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	out->complete = false;
+	if (err && errlen)
+		err[0] = '\0';
+	if (mono_ms() >= p->v0_until_ms) {
+		rc = list_v1(p, out, &declined, err, errlen);
+		if (!declined)
+			return rc;
+		rgt_log(RGT_INFO, "vastai: %s; using the v0 list", err);
+		/* Ask v1 again in a while, not on every poll. */
+		p->v0_until_ms = mono_ms() + V1_RETRY_MS;
+		if (err && errlen)
+			err[0] = '\0';
+	}
+	rc = list_v0(p, out, err, errlen);
+	if (rc)
+		p->v0_until_ms = 0;	/* v0 failing: try v1 next time */
 	return rc;
 }
 

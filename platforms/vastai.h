@@ -16,8 +16,14 @@
 
 #include "platform.h"
 
-/* The largest reply vastai accepts (list or show), in bytes. */
+/* The largest reply vastai accepts (list page, list or show), in bytes. */
 #define VASTAI_MAX_BODY ((size_t)16 << 20)
+/* The longest v1 page cursor (next_token) followed, in bytes. */
+#define VASTAI_TOKEN_MAX 4096
+/* Instances asked for per v1 page (the API allows 1..25). */
+#define VASTAI_PAGE_LIMIT 25
+/* v1 pages followed in one list at most: more is an error, not a hang. */
+#define VASTAI_MAX_PAGES 400
 
 extern const struct platform_ops vastai_platform_ops;
 
@@ -45,5 +51,22 @@ enum rgt_state vastai_map_state(json_t *inst);
 int vastai_parse_instances(const char *body, size_t len, const char *ssh_user,
 			   struct rgt_instance_list *out, char *err,
 			   size_t errlen);
+
+/*
+ * Parse one page of the paged v1 list, GET /api/v1/instances/:
+ * {"success", "instances_found", "total_instances", "label_counts",
+ *  "next_token", "instances": [...]} ([3p] shapes, PLATFORMS.md 1.2).
+ * [out] out         this page's instances (rgt_instance_list_free() it);
+ *                   out->complete says whether every entry was understood
+ * [out] next_token  the cursor for the next page, malloc'd, or NULL when
+ *                   this is the last page (next_token null, "" or absent)
+ * Returns as vastai_parse_instances(), plus -EBADMSG for a single object
+ * under "instances" or a next_token that is not a string of printable
+ * ASCII of at most VASTAI_TOKEN_MAX bytes, and -EIO for
+ * {"success": false} (the caller may fall back to v0).
+ */
+int vastai_parse_page(const char *body, size_t len, const char *ssh_user,
+		      struct rgt_instance_list *out, char **next_token,
+		      char *err, size_t errlen);
 
 #endif

@@ -11,6 +11,13 @@ It answers the calls rgtfs makes the way console.vast.ai does
                                         (cur_state "unloaded", actual_status "exited")
                                         for `linger` list calls, then vanishes
     PUT    /api/v0/instances/{id}/     {"state":"stopped"|"running"} or {"label":...}
+    GET    /api/v1/instances/?limit=N&after_token=T   the paged list ([3p] shape,
+                                        PLATFORMS.md 1.2): {"success":true,
+                                        "instances_found":n, "total_instances":N,
+                                        "label_counts":{..}, "next_token":T|null,
+                                        "instances":[...]}; limit 1..25 (default 25),
+                                        ordered by id; order_by/select_filters are
+                                        JSON (checked, filters not applied)
 
 Auth is `Authorization: Bearer KEY` (or `?api_key=KEY`); anything else gets a
 401 with a JSON error body. Instance objects carry the secret-bearing fields
@@ -32,11 +39,14 @@ POST /_fake/fault with the same fields as JSON when standalone:
     {"mode": "hang"}                  never answer (until the fault is cleared)
     {"mode": "reset"}                 close the connection without an answer
     {"mode": "body", "body": "...", "status": 200}   any body
+    {"mode": "endless"}               v1 pages never end (a fresh next_token each time)
   Any fault may also carry "method" (only that HTTP method), "path" (only
   paths starting with it), "kind" ("list", "show" or "other": only that kind
   of request, see the request log) and "apply": true (the request's real
   effect happens first, e.g. a DELETE destroys, and then the fault answers:
-  a destroy whose outcome the client cannot know).
+  a destroy whose outcome the client cannot know). A "path" that is a prefix of
+  the v0 list path (/api/v0/instances) also aims at the v1 list: such a fault
+  means "the list answers this", whichever list the client asks.
 POST /_fake/clear removes it. Other control endpoints (no auth, not recorded):
     GET  /_fake/requests              the request log
     GET  /_fake/world                 the instances as stored
@@ -50,6 +60,7 @@ World file:  {"api_key": "...", "linger": 3, "instances": [ {instance}, ... ]}
 """
 
 import argparse
+import base64
 import copy
 import json
 import os
@@ -63,6 +74,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 SECRET_MARK = "FAKESECRET"
+V0_LIST = "/api/v0/instances"
+V1_LIST_RE = r"/api/v1/instances/?"
+V1_LIMIT_MAX = 25
+FAULT_MODES = ("status", "truncate", "cut", "html", "delay", "hang", "reset", "body",
+               "endless")
 
 IMAGE = "pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime"
 RUNNING_MSG = "success, running pytorch/pytorch_2.4.0-cuda12.4-cudnn9-runtime/ssh"
@@ -176,7 +192,8 @@ class _Fault:
             return False
         if self.kind and self.kind != kind:
             return False
-        if self.path and not path.startswith(self.path):
+        if self.path and not path.startswith(self.path) and not (
+                kind == "list" and V0_LIST.startswith(self.path)):
             return False
         return True
 
@@ -342,9 +359,11 @@ class FakeVast:
             return list(self.requests)
 
     def list_calls(self, since=0.0):
-        """Number of list calls (GET /api/v0/instances) at or after time `since`."""
+        """Number of list calls (GET /api/v0/instances, or the first page of
+        GET /api/v1/instances/) at or after time `since`."""
         return sum(1 for r in self.log()
-                   if r["method"] == "GET" and r["kind"] == "list" and r["t"] >= since)
+                   if r["method"] == "GET" and r["kind"] == "list" and r["t"] >= since
+                   and "after_token" not in r["query"])
 
     def calls(self, method=None, kind=None, since=0.0):
         return [r for r in self.log()
@@ -359,18 +378,85 @@ class FakeVast:
 
     # ---- routing -----------------------------------------------------------
 
-    def _list(self):
+    def _tick(self):
+        """One list poll passes: destroyed instances linger one call less."""
         with self.lock:
             for iid in list(self.lingering):
                 self.lingering[iid] -= 1
                 if self.lingering[iid] < 0:
                     self.instances.pop(iid, None)
                     self.lingering.pop(iid, None)
+
+    def _list(self):
+        self._tick()
+        with self.lock:
             insts = [copy.deepcopy(v) for v in self.instances.values()]
         return {"instances": insts, "instances_found": len(insts)}
 
-    def handle_api(self, method, path, query, body):
+    @staticmethod
+    def _token(last_id, serial=0):
+        raw = json.dumps({"values": {"id": last_id}, "serial": serial}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def _untoken(tok):
+        try:
+            raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
+            v = json.loads(raw)
+            return int(v["values"]["id"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _v1_page(self, query, endless=False):
+        """(status, object): one page of the v1 list, as the public API pages it."""
+        def bad(msg):
+            return 400, {"success": False, "error": "invalid_args", "msg": msg}
+        limit = (query.get("limit") or ["25"])[0]
+        if not re.fullmatch(r"\d{1,3}", limit) or not 1 <= int(limit) <= V1_LIMIT_MAX:
+            return bad("limit must be 1..%d" % V1_LIMIT_MAX)
+        limit = int(limit)
+        for k, typ in (("order_by", list), ("select_filters", dict)):
+            if k in query:
+                try:
+                    if not isinstance(json.loads(query[k][0]), typ):
+                        return bad("%s has the wrong type" % k)
+                except ValueError:
+                    return bad("%s is not JSON" % k)
+        after = None
+        if "after_token" in query:
+            after = self._untoken(query["after_token"][0])
+            if after is None:
+                return bad("invalid after_token")
+        else:
+            self._tick()
+        with self.lock:
+            insts = sorted((copy.deepcopy(v) for v in self.instances.values()),
+                           key=lambda i: int(i["id"]))
+            self._v1_serial = getattr(self, "_v1_serial", 0) + 1
+            serial = self._v1_serial
+        rest = [i for i in insts if after is None or int(i["id"]) > after]
+        page = rest[:limit]
+        more = len(rest) > limit
+        labels = {}
+        for i in insts:
+            labels[i.get("label")] = labels.get(i.get("label"), 0) + 1
+        nxt = None
+        if endless:
+            # a fresh cursor every time, back to the same place: never ends
+            nxt = self._token(after if after is not None else 0, serial)
+        elif more:
+            nxt = self._token(int(page[-1]["id"]))
+        return 200, {"success": True, "instances_found": len(page),
+                     "total_instances": len(insts), "label_counts": labels,
+                     "next_token": nxt, "instances": page}
+
+    def handle_api(self, method, path, query, body, endless=False):
         """(status, object) for an authenticated /api request."""
+        if re.fullmatch(V1_LIST_RE, path):
+            if method == "GET":
+                return self._v1_page(query, endless)
+            return 405, {"success": False, "error": "method_not_allowed",
+                         "msg": "method not allowed"}
         m = re.fullmatch(r"/api/v0/instances/?", path)
         if m:
             if method == "GET":
@@ -467,7 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         good = "Bearer " + str(fake.api_key)
         authed = auth == good or query.get("api_key") == [str(fake.api_key)]
-        kind = ("list" if re.fullmatch(r"/api/v0/instances/?", path) else
+        kind = ("list" if re.fullmatch(r"/api/v0/instances/?", path)
+                or re.fullmatch(V1_LIST_RE, path) else
                 "show" if re.fullmatch(r"/api/v0/instances/\d+/?", path) else "other")
         rec = {
             "t": time.monotonic(), "wall": time.time(), "method": self.command,
@@ -481,6 +568,15 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             fake.requests.append(rec)
         f = fake._take_fault(self.command, path, kind)
+        if f is not None and f.mode == "endless":
+            rec["fault"] = f.mode
+            if not authed:
+                rec["status"] = 401
+                return self._send(401, {"success": False, "error": "invalid_user_key",
+                                        "msg": "Invalid user key (401 Unauthorized)."})
+            status, obj = fake.handle_api(self.command, path, query, body, endless=True)
+            rec["status"] = status
+            return self._send(status, obj)
         if f is not None:
             rec["fault"] = f.mode
             if f.apply and authed and f.mode != "delay":
@@ -498,7 +594,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _fault(self, f, rec):
         if f.mode == "delay":
             f.released.wait(f.delay)
-            status, obj = (self.fake.handle_api(self.command, urlsplit(self.path).path, {}, b"")
+            url = urlsplit(self.path)
+            status, obj = (self.fake.handle_api(self.command, url.path,
+                                                parse_qs(url.query, keep_blank_values=True), b"")
                            if rec["authorized"] else
                            (401, {"success": False, "error": "invalid_user_key"}))
             rec["status"] = status
@@ -515,7 +613,12 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         if f.mode in ("truncate", "cut"):
-            full = json.dumps(self.fake._list()).encode()
+            url = urlsplit(self.path)
+            if re.fullmatch(V1_LIST_RE, url.path):
+                full = json.dumps(self.fake._v1_page(
+                    parse_qs(url.query, keep_blank_values=True))[1]).encode()
+            else:
+                full = json.dumps(self.fake._list()).encode()
             half = full[: len(full) // 2]
             rec["status"] = 200
             if f.mode == "truncate":

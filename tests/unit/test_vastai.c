@@ -622,6 +622,104 @@ static void test_open(void)
 	CHECK(strstr(err, "openkey") == NULL);
 }
 
+static int parse_page_fixture(const char *name, struct rgt_instance_list *l,
+			      char **next, char *err, size_t errlen)
+{
+	size_t len;
+	char *b = slurp(name, &len);
+	int rc = vastai_parse_page(b, len, "root", l, next, err, errlen);
+
+	free(b);
+	return rc;
+}
+
+/* The paged v1 list: the cursor, the last page, and every way a page can
+ * fail to say where the list goes on. */
+static void test_v1_pages(void)
+{
+	struct rgt_instance_list l = {0};
+	char err[512], *next = NULL;
+
+	CHECK_ERR(parse_page_fixture("v1_page1.json", &l, &next, err,
+				     sizeof(err)),
+		  0);
+	REQUIRE(l.n == 2);
+	CHECK(l.complete);
+	CHECK_STR(next, "eyJ2YWx1ZXMiOiB7ImlkIjogMTIzNDU2Nzl9fQ");
+	CHECK_STR(l.v[0].id, "12345678");
+	CHECK(l.v[0].state == RGT_ST_RUNNING);
+	CHECK(l.v[0].n_ep == 2 && l.v[0].ep[0].port == 40122);
+	CHECK_STR(l.v[0].ep[0].host, "203.0.113.44");
+	CHECK(l.v[1].state == RGT_ST_STOPPED && l.v[1].n_ep == 1);
+	CHECK(!strstr(l.v[0].info_json, "FAKESECRET"));
+	free(next);
+	next = NULL;
+	rgt_instance_list_free(&l);
+
+	/* the last page: next_token null; a malformed entry is skipped and
+	 * the page is not complete */
+	CHECK_ERR(parse_page_fixture("v1_last.json", &l, &next, err,
+				     sizeof(err)),
+		  0);
+	CHECK(l.n == 1 && !l.complete && next == NULL);
+	CHECK(strstr(err, "skipped 1"));
+	CHECK(l.v[0].state == RGT_ST_PROVISIONING);
+	rgt_instance_list_free(&l);
+
+	/* no next_token key at all: the last (here empty) page */
+	CHECK_ERR(parse_page_fixture("v1_no_token_key.json", &l, &next, err,
+				     sizeof(err)),
+		  0);
+	CHECK(l.n == 0 && l.complete && next == NULL);
+	rgt_instance_list_free(&l);
+
+	CHECK_ERR(parse_page_fixture("v1_success_false.json", &l, &next, err,
+				     sizeof(err)),
+		  -EIO);
+	CHECK(strstr(err, "Unknown endpoint"));
+	CHECK(l.n == 0 && next == NULL);
+	CHECK_ERR(parse_page_fixture("v1_token_number.json", &l, &next, err,
+				     sizeof(err)),
+		  -EBADMSG);
+	CHECK(strstr(err, "next_token"));
+	CHECK_ERR(parse_page_fixture("v1_token_space.json", &l, &next, err,
+				     sizeof(err)),
+		  -EBADMSG);
+	CHECK_ERR(parse_page_fixture("v1_object.json", &l, &next, err,
+				     sizeof(err)),
+		  -EBADMSG);
+	CHECK(l.n == 0);
+	CHECK_ERR(parse_page_fixture("v1_null.json", &l, &next, err,
+				     sizeof(err)),
+		  -EBADMSG);
+	CHECK(strstr(err, "null"));
+	CHECK_ERR(parse_page_fixture("truncated.json", &l, &next, err,
+				     sizeof(err)),
+		  -EBADMSG);
+	CHECK(next == NULL && l.n == 0);
+	/* a v0 reply (no success, no cursor) reads as one last page */
+	CHECK_ERR(parse_page_fixture("list.json", &l, &next, err, sizeof(err)),
+		  0);
+	CHECK(l.n == 11 && !l.complete && next == NULL);
+	rgt_instance_list_free(&l);
+	/* a cursor longer than the cap */
+	{
+		size_t n = VASTAI_TOKEN_MAX + 64;
+		char *b = malloc(n + 64);
+
+		REQUIRE(b);
+		strcpy(b, "{\"instances\": [], \"next_token\": \"");
+		size_t o = strlen(b);
+		memset(b + o, 'a', VASTAI_TOKEN_MAX + 1);
+		strcpy(b + o + VASTAI_TOKEN_MAX + 1, "\"}");
+		CHECK_ERR(vastai_parse_page(b, strlen(b), "root", &l, &next,
+					    err, sizeof(err)),
+			  -EBADMSG);
+		CHECK(next == NULL);
+		free(b);
+	}
+}
+
 int main(void)
 {
 	find_fixtures();
@@ -637,5 +735,6 @@ int main(void)
 	test_secrets();
 	test_load_key();
 	test_open();
+	test_v1_pages();
 	return CHECK_DONE();
 }
