@@ -1321,12 +1321,22 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 				note(&t, "still billing after the destroy (not "
 				     "deleted by rgtfs):\n%s", orph.data);
 			buf_cleanup(&orph);
-			if (f.can_destroy)
-				buf_appendf(&rep, "done: %s/%s destroyed after "
-					    "a verified copy of %" PRIu64
+			if (f.can_destroy) {
+				/* name the verbs: a plain host's "destroy" is
+				 * the user's own teardown_command */
+				struct buf verbs;
+				buf_init(&verbs, 4096);
+				for (size_t i = 0; i < t.caps.n_destroy; i++)
+					buf_appendf(&verbs, "%s%s", i ? ", " : "",
+						    t.caps.destroy[i].name);
+				buf_appendf(&rep, "done: %s/%s destroyed (%s) "
+					    "after a verified copy of %" PRIu64
 					    " files (%" PRIu64 " bytes)\n%s",
-					    t.plat, id, t.files, t.bytes,
-					    t.log.data);
+					    t.plat, id,
+					    verbs.data ? verbs.data : "",
+					    t.files, t.bytes, t.log.data);
+				buf_cleanup(&verbs);
+			}
 			else
 				buf_appendf(&rep, "done: %s/%s archived after "
 					    "a verified copy of %" PRIu64
