@@ -4,7 +4,7 @@
  * messages, hostile-JSON helpers (hosts, secret scrubbing, info.json),
  * base64 and percent-encoding.
  *
- * All functions are pure and reentrant (no I/O except none; no globals).
+ * All functions are pure and reentrant: no I/O, no globals.
  * vastai.c predates this file and keeps its own copies; moving it over is
  * a mechanical follow-up.
  */
