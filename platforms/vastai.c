@@ -1183,6 +1183,7 @@ static int list_v1(struct platform *p, struct rgt_instance_list *out,
 	char **seen = NULL, *token = NULL;	/* token: seen[nseen - 1] */
 	bool complete = true;
 	size_t pages = 0, nseen = 0;
+	char note[256] = "";	/* the first page's note about skipped entries */
 	long dup;
 	int rc = 0;
 
@@ -1256,6 +1257,8 @@ static int list_v1(struct platform *p, struct rgt_instance_list *out,
 		if (rc)
 			break;
 		pages++;
+		if (err[0] && !note[0])
+			snprintf(note, sizeof(note), "%s", err);
 		complete = complete && page.complete;
 		rc = list_append(out, &page);
 		rgt_instance_list_free(&page);
@@ -1303,11 +1306,15 @@ static int list_v1(struct platform *p, struct rgt_instance_list *out,
 			rc = -ENOMEM;
 			snprintf(err, errlen, "vast.ai: out of memory");
 		} else {
-			if (dup && !err[0])
+			if (note[0])
+				snprintf(err, errlen, "%s", note);
+			else if (dup)
 				snprintf(err, errlen,
 					 "vast.ai: the v1 pages repeated %ld "
 					 "id(s)",
 					 dup);
+			else
+				err[0] = '\0';
 			out->complete = complete && !dup;
 		}
 	}
