@@ -253,3 +253,39 @@ def test_power_off_refused_with_http_200_sends_no_release(autodl):
     assert iid in ls(w.dir()) and iid not in _archived(w)
     w.api.clear()
     assert w.status() == "running\n"
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(240)
+def test_power_off_without_an_answer_is_never_retried_nor_followed(autodl):
+    """power_off reaches AutoDL (it acts) but the answer never comes: the
+    outcome is unknown, so nothing is sent again and release is never sent,
+    even once the box shows shutdown."""
+    w = autodl()
+    iid = w.ids[0]
+    w.api.fail(mode="hang", kind="power_off", apply=True)
+    err = op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT)
+    assert err != "OK", err
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith(("refused:", "failed:")) and "unknown" in rep, rep
+    w.api.clear()
+    wait_until(lambda: w.api.get(iid)["status"] == "shutdown", WAIT, msg="box shut down")
+    time.sleep(2)
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off"], w.api.deletes()
+    assert iid not in _archived(w)
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(240)
+def test_release_refused_keeps_the_copy_and_sends_nothing_more(autodl):
+    w = autodl()
+    iid = w.ids[0]
+    w.api.fail(mode="code", code="InstanceStatusNotAllowed", kind="release")
+    err = op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT)
+    assert err != "OK", err
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("failed:"), rep
+    assert "power_off was accepted" in rep and "InstanceStatusNotAllowed" in rep, rep
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"]
+    assert w.api.get(iid)["status"] == "shutdown"
+    assert iid in ls(w.dir())

@@ -311,6 +311,56 @@ static void test_open(void)
 	}
 }
 
+/* ssh_command is read only in its plain shape; anything else is no
+ * endpoint rather than a guess. */
+static void test_ssh_command_shapes(void)
+{
+	static const char body[] =
+	    "{\"code\":\"Success\",\"data\":{\"page_index\":1,\"max_page\":1,"
+	    "\"list\":["
+	    "{\"uuid\":\"pro-a\",\"status\":\"running\",\"ssh_command\":"
+	    "\"ssh -p 2222 alice@h.example\"},"
+	    "{\"uuid\":\"pro-b\",\"status\":\"running\",\"ssh_command\":"
+	    "\"ssh root@h.example\"},"
+	    "{\"uuid\":\"pro-c\",\"status\":\"running\",\"ssh_command\":"
+	    "\"ssh -p 22 -o ProxyCommand=x root@h\"},"
+	    "{\"uuid\":\"pro-d\",\"status\":\"running\",\"ssh_command\":"
+	    "\"ssh -p 70000 root@h\"},"
+	    "{\"uuid\":\"pro-e\",\"status\":\"running\",\"ssh_command\":"
+	    "\"scp -P 22 root@h\"},"
+	    "{\"uuid\":\"pro-f\",\"status\":\"running\",\"ssh_command\":"
+	    "\"ssh -p 22 root@h; rm -rf /\"},"
+	    "{\"uuid\":\"pro-g\",\"status\":\"running\",\"proxy_host\":"
+	    "\"10.0.0.1\",\"ssh_port\":0,\"ssh_command\":\"ssh -p 31 root@g\"}"
+	    "]}}";
+	struct rgt_instance_list l = {0};
+	struct autodl_page pg;
+	const struct rgt_instance *ri;
+	size_t skipped;
+	char err[512];
+
+	CHECK_ERR(autodl_parse_page(body, sizeof(body) - 1, "root", 1, &l,
+				    &raws, &pg, &skipped, err, sizeof(err)),
+		  0);
+	REQUIRE(l.n == 7 && skipped == 0);
+	ri = find(&l, "pro-a");
+	CHECK(ri && ri->n_ep == 1 && ri->ep[0].port == 2222);
+	CHECK(ri && !strcmp(ri->ep[0].user, "alice"));
+	ri = find(&l, "pro-b");
+	CHECK(ri && ri->n_ep == 1 && ri->ep[0].port == 22);
+	CHECK(ri && !strcmp(ri->ep[0].user, "root"));
+	CHECK(find(&l, "pro-c")->n_ep == 0);
+	CHECK(find(&l, "pro-d")->n_ep == 0);
+	CHECK(find(&l, "pro-e")->n_ep == 0);
+	CHECK(find(&l, "pro-f")->n_ep == 0);
+	/* a port of 0 is no port: ssh_command takes over */
+	ri = find(&l, "pro-g");
+	CHECK(ri && ri->n_ep == 1 && ri->ep[0].port == 31);
+	CHECK(ri && !strcmp(ri->ep[0].host, "g"));
+	free_raws(l.n);
+	rgt_instance_list_free(&l);
+}
+
 int main(void)
 {
 	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
@@ -321,6 +371,7 @@ int main(void)
 	test_errors();
 	test_empty_and_malformed();
 	test_verb_replies();
+	test_ssh_command_shapes();
 	test_open();
 	return CHECK_DONE();
 }
