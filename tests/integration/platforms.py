@@ -8,7 +8,7 @@ the module-level make_instance, SECTION, API_KEY_ENV, DESTROY_CALLS, new_ids.
 
 import importlib
 
-PLATFORMS = ["vastai", "runpod"]
+PLATFORMS = ["vastai", "runpod", "lambda", "paperspace"]
 # lambda and paperspace are registered below but not listed yet: their APIs
 # carry no port (IP:22) and cannot show every state, so test_contract.py's
 # ssh-line and state-set checks must first use the modules' ssh_target()
