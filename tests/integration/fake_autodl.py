@@ -70,6 +70,9 @@ STATES = {
     "shutdown": "shutdown",
     "releasing": "releasing",
 }
+# What the mount can show for an AutoDL Pro box: there is no preemption and
+# no offline signal in the API (PLATFORMS.md 7).
+SHOWABLE = {"running", "stopped", "provisioning", "destroying"}
 WORDS = {"creating": "provisioning", "starting": "provisioning", "running": "running",
          "shutting_down": "stopped", "shutdown": "stopped", "releasing": "destroying"}
 

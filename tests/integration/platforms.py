@@ -8,7 +8,7 @@ the module-level make_instance, SECTION, API_KEY_ENV, DESTROY_CALLS, new_ids.
 
 import importlib
 
-PLATFORMS = ["vastai", "runpod", "lambda", "paperspace"]
+PLATFORMS = ["vastai", "runpod", "lambda", "paperspace", "autodl"]
 # lambda and paperspace are registered below but not listed yet: their APIs
 # carry no port (IP:22) and cannot show every state, so test_contract.py's
 # ssh-line and state-set checks must first use the modules' ssh_target()
@@ -20,6 +20,7 @@ _FAKES = {
     "paperspace": ("fake_paperspace", "FakePaperspace"),
     "vastai": ("fake_vast", "FakeVast"),
     "runpod": ("fake_runpod", "FakeRunPod"),
+    "autodl": ("fake_autodl", "FakeAutodl"),
 }
 
 # What each API sends as an error with HTTP 200 (the public shapes).
@@ -31,6 +32,8 @@ ERROR_200 = {
                "msg": "Something went wrong, try again later"},
     "runpod": {"errors": [{"message": "Something went wrong. Please try again later "
                                       "or contact support."}]},
+    "autodl": {"code": "InternalError", "msg": "服务器内部错误，请稍后重试",
+               "request_id": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", "data": None},
 }
 
 
