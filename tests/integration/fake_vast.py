@@ -393,16 +393,22 @@ class FakeVast:
             insts = [copy.deepcopy(v) for v in self.instances.values()]
         return {"instances": insts, "instances_found": len(insts)}
 
-    @staticmethod
-    def _token(last_id, serial=0):
-        raw = json.dumps({"values": {"id": last_id}, "serial": serial}).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    # Opaque cursors in standard base64 with "+", "/" and "=" in them, so a
+    # client that does not percent-encode after_token gets them wrong.
+    _TOKEN_PREFIX = b"\xfb\xef\xbe\xff\xff\xff"
 
-    @staticmethod
-    def _untoken(tok):
+    @classmethod
+    def _token(cls, last_id, serial=0):
+        raw = json.dumps({"values": {"id": last_id}, "serial": serial}).encode()
+        return base64.b64encode(cls._TOKEN_PREFIX + raw + b"\n").decode()
+
+    @classmethod
+    def _untoken(cls, tok):
         try:
-            raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
-            v = json.loads(raw)
+            raw = base64.b64decode(tok, validate=True)
+            if not raw.startswith(cls._TOKEN_PREFIX):
+                return None
+            v = json.loads(raw[len(cls._TOKEN_PREFIX):])
             return int(v["values"]["id"])
         except (ValueError, KeyError, TypeError):
             return None
