@@ -40,6 +40,16 @@
  * main() before any thread starts. After that http_do() is reentrant: it
  * touches no shared state.
  *
+ * - Streams (req->stream_ms > 0, for Server-Sent Events): the same handle
+ *   and options, driven through a private multi handle so that the end of
+ *   the stream is timed exactly (curl_easy_perform only wakes about once a
+ *   second while a stream is idle). The stream's clock starts when a 2xx
+ *   status arrives; at stream_ms, at max_body, or at the attempt's own
+ *   deadline after that, the transfer is ended by us and counts as a
+ *   complete response holding the complete lines received. No
+ *   CURLOPT_MAXFILESIZE then (a stream is cut, not refused). A stream that
+ *   has begun is never retried: what it delivered is the answer.
+ *
  * Rejected: a shared connection cache (CURLSH) across calls. One list call
  * per poll interval does not need it, and it would add locking and a place
  * where state from one request survives into the next.
@@ -230,13 +240,41 @@ static void curl_reason(CURLcode rc, const char *errbuf, char *out,
 struct sink {
 	struct buf *body;
 	int rc; /* first buf_append failure, 0 if none */
+	bool stream; /* keep what fits under the cap, then note it */
+	bool full;   /* (stream) the cap was reached */
 };
+
+size_t http_complete_lines(const char *p, size_t n)
+{
+	while (n && p[n - 1] != '\n')
+		n--;
+	return n;
+}
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
 	size_t n = size * nmemb;
-	int rc = buf_append(s->body, ptr, n);
+	int rc;
+
+	if (s->stream) {
+		size_t room = s->body->max - s->body->len;
+
+		if (s->full)
+			return n; /* dropped: the stream ends at the cap */
+		if (n > room) {
+			s->full = true;
+			rc = buf_append(s->body, ptr, room);
+		} else {
+			rc = buf_append(s->body, ptr, n);
+		}
+		if (rc) {
+			s->rc = rc;
+			return 0;
+		}
+		return n;
+	}
+	rc = buf_append(s->body, ptr, n);
 
 	if (rc) {
 		s->rc = rc;
@@ -259,8 +297,77 @@ struct attempt {
 	long os_errno;
 	long retry_after_s; /* -1: none */
 	int body_rc;
+	bool began;	/* (stream) a 2xx status arrived */
+	bool cut;	/* (stream) ended by us: time, cap or deadline */
 	char errbuf[CURL_ERROR_SIZE];
 };
+
+/*
+ * Drive @h as a stream (see DESIGN): returns the transfer's result, with
+ * at->began and at->cut set. @timeout_ms is the attempt's budget.
+ */
+static CURLcode perform_stream(CURL *h, struct sink *sink, long stream_ms,
+			       long timeout_ms, struct attempt *at)
+{
+	long t0 = now_ms(), began_at = 0;
+	CURLcode rc = CURLE_OK;
+	CURLM *m = curl_multi_init();
+	int running = 1;
+
+	if (!m)
+		return CURLE_OUT_OF_MEMORY;
+	if (curl_multi_add_handle(m, h) != CURLM_OK) {
+		curl_multi_cleanup(m);
+		return CURLE_OUT_OF_MEMORY;
+	}
+	for (;;) {
+		long st = 0, now, wait;
+
+		if (curl_multi_perform(m, &running) != CURLM_OK) {
+			rc = CURLE_RECV_ERROR;
+			break;
+		}
+		if (!running) {
+			CURLMsg *msg;
+			int q;
+
+			while ((msg = curl_multi_info_read(m, &q)))
+				if (msg->msg == CURLMSG_DONE)
+					rc = msg->data.result;
+			break;
+		}
+		now = now_ms();
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+		if (!at->began && st >= 200 && st <= 299) {
+			at->began = true;
+			began_at = now;
+		}
+		if (at->began && (sink->full || now - began_at >= stream_ms ||
+				  now - t0 >= timeout_ms)) {
+			at->cut = true;
+			break;
+		}
+		if (!at->began && sink->full) {
+			rc = CURLE_FILESIZE_EXCEEDED;
+			break;
+		}
+		if (now - t0 >= timeout_ms) {
+			rc = CURLE_OPERATION_TIMEDOUT;
+			break;
+		}
+		wait = at->began ? began_at + stream_ms - now : 100;
+		if (wait > t0 + timeout_ms - now)
+			wait = t0 + timeout_ms - now;
+		if (wait > 100)
+			wait = 100;
+		if (wait < 1)
+			wait = 1;
+		curl_multi_poll(m, NULL, 0, (int)wait, NULL);
+	}
+	curl_multi_remove_handle(m, h);
+	curl_multi_cleanup(m);
+	return rc;
+}
 
 /*
  * One request on a fresh handle. Fills @at; returns -ENOMEM only when the
@@ -270,7 +377,7 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 			bool plain_http, long connect_ms, long timeout_ms,
 			size_t max_body, struct buf *body, struct attempt *at)
 {
-	struct sink sink = {body, 0};
+	struct sink sink = {body, 0, req->stream_ms > 0, false};
 	const char *method = req->method ? req->method : "GET";
 	curl_off_t ra = -1;
 	CURL *h;
@@ -296,7 +403,9 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+	if (!sink.stream)
+		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+				 (curl_off_t)max_body);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "rgtfs");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
@@ -318,7 +427,27 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 				 req->body ? req->body : "");
 	}
 
-	at->rc = curl_easy_perform(h);
+	if (sink.stream) {
+		/* curl's own timer is a backstop: perform_stream() ends the
+		 * attempt at timeout_ms itself. */
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms + 1000);
+		at->rc = perform_stream(h, &sink, req->stream_ms, timeout_ms,
+					at);
+		/* A stream that began and then broke off delivered what it
+		 * delivered: its complete lines are the answer. */
+		if (at->began && (at->rc == CURLE_PARTIAL_FILE ||
+				  at->rc == CURLE_RECV_ERROR ||
+				  at->rc == CURLE_OPERATION_TIMEDOUT)) {
+			at->rc = CURLE_OK;
+			at->cut = true;
+		}
+		if (at->rc == CURLE_OK && at->cut)
+			body->len = http_complete_lines(body->data, body->len);
+		if (body->data)
+			body->data[body->len] = '\0';
+	} else {
+		at->rc = curl_easy_perform(h);
+	}
 	at->body_rc = sink.rc;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &at->status);
 	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &at->os_errno);
@@ -365,6 +494,8 @@ int http_do(const struct http_req *req, struct http_resp *resp, char *err,
 	plain_http = strncasecmp(req->url, "http://", 7) == 0;
 	if (backoff_max < backoff)
 		backoff_max = backoff;
+	if (req->stream_ms > 0 && budget_ms < req->stream_ms + connect_ms)
+		budget_ms = req->stream_ms + connect_ms;
 
 	for (const char *const *hp = req->headers; hp && *hp; hp++) {
 		struct curl_slist *n;
@@ -415,6 +546,8 @@ int http_do(const struct http_req *req, struct http_resp *resp, char *err,
 			again = status_retryable(at.status);
 		else
 			again = curl_retryable(at.rc);
+		if (at.began)
+			again = false; /* a stream is never retried mid-body */
 		if (!again || resp->attempts > max_retries)
 			break;
 

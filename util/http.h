@@ -29,6 +29,17 @@ struct http_req {
 	int max_retries;		/* retries after the first try; -1: 0 */
 	long backoff_ms;		/* first backoff; 0: 250 */
 	long backoff_max_ms;		/* cap per wait; 0: 4000 */
+	/*
+	 * > 0: a stream (Server-Sent Events). Once a 2xx status has arrived,
+	 * the request ends successfully after this many ms of the response
+	 * body, or as soon as the body reaches max_body; a body cut either
+	 * way is truncated after its last complete line ('\n'), one that the
+	 * server ended is kept whole. Not 2xx: an ordinary request. The
+	 * connect timeout stays, the total budget is raised to at least
+	 * stream_ms + the connect timeout, and a stream is never retried
+	 * once its 2xx status arrived. 0: an ordinary request.
+	 */
+	long stream_ms;
 };
 
 struct http_resp {
@@ -51,6 +62,9 @@ void http_global_cleanup(void);
 int http_do(const struct http_req *req, struct http_resp *resp, char *err,
 	    size_t errlen);
 void http_resp_cleanup(struct http_resp *resp);
+
+/* Length of @p up to and including its last '\n' (0 if none). Pure. */
+size_t http_complete_lines(const char *p, size_t n);
 
 /* 2xx -> 0, 401/403 -> -EACCES, 404 -> -ENOENT, 429/503 -> -EAGAIN,
  * 408/504 -> -ETIMEDOUT, other -> -EIO. */

@@ -70,9 +70,37 @@ static void test_bad_url(void)
 	http_resp_cleanup(NULL);
 }
 
+/* What a cut stream keeps: everything up to its last complete line. */
+static void test_complete_lines(void)
+{
+	CHECK(http_complete_lines("", 0) == 0);
+	CHECK(http_complete_lines("abc", 3) == 0);
+	CHECK(http_complete_lines("a\n", 2) == 2);
+	CHECK(http_complete_lines("data: x\n\nid: 2\nda", 17) == 15);
+	CHECK(http_complete_lines("a\r\nb\r\n", 6) == 6);
+	CHECK(http_complete_lines("\n\n", 1) == 1);
+}
+
+/* A stream request is refused before any I/O just like any other. */
+static void test_stream_bad_url(void)
+{
+	struct http_req req = {.method = "GET",
+			       .url = "ftp://example.com/logs?tail=1",
+			       .stream_ms = 2000};
+	struct http_resp resp;
+	char err[256];
+
+	CHECK(http_do(&req, &resp, err, sizeof(err)) == -EINVAL);
+	CHECK(resp.attempts == 0 && resp.status == 0 && resp.body.len == 0);
+	CHECK(strstr(err, "tail=") == NULL);
+	http_resp_cleanup(&resp);
+}
+
 int main(void)
 {
 	test_status_to_errno();
 	test_bad_url();
+	test_complete_lines();
+	test_stream_bad_url();
 	return CHECK_DONE();
 }
