@@ -43,6 +43,12 @@
  * Threads: a struct platform is used by one thread at a time (platform.h);
  * runpod_map_state() and runpod_parse_pods() are pure and reentrant.
  *
+ * - log() is GET /v2/pods/{id}/logs?tail=1000, Server-Sent Events: the
+ *   stream never ends by itself, so it is read for RUNPOD_LOG_STREAM_MS
+ *   (http.h's stream mode: what arrived, cut after its last complete
+ *   line) and rendered "TS SOURCE LINE" per event, every field escaped.
+ *   Resuming with Last-Event-ID is not used: each read is a fresh tail.
+ *
  * Rejected: POST /v2/pods/{id}/action {"action":"terminate"} (same effect,
  * one more body shape to get wrong); the stop action (it keeps billing the
  * volume at twice the rate and is never a teardown).
@@ -53,6 +59,7 @@
 #include "http.h"
 #include "log.h"
 #include "restapi.h"
+#include "rpath.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -496,6 +503,150 @@ out_root:
 	return rc;
 }
 
+/* ---- the log stream ---------------------------------------------------- */
+
+#define LOG_TAIL 1000
+/* Input cap: RUNPOD_LOG_MAX of output and the SSE framing around it. */
+#define LOG_MAX_BODY ((size_t)4 << 20)
+
+/* A JSON string or number as text into @tmp; NULL for anything else. */
+static const char *jtext(json_t *v, char *tmp, size_t tmplen)
+{
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v)) {
+		snprintf(tmp, tmplen, "%lld", (long long)json_integer_value(v));
+		return tmp;
+	}
+	if (json_is_real(v)) {
+		snprintf(tmp, tmplen, "%.3f", json_real_value(v));
+		return tmp;
+	}
+	return NULL;
+}
+
+/* One event's data: 1 rendered, 0 not an event we understand, -ENOMEM. */
+static int log_event(const char *data, size_t len, struct buf *b)
+{
+	char t1[40], t2[40];
+	const char *ts, *src, *line;
+	json_t *o = json_loadb(data, len, 0, NULL);
+	int rc = 0;
+
+	if (!json_is_object(o))
+		goto out;
+	line = jstr(json_object_get(o, "line"));
+	if (!line)
+		goto out;
+	ts = jtext(json_object_get(o, "ts"), t1, sizeof(t1));
+	src = jtext(json_object_get(o, "source"), t2, sizeof(t2));
+	if (rpath_escape(b, ts && *ts ? ts : "-") ||
+	    buf_append(b, " ", 1) ||
+	    rpath_escape(b, src && *src ? src : "-") ||
+	    buf_append(b, " ", 1) || rpath_escape(b, line) ||
+	    buf_append(b, "\n", 1)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = 1;
+out:
+	json_decref(o);
+	return rc;
+}
+
+int runpod_parse_logs(const char *body, size_t len, struct buf *out,
+		      char *err, size_t errlen)
+{
+	size_t room = out->max > out->len ? out->max - out->len : 0;
+	size_t good = 0, bad = 0, stray = 0, keep;
+	const char *p = body ? body : "", *end = p + (body ? len : 0);
+	struct buf text, data;
+	int rc = 0;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (room > RUNPOD_LOG_MAX)
+		room = RUNPOD_LOG_MAX;
+	/* Escaping at most quadruples a byte (\xNN). */
+	buf_init(&text, len * 4 + 64);
+	buf_init(&data, len + 1);
+	for (;;) {
+		const char *nl = memchr(p, '\n', end - p);
+		const char *le = nl ? nl : end;
+		size_t n;
+
+		if (le > p && le[-1] == '\r')
+			le--;
+		n = le - p;
+		if (n == 0) {
+			/* a blank line (or the end) dispatches the event */
+			if (data.len) {
+				int r = log_event(data.data, data.len, &text);
+
+				if (r < 0) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				r ? good++ : bad++;
+				buf_reset(&data);
+			}
+			if (!nl)
+				break;
+		} else if (p[0] == ':') {
+			/* a comment (keep-alive) */
+		} else if (n >= 5 && !memcmp(p, "data:", 5)) {
+			const char *v = p + 5;
+
+			if (v < le && *v == ' ')
+				v++;
+			if ((data.len && buf_append(&data, "\n", 1)) ||
+			    buf_append(&data, v, le - v)) {
+				rc = -ENOMEM;
+				goto out;
+			}
+		} else if ((n >= 3 && !memcmp(p, "id:", 3)) ||
+			   (n == 2 && !memcmp(p, "id", 2)) ||
+			   (n >= 6 && !memcmp(p, "event:", 6)) ||
+			   (n >= 6 && !memcmp(p, "retry:", 6))) {
+			/* known fields we do not need */
+		} else {
+			stray++;
+		}
+		if (!nl) {
+			p = end;
+			continue; /* dispatch what is pending, then stop */
+		}
+		p = nl + 1;
+	}
+	if (!good && (bad || stray)) {
+		snprintf(err, errlen,
+			 "runpod: the log is not an event stream of "
+			 "{\"ts\",\"source\",\"line\"} (%zu unreadable event(s), "
+			 "%zu stray line(s))",
+			 bad, stray);
+		rc = -EBADMSG;
+		goto out;
+	}
+	/* The newest whole lines that fit. */
+	keep = 0;
+	if (text.len > room) {
+		keep = text.len - room;
+		while (keep < text.len && text.data[keep - 1] != '\n')
+			keep++;
+	}
+	if (text.len > keep && buf_append(out, text.data + keep,
+					  text.len - keep)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+out:
+	buf_cleanup(&text);
+	buf_cleanup(&data);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "runpod: out of memory");
+	return rc;
+}
+
 /* ---- the adapter ------------------------------------------------------- */
 
 static void runpod_close(struct platform *p)
@@ -673,7 +824,59 @@ static void runpod_caps(struct platform *p, struct platform_caps *out)
 	    .destroy = runpod_verbs,
 	    .n_destroy = 1,
 	    .confirm_by_list = true,
+	    .log_api = true,
 	};
+}
+
+static int runpod_log(struct platform *p, const char *id, struct buf *out,
+		      char *err, size_t errlen)
+{
+	const char *hdrs[] = {p->auth_hdr, "Accept: text/event-stream",
+			      NULL};
+	struct http_req req = {
+	    .method = "GET",
+	    .headers = hdrs,
+	    .connect_timeout_ms = p->connect_ms,
+	    .timeout_ms = p->timeout_ms,
+	    .max_body = LOG_MAX_BODY,
+	    .max_retries = 1,
+	    .backoff_ms = BACKOFF_MS,
+	    .backoff_max_ms = BACKOFF_MAX_MS,
+	    .stream_ms = RUNPOD_LOG_STREAM_MS,
+	};
+	struct http_resp resp;
+	char herr[256];
+	char *url;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!id || !platform_id_valid(id)) {
+		snprintf(err, errlen, "runpod: not a pod id");
+		return -EINVAL;
+	}
+	if (asprintf(&url, "%s/v2/pods/%s/logs?tail=%d", p->api_url, id,
+		     LOG_TAIL) < 0) {
+		snprintf(err, errlen, "runpod: out of memory");
+		return -ENOMEM;
+	}
+	req.url = url;
+	rc = http_do(&req, &resp, herr, sizeof(herr));
+	if (rc) {
+		transport_error(p, rc, herr, "the log", err, errlen);
+		goto out_resp;
+	}
+	if (resp.status < 200 || resp.status > 299) {
+		rc = status_error(p, &resp, "the log", err, errlen);
+		goto out_resp;
+	}
+	rc = runpod_parse_logs(resp.body.data, resp.body.len, out, err,
+			       errlen);
+	restapi_mask_key(err, p->key);
+out_resp:
+	http_resp_cleanup(&resp);
+	free(url);
+	return rc;
 }
 
 static int runpod_destroy(struct platform *p, const char *id, size_t step,
@@ -757,5 +960,6 @@ const struct platform_ops runpod_platform_ops = {
     .list = runpod_list,
     .caps = runpod_caps,
     .destroy = runpod_destroy,
+    .log = runpod_log,
     .close = runpod_close,
 };

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "platform.h"
 
 /* The largest reply the adapter accepts, in bytes. */
@@ -42,5 +43,23 @@ enum rgt_state runpod_map_state(json_t *pod);
  */
 int runpod_parse_pods(const char *body, size_t len, const char *ssh_user,
 		      struct rgt_instance_list *out, char *err, size_t errlen);
+
+/* The largest rendered log log() gives, and how long it listens. */
+#define RUNPOD_LOG_MAX ((size_t)1 << 20)
+#define RUNPOD_LOG_STREAM_MS 2000L
+
+/*
+ * Render a GET /v2/pods/{id}/logs Server-Sent Events body as text: one
+ * "TS SOURCE LINE\n" per event whose data is {"ts","source","line"}, each
+ * field escaped (rpath_escape) so that no event can forge a line. Comments,
+ * id:, event:, retry: and blank lines are skipped; CRLF is accepted; an
+ * event still open at the end of @body is taken (the stream was cut).
+ * At most min(RUNPOD_LOG_MAX, room left in @out) bytes are appended: the
+ * newest whole lines that fit.
+ * Returns 0; -EBADMSG when the body is not an event stream or no event in
+ * it could be read (reason in err); -ENOMEM.
+ */
+int runpod_parse_logs(const char *body, size_t len, struct buf *out,
+		      char *err, size_t errlen);
 
 #endif

@@ -85,7 +85,8 @@ static void test_registry(void)
 	CHECK(c.n_destroy == 1);
 	CHECK_STR(c.destroy[0].name, "terminate");
 	CHECK(c.confirm_by_list);
-	CHECK(!c.log_api);
+	CHECK(c.log_api);
+	CHECK(runpod_platform_ops.log != NULL);
 }
 
 static void test_map_state(void)
@@ -311,11 +312,69 @@ static void test_open(void)
 	CHECK(strstr(err, "openkey") == NULL);
 }
 
+static void test_parse_logs(void)
+{
+	static const char sse[] =
+	    ": keep-alive\r\n"
+	    "id: 1\r\n"
+	    "event: log\r\n"
+	    "data: {\"ts\":\"2026-12-01T10:00:00Z\",\"source\":\"container\","
+	    "\"line\":\"step 1 loss 2.5\"}\r\n"
+	    "\r\n"
+	    "id: 2\n"
+	    "data: {\"ts\":\"2026-12-01T10:00:01Z\",\"source\":\"system\","
+	    "\"line\":\"forged\\n2026 container root\\u001b[2J\"}\n"
+	    "\n"
+	    "id: 3\n"
+	    "data: {\"ts\":\"t3\",\"source\":\"container\",\"line\":\"last\"}\n";
+	struct buf out;
+	char err[256];
+
+	buf_init(&out, 1 << 20);
+	CHECK(runpod_parse_logs(sse, sizeof(sse) - 1, &out, err,
+				sizeof(err)) == 0);
+	CHECK_STR(out.data,
+		  "2026-12-01T10:00:00Z container step 1 loss 2.5\n"
+		  "2026-12-01T10:00:01Z system forged\\n2026 container "
+		  "root\\x1b[2J\n"
+		  "t3 container last\n");
+	buf_cleanup(&out);
+
+	/* nothing yet: an empty log */
+	buf_init(&out, 1 << 20);
+	CHECK(runpod_parse_logs(": ping\n\n", 8, &out, err, sizeof(err)) == 0);
+	CHECK(out.len == 0);
+	CHECK(runpod_parse_logs("", 0, &out, err, sizeof(err)) == 0);
+	CHECK(out.len == 0);
+
+	/* not an event stream */
+	CHECK(runpod_parse_logs("{\"pods\": []}", 12, &out, err,
+				sizeof(err)) == -EBADMSG);
+	CHECK(strstr(err, "not an event stream") != NULL);
+	CHECK(runpod_parse_logs("data: not json\n\n", 16, &out, err,
+				sizeof(err)) == -EBADMSG);
+	CHECK(out.len == 0);
+
+	/* the newest whole lines that fit */
+	buf_cleanup(&out);
+	buf_init(&out, 30);
+	{
+		const char two[] =
+		    "data: {\"ts\":\"1\",\"source\":\"c\",\"line\":\"aaaaaaaaaaaaaaaaaaaaaaaaa\"}\n\n"
+		    "data: {\"ts\":\"2\",\"source\":\"c\",\"line\":\"bbbb\"}\n\n";
+		CHECK(runpod_parse_logs(two, sizeof(two) - 1, &out, err,
+					sizeof(err)) == 0);
+		CHECK_STR(out.data, "2 c bbbb\n");
+	}
+	buf_cleanup(&out);
+}
+
 int main(void)
 {
 	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
 			  "platforms/runpod/list.json");
 	test_registry();
+	test_parse_logs();
 	test_map_state();
 	test_list();
 	test_paginated();
