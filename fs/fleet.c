@@ -46,7 +46,20 @@ struct finst {
 	struct remote *remote;
 	char *teardown;		/* what `teardown` shows */
 	bool tearing_down;
+	/* the last platform log read (fleet_log), reused for PLOG_REUSE_MS */
+	char *plog;
+	size_t plog_len;
+	int plog_rc;
+	char plog_err[256];
+	long plog_ms;		/* CLOCK_MONOTONIC ms when read; 0: never */
 };
+
+/*
+ * One `cat log` is a lookup, an open and an fstat, each of which wants
+ * the log's length; a log API read streams for seconds, so one answer
+ * serves them all for this long after it arrived.
+ */
+#define PLOG_REUSE_MS 2000L
 
 struct fplat {
 	struct fleet *fl;
@@ -537,6 +550,7 @@ void fleet_free(struct fleet *fl)
 			free(pl->inst[k].status_msg);
 			free(pl->inst[k].info_json);
 			free(pl->inst[k].teardown);
+			free(pl->inst[k].plog);
 			remote_free(pl->inst[k].remote);
 		}
 		free(pl->inst);
@@ -846,6 +860,81 @@ int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 	pthread_mutex_lock(&pl->api_mu);
 	int rc = pl->ops->orphans(pl->p, id, out, err, errlen);
 	pthread_mutex_unlock(&pl->api_mu);
+	return rc;
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The fresh cached answer for @id into @out/@err: true if there was one. */
+static bool plog_cached(struct fplat *pl, const char *id, struct buf *out,
+			int *rc, char *err, size_t errlen)
+{
+	bool hit = false;
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in && in->plog_ms && mono_ms() - in->plog_ms < PLOG_REUSE_MS) {
+		*rc = in->plog_rc;
+		if (!*rc && in->plog_len)
+			*rc = buf_append(out, in->plog, in->plog_len);
+		snprintf(err, errlen, "%s", in->plog_err);
+		hit = true;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return hit;
+}
+
+int fleet_log(struct fleet *fl, size_t pi, const char *id, struct buf *out,
+	      char *err, size_t errlen)
+{
+	struct fplat *pl = &fl->pl[pi];
+	size_t start = out->len;
+	int rc;
+	if (err && errlen)
+		err[0] = '\0';
+	if (!pl->p || !pl->ops->log) {
+		snprintf(err, errlen, "%s", pl->p ? "no log API" : pl->error);
+		return -EIO;
+	}
+	if (plog_cached(pl, id, out, &rc, err, errlen))
+		return rc;
+	pthread_mutex_lock(&pl->api_mu);
+	/* Another reader may have fetched it while we waited. */
+	if (plog_cached(pl, id, out, &rc, err, errlen)) {
+		pthread_mutex_unlock(&pl->api_mu);
+		return rc;
+	}
+	rc = pl->ops->log(pl->p, id, out, err, errlen);
+	pthread_mutex_unlock(&pl->api_mu);
+	if (rc)
+		out->len = start;	/* a failed read shows nothing of it */
+	if (out->data)
+		out->data[out->len] = '\0';
+	char *copy = NULL;
+	size_t n = out->len - start;
+	if (!rc && n && !(copy = malloc(n)))
+		return rc;	/* not cached; the answer still stands */
+	if (copy)
+		memcpy(copy, out->data + start, n);
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in) {
+		free(in->plog);
+		in->plog = copy;
+		copy = NULL;
+		in->plog_len = n;
+		in->plog_rc = rc;
+		snprintf(in->plog_err, sizeof(in->plog_err), "%s", err);
+		in->plog_ms = mono_ms();
+		if (!in->plog_ms)
+			in->plog_ms = 1;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	free(copy);
 	return rc;
 }
 

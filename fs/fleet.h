@@ -88,6 +88,15 @@ int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 		  char *err, size_t errlen);
 /*
+ * The instance's log from the platform's log API (platform_ops.log, under
+ * the adapter lock, so it waits for a list call under way), appended to
+ * @out. One answer (or failure) is reused for about two seconds, so the
+ * lookup, open and fstat of one `cat` cost one API read. -EIO with the
+ * reason in @err when the section has no adapter or no log API.
+ */
+int fleet_log(struct fleet *fl, size_t pi, const char *id, struct buf *out,
+	      char *err, size_t errlen);
+/*
  * One list call now (applied as a poll). *listed is false only when the
  * call succeeded with a complete list that lacks @id.
  */

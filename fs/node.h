@@ -38,6 +38,7 @@ enum node_kind {
 	NK_ALOG,	/* its log snapshot */
 	NK_ADIR,	/* its checkpoints/ and below (rpath: relative) */
 	NK_AFILE,	/* an archived file (rpath: relative) */
+	NK_PLOG,	/* log from the platform's log API (rendered text) */
 };
 
 #define NODE_ROOT_INO 1

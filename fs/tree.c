@@ -29,6 +29,7 @@
 #include "config.h"
 #include "fleet.h"
 #include "ops.h"
+#include "platform.h"
 #include "remote.h"
 #include "rpath.h"
 
@@ -253,6 +254,14 @@ static int instance_resolve(struct rgt_ctx *c, struct node *p,
 		}
 	}
 	if (!strcmp(name, "log")) {
+		struct platform_caps caps;
+		/* No log_path: the platform's log API when it has one. */
+		if (!sec->log_path &&
+		    !fleet_caps(c->fleet, (size_t)p->pi, &caps) &&
+		    caps.log_api) {
+			t->kind = NK_PLOG;
+			return 0;
+		}
 		t->kind = NK_LOG;
 		t->rpath = sec->log_path ? sec->log_path : (char *)"";
 		return 0;
@@ -304,6 +313,47 @@ static int vfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 
 static const struct kind_ops vfile_ops = {
 	.stat = vfile_stat, .open = vfile_open,
+};
+
+/*
+ * `log` from the platform's log API (NK_PLOG), rendered like the vfiles.
+ * When the API fails the file still reads, as one line giving the reason
+ * ("rgtfs: log unavailable: ..."), so `cat log` and `tail log` keep working
+ * and say why; a read error would look like a broken mount.
+ */
+static int plog_render(struct rgt_ctx *c, const struct node *n,
+		       struct buf *b)
+{
+	char err[512];
+	int rc = fleet_log(c->fleet, (size_t)n->pi, n->id, b, err,
+			   sizeof(err));
+	if (!rc || rc == -ENOMEM)
+		return rc;
+	if (!err[0])
+		snprintf(err, sizeof(err), "%s", strerror(-rc));
+	buf_reset(b);
+	rc = buf_appendf(b, "rgtfs: log unavailable: ");
+	if (!rc)
+		rc = rpath_escape(b, err);
+	if (!rc)
+		rc = buf_append(b, "\n", 1);
+	return rc;
+}
+
+static int plog_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		     double *timeout)
+{
+	return tree_text_stat(c, n, st, timeout, plog_render);
+}
+
+static int plog_open(struct rgt_ctx *c, struct node *n, struct fh *h,
+		     struct open_out *out)
+{
+	return tree_text_open(c, n, h, out, plog_render);
+}
+
+static const struct kind_ops plog_ops = {
+	.stat = plog_stat, .open = plog_open,
 };
 
 /* ---- remote files: log and checkpoints/ -------------------------------------- */
@@ -479,6 +529,7 @@ static const struct kind_ops *const kinds[] = {
 	[NK_ALOG] = &tree_archive_log,
 	[NK_ADIR] = &tree_archive_dir,
 	[NK_AFILE] = &tree_archive_file,
+	[NK_PLOG] = &plog_ops,
 };
 
 static const struct kind_ops none_ops;
