@@ -12,6 +12,13 @@ way that would be easiest for rgtfs:
     POST   /v2/pods/{id}/action {"action": "start"|"stop"|"restart"|"terminate"}
                            200 with the pod (terminate: 204); 409 when the action
                            is not allowed in the current status
+    GET    /v2/pods/{id}/logs?tail=N  Server-Sent Events (text/event-stream):
+                           the last N (default 100, 0..5000) of the pod's
+                           events (set_logs) as `id: K` / `data: {"ts",
+                           "source","line"}` / blank line, then nothing more
+                           while the connection stays open, until the client
+                           goes away or `log_hold` seconds pass; 404 problem
+                           for an unknown pod
 
 Auth is `Authorization: Bearer KEY`; anything else gets a 401 problem
 (application/problem+json with title/status/detail). Pods carry env and args
@@ -34,6 +41,7 @@ import hashlib
 import json
 import random
 import re
+import select
 import socket
 import sys
 import threading
@@ -165,6 +173,8 @@ class FakeRunPod:
         self.httpd = None
         self.thread = None
         self._conns = set()
+        self.logs = {}            # pod id -> [{"ts", "source", "line"}, ...]
+        self.log_hold = 5.0       # seconds a log stream stays open, silent
 
     @property
     def url(self):
@@ -241,6 +251,12 @@ class FakeRunPod:
     def set_endpoints(self, iid, direct_port=None, proxy_port=None,
                       direct_host="127.0.0.1"):
         self.update(iid, _eps=(direct_host, direct_port, proxy_port))
+
+    def set_logs(self, iid, events):
+        """The pod's log events, oldest first: dicts {ts, source, line}, or
+        strings (sent as the data line as they are, for garbage)."""
+        with self.lock:
+            self.logs[str(iid)] = list(events)
 
     def remove(self, iid):
         with self.lock:
@@ -447,9 +463,56 @@ class _Handler(BaseHTTPRequestHandler):
             rec["status"] = 401
             return self._send(401, _problem(401, "Unauthorized",
                                             "missing or invalid API key"))
+        m = re.fullmatch(r"/v2/pods/([A-Za-z0-9]+)/logs", path)
+        if m and self.command == "GET":
+            return self._logs(m.group(1), query, rec)
         status, obj = fake.handle_api(self.command, path, query, body)
         rec["status"] = status
         self._send(status, obj)
+
+    def _logs(self, iid, query, rec):
+        """GET /v2/pods/{id}/logs as the public API serves it: an SSE stream."""
+        fake = self.fake
+        with fake.lock:
+            known = iid in fake.pods
+            events = list(fake.logs.get(iid, []))
+        if not known:
+            rec["status"] = 404
+            return self._send(404, _problem(404, "Not Found", "pod %s not found" % iid))
+        try:
+            tail = int((query.get("tail") or ["100"])[0])
+        except ValueError:
+            tail = -1
+        if not 0 <= tail <= 5000:
+            rec["status"] = 400
+            return self._send(400, _problem(400, "Bad Request", "tail must be 0..5000"))
+        events = events[len(events) - tail:] if tail else []
+        rec["status"] = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(b):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(b), b))
+            self.wfile.flush()
+        try:
+            chunk(b": connected\n\n")
+            for k, ev in enumerate(events, 1):
+                data = ev if isinstance(ev, str) else json.dumps(ev)
+                chunk(("id: %d\ndata: %s\n\n" % (k, data)).encode())
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < fake.log_hold:
+                r, _, _ = select.select([self.connection], [], [], 0.1)
+                if r and not self.connection.recv(1, socket.MSG_PEEK):
+                    break           # the client went away
+            else:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
 
     def _fault(self, f, rec, query, body):
         path = urlsplit(self.path).path

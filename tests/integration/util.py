@@ -331,6 +331,8 @@ def write_config(path, *, api_url, ssh_key, connect_timeout=3, io_timeout=5,
               "log_path = %s" % log_path,
               "ssh_user = %s" % ssh_user,
               "ssh_key = %s" % ssh_key]
+    if log_path is None:          # no log_path: the platform's log API, if any
+        lines.remove("log_path = None")
     for k, v in list((extra_vastai or {}).items()) + list((section or {}).items()):
         lines.append("%s = %s" % (k, v))
     with open(path, "w") as f:
