@@ -341,7 +341,9 @@ static char *password_from_file(const char *sec, const char *path,
 			 sec, path);
 		return NULL;
 	}
-	fd = open(exp, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO must not block the open (callers hold the
+	 * fleet's lock); it is refused as not regular just below. */
+	fd = open(exp, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: cannot read password_file %s: %s",
 			 sec, exp, strerror(errno));

@@ -102,7 +102,7 @@ static size_t inst_key(char *buf, size_t len, const char *plat,
 
 /* ---- records ------------------------------------------------------------- */
 
-static char *record_encode(const struct finst *in)
+static char *record_encode(const struct finst *in, const char *section)
 {
 	json_t *eps = json_array();
 	for (int i = 0; i < in->n_ep; i++)
@@ -110,11 +110,14 @@ static char *record_encode(const struct finst *in)
 						     in->ep[i].host, "port",
 						     in->ep[i].port, "user",
 						     in->ep[i].user));
-	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I}", "state",
+	/* "section": which section of the kind owns it (the key names the
+	 * kind only; two accounts of one kind share the key space). */
+	json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:I,s:s}", "state",
 			      rgt_state_name(in->state), "status_msg",
 			      in->status_msg ? in->status_msg : "", "info",
 			      in->info_json ? in->info_json : "", "endpoints",
-			      eps, "seen", (json_int_t)in->seen);
+			      eps, "seen", (json_int_t)in->seen, "section",
+			      section);
 	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	return s;
@@ -171,7 +174,7 @@ static void record_save(struct fplat *pl, const struct finst *in)
 {
 	char k[256];
 	size_t klen = inst_key(k, sizeof(k), pl->sec->kind, in->id);
-	char *rec = record_encode(in);
+	char *rec = record_encode(in, pl->sec->name);
 	if (!rec || !klen) {
 		free(rec);
 		return;
@@ -425,6 +428,23 @@ static int load_fn(void *arg, const void *k, size_t kl, const void *v,
 	memcpy(idbuf, id, idlen);
 	idbuf[idlen] = '\0';
 	if (!platform_id_valid(idbuf))
+		return 0;
+	/*
+	 * Only this section's own instances: with [ssh:a] and [ssh:b], or two
+	 * vast.ai accounts, a record loaded into the wrong section would be
+	 * "absent from its complete list", shown gone, and archived by an
+	 * rmdir without any teardown. A record from before sections were
+	 * recorded belongs to the kind's unnamed section, or for ssh hosts
+	 * to the section named like the instance.
+	 */
+	const struct rgt_section *sec = c->pl->sec;
+	json_t *o = json_loadb(v, vl, 0, NULL);
+	const char *owner = json_string_value(json_object_get(o, "section"));
+	bool mine = owner ? !strcmp(owner, sec->name) :
+		    !strcmp(sec->kind, "ssh") ? !strcmp(idbuf, sec->name) :
+						!strcmp(sec->name, sec->kind);
+	json_decref(o);
+	if (!mine)
 		return 0;
 	struct finst *in = add(c->pl, idbuf);
 	if (in && record_decode(v, vl, in))

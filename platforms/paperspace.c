@@ -188,8 +188,11 @@ static int page_cursor(json_t *root, bool *more,
 
 	cursor[0] = '\0';
 	*more = json_is_true(hm);
-	if (hm && !json_is_boolean(hm)) {
-		snprintf(err, errlen, VENDOR ": \"hasMore\" is not a boolean");
+	/* Missing counts as an error, not as "no more": a list that stops
+	 * early must never look complete (the rest would show gone). */
+	if (!json_is_boolean(hm)) {
+		snprintf(err, errlen, VENDOR ": \"hasMore\" is %s",
+			 hm ? "not a boolean" : "missing");
 		return -EBADMSG;
 	}
 	if (!*more)

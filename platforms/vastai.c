@@ -1260,6 +1260,7 @@ static int list_v1(struct platform *p, struct rgt_instance_list *out,
 		if (err[0] && !note[0])
 			snprintf(note, sizeof(note), "%s", err);
 		complete = complete && page.complete;
+		size_t got = page.n;
 		rc = list_append(out, &page);
 		rgt_instance_list_free(&page);
 		if (rc) {
@@ -1267,6 +1268,10 @@ static int list_v1(struct platform *p, struct rgt_instance_list *out,
 			snprintf(err, errlen, "vast.ai: out of memory");
 			break;
 		}
+		/* A full page without a cursor: more may follow that we were
+		 * not told how to ask for; nobody after it may be "gone". */
+		if (!next && got >= VASTAI_PAGE_LIMIT)
+			complete = false;
 		if (!next)
 			break;
 		/* A cursor seen before would go round for ever. */
@@ -1389,6 +1394,10 @@ static int vastai_destroy(struct platform *p, const char *id, size_t step,
 	if (err && errlen)
 		err[0] = '\0';
 	*maybe_sent = false;
+	if (step != 0) {
+		snprintf(err, errlen, "vast.ai: no destroy step %zu", step);
+		return -EINVAL;
+	}
 	if (!id || !platform_id_valid(id) ||
 	    strspn(id, "0123456789") != strlen(id)) {
 		snprintf(err, errlen, "vast.ai: not a vast.ai instance id");

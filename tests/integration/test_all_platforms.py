@@ -113,3 +113,31 @@ def test_every_platform_side_by_side(all_world):
     # the first account's instance is untouched
     first = world[("vastai", None)][2]
     assert read_text(os.path.join(m.mnt, "vastai", first, "status")) == "running\n"
+
+
+@pytest.mark.deadline(240)
+def test_two_accounts_of_one_kind_keep_their_instances_across_a_remount(all_world):
+    """Records of [vastai] and [vastai:work] share the kind's key space: after
+    a remount each section must load only its own, or the other's instance
+    would be absent from its complete list, shown gone, and archived by an
+    rmdir without a teardown."""
+    m, world = all_world
+    rel = os.path.join("run-001", "best_metrics.json")
+    (api1, _, first), (api2, box2, second) = world[("vastai", None)], world[("vastai", "work")]
+    for iid in (first, second):
+        d = os.path.join(m.mnt, "vastai", iid)
+        wait_until(lambda: read_text(os.path.join(d, "status")) == "running\n", 15,
+                   msg="%s running" % iid)
+        cat(os.path.join(d, "checkpoints", rel))          # cached data of both
+    assert m.unmount() == 0
+    m.start()
+    n1, n2 = api1.list_calls(), api2.list_calls()
+    wait_until(lambda: api1.list_calls() >= n1 + 3 and api2.list_calls() >= n2 + 3, 20,
+               msg="three polls of each account")
+    for iid in (first, second):
+        assert read_text(os.path.join(m.mnt, "vastai", iid, "status")) == "running\n", iid
+    err = util.op_errno("rmdir", os.path.join(m.mnt, "vastai", second), timeout=120)
+    assert err == "OK", read_text(os.path.join(m.mnt, "vastai", second, "teardown"))
+    assert len(api2.deletes()) == 1 and api1.deletes() == []
+    rep = read_text(os.path.join(m.mnt, "archive", "vastai", second, "teardown"))
+    assert "not verified" not in rep and "destroyed" in rep, rep
