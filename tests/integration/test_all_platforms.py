@@ -126,6 +126,8 @@ def test_two_accounts_of_one_kind_keep_their_instances_across_a_remount(all_worl
     (api1, _, first), (api2, box2, second) = world[("vastai", None)], world[("vastai", "work")]
     for iid in (first, second):
         d = os.path.join(m.mnt, "vastai", iid)
+        wait_until(lambda: iid in ls(os.path.join(m.mnt, "vastai")), 15,
+                   msg="%s listed" % iid)
         wait_until(lambda: read_text(os.path.join(d, "status")) == "running\n", 15,
                    msg="%s running" % iid)
         cat(os.path.join(d, "checkpoints", rel))          # cached data of both
@@ -135,6 +137,8 @@ def test_two_accounts_of_one_kind_keep_their_instances_across_a_remount(all_worl
     wait_until(lambda: api1.list_calls() >= n1 + 3 and api2.list_calls() >= n2 + 3, 20,
                msg="three polls of each account")
     for iid in (first, second):
+        wait_until(lambda: iid in ls(os.path.join(m.mnt, "vastai")), 15,
+                   msg="%s listed after the remount" % iid)
         assert read_text(os.path.join(m.mnt, "vastai", iid, "status")) == "running\n", iid
     err = util.op_errno("rmdir", os.path.join(m.mnt, "vastai", second), timeout=120)
     assert err == "OK", read_text(os.path.join(m.mnt, "vastai", second, "teardown"))
