@@ -47,6 +47,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "restapi.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -104,48 +105,6 @@ static bool streq(const char *a, const char *b)
 	return a && !strcasecmp(a, b);
 }
 
-/* One line of at most @cap bytes, control characters as spaces, ends
- * trimmed, never splitting a UTF-8 sequence. malloc'd; NULL on ENOMEM. */
-static char *one_line(const char *s, size_t n, size_t cap)
-{
-	size_t a = 0, b, i;
-	char *o;
-
-	if (!s)
-		n = 0;
-	while (a < n && ((unsigned char)s[a] <= 0x20 || s[a] == 0x7f))
-		a++;
-	b = n;
-	while (b > a && ((unsigned char)s[b - 1] <= 0x20 || s[b - 1] == 0x7f))
-		b--;
-	if (b - a > cap) {
-		b = a + cap;
-		while (b > a && ((unsigned char)s[b] & 0xc0) == 0x80)
-			b--;
-	}
-	o = malloc(b - a + 1);
-	if (!o)
-		return NULL;
-	for (i = 0; i < b - a; i++) {
-		unsigned char c = s[a + i];
-
-		o[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	o[i] = '\0';
-	return o;
-}
-
-static void mask_key(char *s, const char *key)
-{
-	size_t kl = key ? strlen(key) : 0;
-	char *p;
-
-	if (!s || kl < 4)
-		return;
-	while ((p = strstr(s, key)))
-		memset(p, '*', kl);
-}
-
 /* "CODE: msg" of an AutoDL reply object, one line, or NULL. */
 static char *server_msg(json_t *root)
 {
@@ -155,8 +114,10 @@ static char *server_msg(json_t *root)
 
 	if (!msg)
 		msg = jstr(json_object_get(root, "message"));
-	c = one_line(code ? code : "(no code)", code ? strlen(code) : 9, 64);
-	m = one_line(msg ? msg : "", msg ? strlen(msg) : 0, SERVER_MSG_MAX);
+	c = restapi_one_line(code ? code : "(no code)",
+			     code ? strlen(code) : 9, 64);
+	m = restapi_one_line(msg ? msg : "", msg ? strlen(msg) : 0,
+			     SERVER_MSG_MAX);
 	if (c && m && asprintf(&o, "%s%s%s", c, m[0] ? ": " : "", m) < 0)
 		o = NULL;
 	free(c);
@@ -398,13 +359,6 @@ out_copy:
 	return s;
 }
 
-static void instance_cleanup(struct rgt_instance *ri)
-{
-	free(ri->status_msg);
-	free(ri->info_json);
-	memset(ri, 0, sizeof(*ri));
-}
-
 /* One list item into @ri; -EINVAL (skip it, reason in @why) or -ENOMEM. */
 static int parse_one(json_t *item, const char *ssh_user,
 		     struct rgt_instance *ri, char *why, size_t whylen)
@@ -431,8 +385,8 @@ static int parse_one(json_t *item, const char *ssh_user,
 	ri->state = autodl_map_state(jstr(st));
 	m = json_object_get(item, "status_msg");
 	msg = jstr(m) ? jstr(m) : jstr(st);
-	ri->status_msg = one_line(msg ? msg : "", msg ? strlen(msg) : 0,
-				  STATUS_MSG_MAX);
+	ri->status_msg = restapi_one_line(msg ? msg : "",
+					  msg ? strlen(msg) : 0, STATUS_MSG_MAX);
 	if (!ri->status_msg)
 		goto out_nomem;
 	find_endpoint(item, ri);
@@ -441,34 +395,8 @@ static int parse_one(json_t *item, const char *ssh_user,
 		goto out_nomem;
 	return 0;
 out_nomem:
-	instance_cleanup(ri);
+	restapi_instance_cleanup(ri);
 	return -ENOMEM;
-}
-
-static int bad_json(const char *body, size_t len, const json_error_t *je,
-		    char *err, size_t errlen)
-{
-	size_t i = 0;
-
-	while (i < len && isspace((unsigned char)body[i]))
-		i++;
-	if (i == len)
-		snprintf(err, errlen, "AutoDL: empty response");
-	else if (body[i] == '<')
-		snprintf(err, errlen,
-			 "AutoDL: response is not JSON (an HTML page?) at "
-			 "line %d col %d",
-			 je->line, je->column);
-	else if ((size_t)je->position >= len)
-		snprintf(err, errlen,
-			 "AutoDL: response is not valid JSON (truncated?) at "
-			 "line %d col %d",
-			 je->line, je->column);
-	else
-		snprintf(err, errlen,
-			 "AutoDL: response is not valid JSON at line %d col %d",
-			 je->line, je->column);
-	return -EBADMSG;
 }
 
 /* A non-negative JSON integer (or integral real) into @out. */
@@ -504,8 +432,8 @@ static int envelope(const char *body, size_t len, const char *what,
 	}
 	root = body ? json_loadb(body, len, 0, &je) : NULL;
 	if (!root)
-		return bad_json(body ? body : "", body ? len : 0, &je, err,
-				errlen);
+		return restapi_bad_json("AutoDL", body ? body : "",
+					body ? len : 0, &je, err, errlen);
 	if (!json_is_object(root)) {
 		snprintf(err, errlen, "AutoDL: the reply to %s is not a JSON "
 			 "object", what);
@@ -626,7 +554,7 @@ int autodl_parse_page(const char *body, size_t len, const char *ssh_user,
 
 			(*raw)[out->n] = strdup(s ? s : "");
 			if (!(*raw)[out->n]) {
-				instance_cleanup(&out->v[out->n]);
+				restapi_instance_cleanup(&out->v[out->n]);
 				goto out_nomem;
 			}
 		}
@@ -654,137 +582,6 @@ out_nomem:
 out_root:
 	json_decref(root);
 	return rc;
-}
-
-/* ---- the adapter ------------------------------------------------------- */
-
-static bool loopback_host(const char *h)
-{
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (!strcasecmp(h, "localhost"))
-		return true;
-	if (inet_pton(AF_INET, h, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, h, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6) ||
-		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-	return false;
-}
-
-/* api_url reduced to "scheme://authority"; only loopback may be http. */
-static int parse_api_url(const char *url, char **origin, char *err,
-			 size_t errlen)
-{
-	char host[RGT_HOST_MAX];
-	const char *auth, *end, *hs, *he, *port = NULL;
-	bool plain;
-
-	if (!strncasecmp(url, "https://", 8)) {
-		plain = false;
-		auth = url + 8;
-	} else if (!strncasecmp(url, "http://", 7)) {
-		plain = true;
-		auth = url + 7;
-	} else {
-		snprintf(err, errlen, "autodl: api_url must start with "
-			 "https://");
-		return -EINVAL;
-	}
-	end = auth + strcspn(auth, "/?#");
-	if (*end == '?' || *end == '#' || (*end == '/' && end[1])) {
-		snprintf(err, errlen,
-			 "autodl: api_url takes a scheme, a host and a port "
-			 "only (rgtfs adds /api/v1/dev itself)");
-		return -EINVAL;
-	}
-	for (const char *c = auth; c < end; c++) {
-		if (*c == '@' || (unsigned char)*c <= 0x20 ||
-		    (unsigned char)*c >= 0x7f) {
-			snprintf(err, errlen,
-				 "autodl: api_url has user:password@, a space "
-				 "or an unexpected character in its host");
-			return -EINVAL;
-		}
-	}
-	if (*auth == '[') {
-		hs = auth + 1;
-		he = memchr(hs, ']', end - hs);
-		if (he && he + 1 < end) {
-			if (he[1] != ':')
-				he = NULL;
-			else
-				port = he + 2;
-		}
-	} else {
-		hs = auth;
-		he = memchr(hs, ':', end - hs);
-		if (he)
-			port = he + 1;
-		else
-			he = end;
-		if (port && memchr(port, ':', end - port))
-			he = NULL;
-	}
-	if (!he || he == hs || (size_t)(he - hs) >= sizeof(host)) {
-		snprintf(err, errlen, "autodl: api_url has no valid host");
-		return -EINVAL;
-	}
-	memcpy(host, hs, he - hs);
-	host[he - hs] = '\0';
-	if (port) {
-		size_t pl = end - port;
-		long pv = pl && pl <= 5 && strspn(port, "0123456789") >= pl
-			      ? strtol(port, NULL, 10)
-			      : 0;
-
-		if (pv < 1 || pv > 65535) {
-			snprintf(err, errlen, "autodl: api_url has an invalid "
-				 "port");
-			return -EINVAL;
-		}
-	}
-	if (plain && !loopback_host(host)) {
-		snprintf(err, errlen,
-			 "autodl: api_url must be https (http would send the "
-			 "token in clear text; it is allowed only for "
-			 "loopback hosts)");
-		return -EINVAL;
-	}
-	if (asprintf(origin, "%s://%.*s", plain ? "http" : "https",
-		     (int)(end - auth), auth) < 0) {
-		*origin = NULL;
-		snprintf(err, errlen, "autodl: out of memory");
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int parse_timeout(const struct rgt_section *sec, long *total_ms,
-			 char *err, size_t errlen)
-{
-	const char *v = config_get(sec, "api_timeout");
-	char *end;
-	double s;
-
-	*total_ms = TIMEOUT_MS;
-	if (!v)
-		return 0;
-	errno = 0;
-	s = strtod(v, &end);
-	while (end != v && isspace((unsigned char)*end))
-		end++;
-	if (end == v || *end || errno || !isfinite(s) || s <= 0 || s > 600) {
-		snprintf(err, errlen,
-			 "autodl: api_timeout must be a number of seconds "
-			 "between 0 and 600");
-		return -EINVAL;
-	}
-	*total_ms = (long)(s * 1000 + 0.5);
-	if (*total_ms < 1)
-		*total_ms = 1;
-	return 0;
 }
 
 static void seen_free(struct platform *p)
@@ -827,12 +624,12 @@ static int autodl_open(const struct rgt_section *sec, struct platform **out,
 		snprintf(err, errlen, "autodl: out of memory");
 		return -ENOMEM;
 	}
-	rc = parse_api_url(sec->api_url && sec->api_url[0] ? sec->api_url
-							   : DEFAULT_API_URL,
-			   &p->api_url, err, errlen);
+	rc = restapi_origin("autodl", sec->api_url, DEFAULT_API_URL,
+			    &p->api_url, err, errlen);
 	if (rc)
 		goto out_free;
-	rc = parse_timeout(sec, &p->timeout_ms, err, errlen);
+	rc = restapi_timeout("autodl", sec, TIMEOUT_MS, &p->timeout_ms, err,
+			     errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
@@ -881,7 +678,7 @@ static int transport_error(struct platform *p, int rc, const char *herr,
 			 AUTODL_MAX_BODY);
 	else
 		snprintf(err, errlen, "AutoDL: %s", herr);
-	mask_key(err, p->key);
+	restapi_mask_key(err, p->key);
 	return rc;
 }
 
@@ -908,7 +705,7 @@ static int status_error(struct platform *p, const struct http_resp *resp,
 		m = server_msg(root);
 	snprintf(err, errlen, "AutoDL answered HTTP %ld to %s%s%s", st, what,
 		 m ? ": " : "", m ? m : "");
-	mask_key(err, p->key);
+	restapi_mask_key(err, p->key);
 	free(m);
 	json_decref(root);
 	return -EIO;
@@ -1013,7 +810,7 @@ static int autodl_list(struct platform *p, struct rgt_instance_list *out,
 					       p->ssh_user, page, out, &raw,
 					       &pg, &skipped, err, errlen);
 		http_resp_cleanup(&resp);
-		mask_key(err, p->key);
+		restapi_mask_key(err, p->key);
 		if (rc)
 			goto out_fail;
 		if (skipped && !note[0])
@@ -1048,7 +845,7 @@ static int autodl_list(struct platform *p, struct rgt_instance_list *out,
 		qsort(t, out->n, sizeof(*t), id_cmp);
 		for (i = 0; i < out->n; i++) {
 			if (k && !strcmp(out->v[k - 1].id, t[i].ri.id)) {
-				instance_cleanup(&t[i].ri);
+				restapi_instance_cleanup(&t[i].ri);
 				free(t[i].raw);
 				dup++;
 				continue;
@@ -1241,7 +1038,7 @@ static int autodl_destroy(struct platform *p, const char *id, size_t step,
 	}
 	rc = autodl_check_reply(resp.body.data, resp.body.len, verb, err,
 				errlen);
-	mask_key(err, p->key);
+	restapi_mask_key(err, p->key);
 	if (rc == -EIO) {
 		/* HTTP 2xx with another code: an explicit refusal. */
 		*maybe_sent = false;
