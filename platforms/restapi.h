@@ -1,13 +1,13 @@
 /*
  * restapi.h - pieces shared by the JSON REST adapters (lambda.c,
- * paperspace.c, runpod.c, autodl.c): api_url and api_timeout checks, one-line and masked
+ * paperspace.c, runpod.c, autodl.c, vastai.c): api_url and api_timeout checks, one-line and masked
  * messages, hostile-JSON helpers (hosts, secret scrubbing, info.json),
  * base64 and percent-encoding.
  *
  * All functions are pure and reentrant: no I/O, no globals.
- * vastai.c predates this file and keeps its own copies; moving it over is
- * a mechanical follow-up. autodl.c keeps its own secret-field list (its
- * objects carry start_command/envs, not onstart/args).
+ * autodl.c and vastai.c keep their own secret-field lists (they name each
+ * platform's fields), and vastai.c its own id order (numeric ids by
+ * length first).
  */
 #ifndef RGT_RESTAPI_H
 #define RGT_RESTAPI_H

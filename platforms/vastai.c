@@ -51,6 +51,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "restapi.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -98,40 +99,6 @@ static bool streq(const char *a, const char *b)
 	return a && !strcasecmp(a, b);
 }
 
-/*
- * One line of at most @cap bytes: control characters become spaces, runs
- * of spaces at the ends are dropped, and a cut never splits a UTF-8
- * sequence (jansson hands us valid UTF-8). malloc'd; NULL on ENOMEM.
- */
-static char *one_line(const char *s, size_t n, size_t cap)
-{
-	size_t a = 0, b, i;
-	char *o;
-
-	if (!s)
-		n = 0;
-	while (a < n && ((unsigned char)s[a] <= 0x20 || s[a] == 0x7f))
-		a++;
-	b = n;
-	while (b > a && ((unsigned char)s[b - 1] <= 0x20 || s[b - 1] == 0x7f))
-		b--;
-	if (b - a > cap) {
-		b = a + cap;
-		while (b > a && ((unsigned char)s[b] & 0xc0) == 0x80)
-			b--;
-	}
-	o = malloc(b - a + 1);
-	if (!o)
-		return NULL;
-	for (i = 0; i < b - a; i++) {
-		unsigned char c = s[a + i];
-
-		o[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	o[i] = '\0';
-	return o;
-}
-
 /* The human-readable text of a vast.ai error object, one line, or NULL. */
 static char *server_msg(json_t *root)
 {
@@ -141,22 +108,10 @@ static char *server_msg(json_t *root)
 		json_t *m = json_object_get(root, keys[i]);
 
 		if (json_is_string(m) && json_string_length(m))
-			return one_line(json_string_value(m),
+			return restapi_one_line(json_string_value(m),
 					json_string_length(m), SERVER_MSG_MAX);
 	}
 	return NULL;
-}
-
-/* Overwrite every occurrence of @key in @s with '*'. */
-static void mask_key(char *s, const char *key)
-{
-	size_t kl = key ? strlen(key) : 0;
-	char *p;
-
-	if (!s || kl < 4)
-		return;
-	while ((p = strstr(s, key)))
-		memset(p, '*', kl);
 }
 
 static bool is_bid(json_t *inst)
@@ -419,13 +374,6 @@ static bool json_id(json_t *v, char out[RGT_ID_MAX])
 	return platform_id_valid(out);
 }
 
-static void instance_cleanup(struct rgt_instance *ri)
-{
-	free(ri->status_msg);
-	free(ri->info_json);
-	memset(ri, 0, sizeof(*ri));
-}
-
 /*
  * One instance object into @ri. -EINVAL with a reason in @why for a
  * malformed entry (skip it), -ENOMEM otherwise fatal.
@@ -448,9 +396,9 @@ static int parse_one(json_t *inst, const char *ssh_user,
 	ri->state = vastai_map_state(inst);
 	m = json_object_get(inst, "status_msg");
 	ri->status_msg = json_is_string(m)
-			     ? one_line(json_string_value(m),
+			     ? restapi_one_line(json_string_value(m),
 					json_string_length(m), STATUS_MSG_MAX)
-			     : one_line("", 0, 0);
+			     : restapi_one_line("", 0, 0);
 	if (!ri->status_msg)
 		goto out_nomem;
 	direct = find_endpoints(inst, ri);
@@ -459,7 +407,7 @@ static int parse_one(json_t *inst, const char *ssh_user,
 		goto out_nomem;
 	return 0;
 out_nomem:
-	instance_cleanup(ri);
+	restapi_instance_cleanup(ri);
 	return -ENOMEM;
 }
 
@@ -507,7 +455,7 @@ static long sort_unique(struct rgt_instance_list *l)
 	qsort(o, l->n, sizeof(*o), order_cmp);
 	for (i = 0; i < l->n; i++) {
 		if (n && !strcmp(v[n - 1].id, o[i].ri->id))
-			instance_cleanup(o[i].ri);
+			restapi_instance_cleanup(o[i].ri);
 		else
 			v[n++] = *o[i].ri;
 	}
@@ -517,34 +465,6 @@ static long sort_unique(struct rgt_instance_list *l)
 	i = l->n - n;
 	l->n = n;
 	return (long)i;
-}
-
-/* -EBADMSG with a reason that says where the JSON broke. */
-static int bad_json(const char *body, size_t len, const json_error_t *je,
-		    char *err, size_t errlen)
-{
-	size_t i = 0;
-
-	while (i < len && isspace((unsigned char)body[i]))
-		i++;
-	if (i == len)
-		snprintf(err, errlen, "vast.ai: empty response");
-	else if (body[i] == '<')
-		snprintf(err, errlen,
-			 "vast.ai: response is not JSON (an "
-			 "HTML page?) at line %d col %d",
-			 je->line, je->column);
-	else if ((size_t)je->position >= len)
-		snprintf(err, errlen,
-			 "vast.ai: response is not valid JSON "
-			 "(truncated?) at line %d col %d",
-			 je->line, je->column);
-	else
-		snprintf(err, errlen,
-			 "vast.ai: response is not valid JSON at "
-			 "line %d col %d",
-			 je->line, je->column);
-	return -EBADMSG;
 }
 
 /*
@@ -673,8 +593,8 @@ static json_t *load_reply(const char *body, size_t len, int *rc, char *err,
 	}
 	root = body ? json_loadb(body, len, 0, &je) : NULL;
 	if (!root)
-		*rc = bad_json(body ? body : "", body ? len : 0, &je, err,
-			       errlen);
+		*rc = restapi_bad_json("vast.ai", body ? body : "",
+				       body ? len : 0, &je, err, errlen);
 	return root;
 }
 
@@ -763,148 +683,6 @@ out_root:
 
 /* ---- the adapter ------------------------------------------------------- */
 
-static bool loopback_host(const char *h)
-{
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (!strcasecmp(h, "localhost"))
-		return true;
-	if (inet_pton(AF_INET, h, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, h, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6) ||
-		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-	return false;
-}
-
-/*
- * Check api_url and reduce it to "scheme://authority". Only a scheme, a
- * host and a port are accepted: rgtfs adds the API path itself.
- */
-static int parse_api_url(const char *url, char **origin, char *err,
-			 size_t errlen)
-{
-	char host[RGT_HOST_MAX];
-	const char *auth, *end, *hs, *he, *port = NULL;
-	bool plain;
-	size_t sl;
-
-	if (!strncasecmp(url, "https://", 8)) {
-		plain = false;
-		sl = 5;
-	} else if (!strncasecmp(url, "http://", 7)) {
-		plain = true;
-		sl = 4;
-	} else {
-		snprintf(err, errlen,
-			 "vastai: api_url must start with "
-			 "https://");
-		return -EINVAL;
-	}
-	auth = url + sl + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (*end == '?' || *end == '#' || (*end == '/' && end[1])) {
-		snprintf(err, errlen,
-			 "vastai: api_url takes a scheme, a host "
-			 "and a port only (rgtfs adds /api/v0 itself)");
-		return -EINVAL;
-	}
-	for (const char *c = auth; c < end; c++) {
-		if (*c == '@') {
-			snprintf(err, errlen,
-				 "vastai: api_url must not "
-				 "contain user:password@");
-			return -EINVAL;
-		}
-		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
-			snprintf(err, errlen,
-				 "vastai: api_url has a space or "
-				 "an unexpected character in its host");
-			return -EINVAL;
-		}
-	}
-	if (*auth == '[') {
-		hs = auth + 1;
-		he = memchr(hs, ']', end - hs);
-		if (he && he + 1 < end) {
-			if (he[1] != ':')
-				he = NULL;
-			else
-				port = he + 2;
-		}
-	} else {
-		hs = auth;
-		he = memchr(hs, ':', end - hs);
-		if (he)
-			port = he + 1;
-		else
-			he = end;
-		if (port && memchr(port, ':', end - port))
-			he = NULL; /* an IPv6 literal needs [] */
-	}
-	if (!he || he == hs || (size_t)(he - hs) >= sizeof(host)) {
-		snprintf(err, errlen, "vastai: api_url has no valid host");
-		return -EINVAL;
-	}
-	memcpy(host, hs, he - hs);
-	host[he - hs] = '\0';
-	if (port) {
-		size_t pl = end - port;
-		long pv = pl && pl <= 5 && strspn(port, "0123456789") >= pl
-			      ? strtol(port, NULL, 10)
-			      : 0;
-
-		if (pv < 1 || pv > 65535) {
-			snprintf(err, errlen,
-				 "vastai: api_url has an invalid "
-				 "port");
-			return -EINVAL;
-		}
-	}
-	if (plain && !loopback_host(host)) {
-		snprintf(err, errlen,
-			 "vastai: api_url must be https (http "
-			 "would send the API key in clear text; it is allowed "
-			 "only for loopback hosts)");
-		return -EINVAL;
-	}
-	if (asprintf(origin, "%s://%.*s", plain ? "http" : "https",
-		     (int)(end - auth), auth) < 0) {
-		*origin = NULL;
-		snprintf(err, errlen, "vastai: out of memory");
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* api_timeout = SECONDS (a decimal number, 0 < s <= 600). */
-static int parse_timeout(const struct rgt_section *sec, long *total_ms,
-			 char *err, size_t errlen)
-{
-	const char *v = config_get(sec, "api_timeout");
-	char *end;
-	double s;
-
-	*total_ms = TIMEOUT_MS;
-	if (!v)
-		return 0;
-	errno = 0;
-	s = strtod(v, &end);
-	while (end != v && isspace((unsigned char)*end))
-		end++;
-	if (end == v || *end || errno || !isfinite(s) || s <= 0 || s > 600) {
-		snprintf(err, errlen,
-			 "vastai: api_timeout must be a number of "
-			 "seconds between 0 and 600");
-		return -EINVAL;
-	}
-	*total_ms = (long)(s * 1000 + 0.5);
-	if (*total_ms < 1)
-		*total_ms = 1;
-	return 0;
-}
-
 static void vastai_close(struct platform *p)
 {
 	if (!p)
@@ -936,12 +714,12 @@ static int vastai_open(const struct rgt_section *sec, struct platform **out,
 		snprintf(err, errlen, "vastai: out of memory");
 		return -ENOMEM;
 	}
-	rc = parse_api_url(sec->api_url && sec->api_url[0] ? sec->api_url
-							   : DEFAULT_API_URL,
-			   &p->api_url, err, errlen);
+	rc = restapi_origin("vastai", sec->api_url, DEFAULT_API_URL,
+			    &p->api_url, err, errlen);
 	if (rc)
 		goto out_free;
-	rc = parse_timeout(sec, &p->timeout_ms, err, errlen);
+	rc = restapi_timeout("vastai", sec, TIMEOUT_MS, &p->timeout_ms, err,
+			     errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
@@ -1022,7 +800,7 @@ static int status_error(struct platform *p, const struct http_resp *resp,
 		m = server_msg(root);
 	snprintf(err, errlen, "vast.ai answered HTTP %ld to %s%s%s", st, what,
 		 m ? ": " : "", m ? m : "");
-	mask_key(err, p->key);
+	restapi_mask_key(err, p->key);
 	free(m);
 	json_decref(root);
 	return st == 404 ? -ENOENT : -EIO;
@@ -1077,7 +855,7 @@ static int list_v0(struct platform *p, struct rgt_instance_list *out,
 				    out, err, errlen);
 	/* rc 0 with a note in err: some entries were skipped; the caller
 	 * decides whether to say so. */
-	mask_key(err, p->key);
+	restapi_mask_key(err, p->key);
 out_resp:
 	http_resp_cleanup(&resp);
 	free(url);
@@ -1251,7 +1029,7 @@ static int list_v1(struct platform *p, struct rgt_instance_list *out,
 			rc = vastai_parse_page(resp.body.data, resp.body.len,
 					       p->ssh_user, &page, &next, err,
 					       errlen);
-			mask_key(err, p->key);
+			restapi_mask_key(err, p->key);
 		}
 		http_resp_cleanup(&resp);
 		if (rc)
@@ -1452,7 +1230,7 @@ static int vastai_destroy(struct platform *p, const char *id, size_t step,
 			 "%s: %s",
 			 id, m ? m : "(no message)");
 		free(m);
-		mask_key(err, p->key);
+		restapi_mask_key(err, p->key);
 		rc = -EIO;
 		goto out_root;
 	}
