@@ -50,9 +50,29 @@
  *   CURLOPT_MAXFILESIZE then (a stream is cut, not refused). A stream that
  *   has begun is never retried: what it delivered is the answer.
  *
+ * - Kept connections (req->conn, opt-in): the caller's struct http_conn
+ *   holds one easy handle that is curl_easy_reset() before every attempt,
+ *   which clears every option (headers, method, body, callbacks) but keeps
+ *   the live connection, the TLS session and the DNS cache. An S3 reader
+ *   issuing one 1 MiB ranged GET after another then pays the TCP and TLS
+ *   handshakes once. The handle belongs to one thread at a time (the
+ *   transport that owns it is used by one thread at a time, xfer.h).
+ * - Response headers (req->want_headers, opt-in): read after the transfer
+ *   with curl_easy_header() for the last request only (a redirect's or a
+ *   100 Continue's headers are not the answer), copied into the response,
+ *   each cut at HTTP_HDR_VALUE_MAX.
+ * - Extra CA (req->ca_file): CURLOPT_CAINFO names the caller's bundle; the
+ *   system CA directory (CURLOPT_CAPATH, curl's build default) still
+ *   applies, so the file adds trust and verification stays on.
+ * - PUT bodies are sent as an upload (CURLOPT_UPLOAD from memory, with a
+ *   seek callback so curl can rewind on a retried or redirected attempt),
+ *   so no form Content-Type is added to a signed request.
+ *
  * Rejected: a shared connection cache (CURLSH) across calls. One list call
  * per poll interval does not need it, and it would add locking and a place
- * where state from one request survives into the next.
+ * where state from one request survives into the next. The opt-in
+ * http_conn gives keep-alive to the one caller that needs it without any
+ * sharing between threads.
  */
 #include "http.h"
 #include "log.h"
@@ -75,6 +95,32 @@
 #define MAX_REDIRS 3L
 /* Do not start an attempt with less than this left of the budget. */
 #define MIN_ATTEMPT_MS 100L
+
+struct http_conn {
+	CURL *h;
+};
+
+struct http_conn *http_conn_new(void)
+{
+	struct http_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->h = curl_easy_init();
+	if (!c->h) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void http_conn_free(struct http_conn *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->h);
+	free(c);
+}
 
 int http_global_init(void)
 {
@@ -100,6 +146,81 @@ void http_resp_cleanup(struct http_resp *resp)
 	buf_cleanup(&resp->body);
 	resp->status = 0;
 	resp->attempts = 0;
+	for (int i = 0; i < HTTP_WANT_MAX; i++) {
+		free(resp->hdr[i]);
+		resp->hdr[i] = NULL;
+	}
+	resp->want = NULL;
+}
+
+const char *http_resp_header(const struct http_resp *resp, const char *name)
+{
+	if (!resp || !resp->want || !name)
+		return NULL;
+	for (int i = 0; i < HTTP_WANT_MAX && resp->want[i]; i++)
+		if (!strcasecmp(resp->want[i], name))
+			return resp->hdr[i];
+	return NULL;
+}
+
+/*
+ * Drop what an earlier attempt left, then (@ok: a response arrived) copy
+ * the final response's wanted headers out of @h into @resp.
+ */
+static void capture_headers(CURL *h, struct http_resp *resp, bool ok)
+{
+	for (int i = 0; i < HTTP_WANT_MAX; i++) {
+		free(resp->hdr[i]);
+		resp->hdr[i] = NULL;
+	}
+	for (int i = 0; ok && resp->want && i < HTTP_WANT_MAX &&
+			resp->want[i]; i++) {
+		struct curl_header *ch = NULL;
+		const char *v, *e;
+		size_t n;
+
+		if (curl_easy_header(h, resp->want[i], 0, CURLH_HEADER, -1,
+				     &ch) != CURLHE_OK || !ch || !ch->value)
+			continue;
+		v = ch->value;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		e = v + strlen(v);
+		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		n = e - v;
+		if (n >= HTTP_HDR_VALUE_MAX)
+			n = HTTP_HDR_VALUE_MAX - 1;
+		resp->hdr[i] = strndup(v, n);
+	}
+}
+
+/* A PUT body sent from memory (CURLOPT_UPLOAD). */
+struct upload {
+	const char *p;
+	size_t len, off;
+};
+
+static size_t read_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct upload *u = userdata;
+	size_t n = size * nmemb;
+
+	if (n > u->len - u->off)
+		n = u->len - u->off;
+	memcpy(ptr, u->p + u->off, n);
+	u->off += n;
+	return n;
+}
+
+static int seek_cb(void *userdata, curl_off_t offset, int origin)
+{
+	struct upload *u = userdata;
+
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > u->len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	u->off = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
 }
 
 int http_status_to_errno(long status)
@@ -375,10 +496,13 @@ static CURLcode perform_stream(CURL *h, struct sink *sink, long stream_ms,
  */
 static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 			bool plain_http, long connect_ms, long timeout_ms,
-			size_t max_body, struct buf *body, struct attempt *at)
+			size_t max_body, struct http_resp *resp,
+			struct attempt *at)
 {
+	struct buf *body = &resp->body;
 	struct sink sink = {body, 0, req->stream_ms > 0, false};
 	const char *method = req->method ? req->method : "GET";
+	struct upload up = {req->body, req->body ? req->body_len : 0, 0};
 	curl_off_t ra = -1;
 	CURL *h;
 
@@ -386,7 +510,13 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	at->retry_after_s = -1;
 	buf_reset(body);
 
-	h = curl_easy_init();
+	if (req->conn) {
+		/* Every option back to its default; the connection stays. */
+		h = req->conn->h;
+		curl_easy_reset(h);
+	} else {
+		h = curl_easy_init();
+	}
 	if (!h)
 		return -ENOMEM;
 
@@ -403,9 +533,12 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	if (!sink.stream)
+	/* A HEAD has no body: its Content-Length is the object's size. */
+	if (!sink.stream && strcmp(method, "HEAD"))
 		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
 				 (curl_off_t)max_body);
+	if (req->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "rgtfs");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
@@ -417,6 +550,14 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (!strcmp(method, "PUT") && req->body) {
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
+		curl_easy_setopt(h, CURLOPT_READDATA, &up);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, &up);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)up.len);
 	} else {
 		/* POSTFIELDS makes curl send the body; CUSTOMREQUEST sets the
 		 * verb, also after a redirect. */
@@ -454,7 +595,15 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK &&
 	    ra > 0)
 		at->retry_after_s = ra > 86400 ? 86400 : (long)ra;
-	curl_easy_cleanup(h);
+	if (resp->want)
+		capture_headers(h, resp, at->rc == CURLE_OK);
+	if (req->conn) {
+		/* Nothing of ours may stay referenced by the kept handle. */
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	} else {
+		curl_easy_cleanup(h);
+	}
 	return 0;
 }
 
@@ -480,6 +629,8 @@ int http_do(const struct http_req *req, struct http_resp *resp, char *err,
 
 	resp->status = 0;
 	resp->attempts = 0;
+	resp->want = req->want_headers;
+	memset(resp->hdr, 0, sizeof(resp->hdr));
 	buf_init(&resp->body, max_body);
 	if (err && errlen)
 		err[0] = '\0';
@@ -536,7 +687,7 @@ int http_do(const struct http_req *req, struct http_resp *resp, char *err,
 			left = MIN_ATTEMPT_MS;
 		rc = attempt_once(req, hdrs, plain_http,
 				  connect_ms < left ? connect_ms : left, left,
-				  max_body, &resp->body, &at);
+				  max_body, resp, &at);
 		if (rc)
 			goto out_nomem;
 		resp->attempts++;

@@ -10,12 +10,38 @@
  *
  * Threads: http_global_init() runs once in main() before any thread starts.
  * After that, http_do() may be called from any thread (each call uses its own
- * easy handle).
+ * easy handle, unless the request names a struct http_conn: that one is
+ * used by one thread at a time, the caller serialises).
+ *
+ * Optional, all off when the fields are zero (existing callers are
+ * unchanged): capture of named response headers (want_headers), one
+ * reusable keep-alive connection per caller (conn), an extra CA file
+ * (ca_file), and a PUT body sent as an upload from memory.
  */
 #ifndef RGT_HTTP_H
 #define RGT_HTTP_H
 
 #include "buf.h"
+
+/* Most response headers a request may ask for, and the longest value kept
+ * (longer values are cut to this many bytes minus one). */
+#define HTTP_WANT_MAX 12
+#define HTTP_HDR_VALUE_MAX 1024
+
+/*
+ * A reusable connection: one curl easy handle whose live connection (and
+ * TLS session) successive requests reuse, so a stream of ranged GETs to one
+ * host pays one TCP/TLS handshake, not one per request. Options are reset
+ * before every request, so nothing of one request's settings (headers,
+ * method, body) survives into the next; only the connection does.
+ * Used by one thread at a time.
+ */
+struct http_conn;
+
+/* NULL on out of memory. */
+struct http_conn *http_conn_new(void);
+/* Close the connection and free it; NULL is a no-op. */
+void http_conn_free(struct http_conn *c);
 
 struct http_req {
 	const char *method;		/* "GET", "DELETE", ... */
@@ -40,19 +66,41 @@ struct http_req {
 	 * once its 2xx status arrived. 0: an ordinary request.
 	 */
 	long stream_ms;
+	/*
+	 * NULL-terminated names of response headers to keep (at most
+	 * HTTP_WANT_MAX, compared case-insensitively), read back with
+	 * http_resp_header(). Only the final response's headers are kept
+	 * (not those of a redirect or a 100 Continue). NULL: none.
+	 */
+	const char *const *want_headers;
+	/*
+	 * An extra CA bundle (PEM) trusted besides the system's CA
+	 * directory, for endpoints behind a private CA. Verification stays
+	 * on either way. NULL: the system's CAs only.
+	 */
+	const char *ca_file;
+	/* Reuse this connection (see struct http_conn). NULL: a fresh
+	 * handle per attempt, as before. */
+	struct http_conn *conn;
 };
 
 struct http_resp {
 	long status;		/* last HTTP status, 0 if none arrived */
 	struct buf body;	/* the last response body */
 	int attempts;		/* how many requests were sent */
+	/* (want_headers) the values, by index into want_headers; NULL:
+	 * absent. Owned; freed by http_resp_cleanup(). */
+	const char *const *want;
+	char *hdr[HTTP_WANT_MAX];
 };
 
 int http_global_init(void);
 void http_global_cleanup(void);
 
 /*
- * Perform @req, retrying as described above. Returns 0 when a response with
+ * Perform @req, retrying as described above. A "PUT" with a body sends it
+ * as an upload (Content-Length, no form encoding, no Expect: 100-continue),
+ * rewound for every retry. Returns 0 when a response with
  * a final status arrived (any status: the caller judges it), or -errno for a
  * transport failure after the last retry (-ETIMEDOUT, -ECONNREFUSED,
  * -EHOSTUNREACH, -EFBIG for an oversized body, -EIO otherwise), with a
@@ -62,6 +110,13 @@ void http_global_cleanup(void);
 int http_do(const struct http_req *req, struct http_resp *resp, char *err,
 	    size_t errlen);
 void http_resp_cleanup(struct http_resp *resp);
+
+/*
+ * Value of response header @name (one of the request's want_headers,
+ * case-insensitive), trimmed; NULL when the response had none or @name was
+ * not asked for. Borrowed from @resp until http_resp_cleanup().
+ */
+const char *http_resp_header(const struct http_resp *resp, const char *name);
 
 /* Length of @p up to and including its last '\n' (0 if none). Pure. */
 size_t http_complete_lines(const char *p, size_t n);
