@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fetch.h"
+#include "log.h"
 #include "rpath.h"
 #include "store.h"
 
@@ -61,12 +62,37 @@ const char *archive_phase_name(enum archive_phase ph)
 	return (unsigned)ph <= ARCH_DESTROY_UNKNOWN ? names[ph] : "recorded";
 }
 
-static enum archive_phase phase_of(const char *s)
+/*
+ * "NAME" or "NAME VERBS" (see archive_set_progress); anything else is
+ * RECORDED, which is evidence of nothing. Pure.
+ */
+int archive_phase_parse(const char *s, size_t len, enum archive_phase *ph,
+			unsigned *verbs)
 {
-	for (int ph = ARCH_RECORDED; ph <= ARCH_DESTROY_UNKNOWN; ph++)
-		if (s && !strcmp(s, archive_phase_name(ph)))
-			return ph;
-	return ARCH_RECORDED;
+	*ph = ARCH_RECORDED;
+	*verbs = 0;
+	size_t nl = 0;
+	while (nl < len && s[nl] != ' ')
+		nl++;
+	unsigned n = 0;
+	if (nl < len) {
+		if (nl + 1 == len || len - nl - 1 > 3)
+			return -EINVAL;
+		for (size_t i = nl + 1; i < len; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return -EINVAL;
+			n = n * 10 + (unsigned)(s[i] - '0');
+		}
+	}
+	for (int p = ARCH_RECORDED; p <= ARCH_DESTROY_UNKNOWN; p++) {
+		const char *name = archive_phase_name(p);
+		if (strlen(name) == nl && !memcmp(s, name, nl)) {
+			*ph = p;
+			*verbs = n;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 /*
@@ -111,16 +137,33 @@ int archive_save(struct store *st, const struct archive *a)
 int archive_set_phase(struct store *st, const char *plat, const char *id,
 		      enum archive_phase ph)
 {
-	char k[512];
+	return archive_set_progress(st, plat, id, ph, 0);
+}
+
+int archive_set_progress(struct store *st, const char *plat, const char *id,
+			 enum archive_phase ph, unsigned verbs)
+{
+	char k[512], v[48];
 	size_t klen = key_of(k, sizeof(k), "tdph", plat, id);
-	const char *v = archive_phase_name(ph);
-	int rc = klen ? store_meta_put(st, k, klen, v, strlen(v)) :
+	if (verbs > 999)
+		return -EINVAL;
+	int vl = verbs ? snprintf(v, sizeof(v), "%s %u",
+				  archive_phase_name(ph), verbs) :
+			 snprintf(v, sizeof(v), "%s", archive_phase_name(ph));
+	int rc = klen ? store_meta_put(st, k, klen, v, (size_t)vl) :
 			-ENAMETOOLONG;
 	return rc ? rc : store_sync(st);
 }
 
 int archive_get_phase(struct store *st, const char *plat, const char *id,
 		      enum archive_phase *ph)
+{
+	unsigned verbs;
+	return archive_get_progress(st, plat, id, ph, &verbs);
+}
+
+int archive_get_progress(struct store *st, const char *plat, const char *id,
+			 enum archive_phase *ph, unsigned *verbs)
 {
 	char k[512], tk[512];
 	size_t klen = key_of(k, sizeof(k), "tdph", plat, id);
@@ -134,11 +177,12 @@ int archive_get_phase(struct store *st, const char *plat, const char *id,
 		return rc;	/* no journal */
 	free(v);
 	*ph = ARCH_RECORDED;
+	*verbs = 0;
 	if (!store_meta_get(st, k, klen, &v, &vl)) {
-		char name[32];
-		snprintf(name, sizeof(name), "%.*s", (int)vl, (char *)v);
+		if (archive_phase_parse(v, vl, ph, verbs))
+			rgt_log(RGT_WARN, "%s/%s: unreadable teardown phase "
+				"record; taken as \"recorded\"", plat, id);
 		free(v);
-		*ph = phase_of(name);
 	}
 	return 0;
 }

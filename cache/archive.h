@@ -78,6 +78,22 @@ int archive_set_phase(struct store *st, const char *plat, const char *id,
 /* The journal's phase; -ENOENT if there is no journal. Cheap. */
 int archive_get_phase(struct store *st, const char *plat, const char *id,
 		      enum archive_phase *ph);
+/*
+ * Phase plus how far a destroy sequence got (AutoDL: power_off, then
+ * release): @verbs is the number of verbs the platform accepted
+ * (DESTROY_ACCEPTED), or the index of the verb about to be sent
+ * (DESTROY_REQUESTED) or of the one whose outcome is unknown
+ * (DESTROY_UNKNOWN). 0 with a phase past RECORDED: the first verb, or a
+ * record written before the count existed (then nothing is resumed).
+ */
+int archive_set_progress(struct store *st, const char *plat, const char *id,
+			 enum archive_phase ph, unsigned verbs);
+int archive_get_progress(struct store *st, const char *plat, const char *id,
+			 enum archive_phase *ph, unsigned *verbs);
+/* Pure: the stored form of a phase record; -EINVAL (and RECORDED) when
+ * it is not one. */
+int archive_phase_parse(const char *s, size_t len, enum archive_phase *ph,
+			unsigned *verbs);
 /* Drop the journal of @plat/@id (synced). */
 int archive_delete_pending(struct store *st, const char *plat,
 			   const char *id);

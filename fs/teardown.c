@@ -101,10 +101,13 @@ static enum td_step decide_step(const struct td_facts *f)
 			       f->served && f->relisted))
 			return TD_REFUSED;
 		return f->can_destroy ? TD_DESTROY : TD_ARCHIVE;
+	case TD_RESUME:
+		return f->rc || !f->resumed || !f->can_destroy ? TD_REFUSED :
+								 TD_DESTROY;
 	case TD_DESTROY:
 		/* Belt and braces: the proofs again, not just the order. */
 		if (!(f->pulled && f->verified && f->recorded && f->served &&
-		      f->relisted))
+		      f->relisted) && !f->resumed)
 			return TD_REFUSED;
 		/* A call that may have acted is not a refusal: the report
 		 * must not say nothing was destroyed. */
@@ -124,7 +127,7 @@ const char *teardown_step_name(enum td_step s)
 {
 	static const char *const names[] = {
 		"roster", "pull", "verify", "record", "serve", "re-list",
-		"destroy",
+		"resume", "destroy",
 		"confirm", "archive", "done", "refused", "failed",
 	};
 	return s <= TD_FAILED ? names[s] : "?";
@@ -152,6 +155,8 @@ struct td {
 	uint64_t files, bytes;
 	struct archive *journal;	/* what record wrote, as loaded back */
 	enum archive_phase carried;	/* phase of an earlier run's journal */
+	unsigned carried_verbs;		/* and its count (archive.h) */
+	size_t first_verb;		/* where step_destroy starts */
 	bool (*cancelled)(void *arg);
 	void *cancel_arg;
 	struct platform_caps caps;	/* what the platform can do */
@@ -874,7 +879,7 @@ static int wait_for_state(struct td *t, enum rgt_state want, const char *after)
 		int rc = fleet_poll_now(t->c->fleet, t->pi, t->id, &listed,
 					err, sizeof(err));
 		if (!rc && !listed)
-			return 0;
+			return 1;	/* gone: the rest is not needed */
 		if (!rc && !fleet_instance_state(t->c->fleet, t->pi, t->id,
 						 &st) &&
 		    st == (int)want)
@@ -883,63 +888,79 @@ static int wait_for_state(struct td *t, enum rgt_state want, const char *after)
 			return refuse(t, -ETIMEDOUT, "%s was accepted, but the "
 				      "instance did not become %s within %d s; "
 				      "the rest of the destroy sequence was not "
-				      "sent, and the verified copy is kept",
+				      "sent, and the verified copy is kept; "
+				      "rmdir again sends the rest",
 				      after, rgt_state_name(want),
 				      destroy_timeout(t->sec));
 		sleep(1);
 	}
 }
 
+/*
+ * The destroy sequence from verb t->first_verb on (0, or where an earlier
+ * run stopped: see step_resume). The journal says how far it got before
+ * every call, so that no verb is ever sent twice by two runs: "requested
+ * K" just before verb K, "accepted K+1" once the platform took it. Only
+ * "accepted K" (verb K never sent) lets a later run go on from K.
+ */
 static int step_destroy(struct td *t, bool *maybe_sent)
 {
 	char err[512] = "";
-	*maybe_sent = false;
+	*maybe_sent = t->first_verb > 0;
 	/* The last moment an interrupt can stop it. */
 	if (is_cancelled(t))
 		return interrupted(t);
-	/* Evidence first: once this is on disk the copy is pinned and a
-	 * later rmdir of the gone instance trusts it, whatever happens to
-	 * this process or the call. */
-	int rc = archive_set_phase(t->c->store, t->plat, t->id,
-				   ARCH_DESTROY_REQUESTED);
-	if (rc)
-		return refuse(t, rc, "cannot record the destroy request: %s",
-			      strerror(-rc));
 	rgt_log(RGT_INFO, "%s/%s: verified copy complete; destroying",
 		t->plat, t->id);
-	for (size_t step = 0; step < t->caps.n_destroy; step++) {
+	for (size_t step = t->first_verb; step < t->caps.n_destroy; step++) {
 		const struct platform_verb *v = &t->caps.destroy[step];
+		int rc;
 		if (step) {
 			const struct platform_verb *prev = v - 1;
-			if (prev->wait_for != RGT_ST_UNKNOWN &&
-			    (rc = wait_for_state(t, prev->wait_for,
-						 prev->name))) {
+			rc = prev->wait_for == RGT_ST_UNKNOWN ? 0 :
+				wait_for_state(t, prev->wait_for, prev->name);
+			if (rc < 0) {
 				*maybe_sent = true;	/* prev was accepted */
 				return rc;
 			}
+			if (rc > 0) {
+				note(t, "destroy: the platform no longer lists "
+				     "the instance; %s is not needed", v->name);
+				return 0;
+			}
 		}
-		rc = fleet_destroy(t->c->fleet, t->pi, t->id, step, maybe_sent,
+		/* Evidence first: once this is on disk the copy is pinned
+		 * and a later rmdir of the gone instance trusts it,
+		 * whatever happens to this process or the call. */
+		rc = archive_set_progress(t->c->store, t->plat, t->id,
+					  ARCH_DESTROY_REQUESTED,
+					  (unsigned)step);
+		if (rc) {
+			if (step)
+				/* not sent: a later run may still send it */
+				archive_set_progress(t->c->store, t->plat,
+						     t->id,
+						     ARCH_DESTROY_ACCEPTED,
+						     (unsigned)step);
+			return refuse(t, rc, "cannot record the destroy "
+				      "request: %s", strerror(-rc));
+		}
+		bool sent = false;
+		rc = fleet_destroy(t->c->fleet, t->pi, t->id, step, &sent,
 				   err, sizeof(err));
 		if (!rc) {
-			archive_set_phase(t->c->store, t->plat, t->id,
-					  ARCH_DESTROY_ACCEPTED);
+			archive_set_progress(t->c->store, t->plat, t->id,
+					     ARCH_DESTROY_ACCEPTED,
+					     (unsigned)step + 1);
 			note(t, "destroy: the platform accepted %s", v->name);
+			*maybe_sent = true;
 			continue;
 		}
-		if (step) {
-			/* An earlier verb was accepted: whatever this one
-			 * did, the box was acted on. */
+		if (sent) {
 			*maybe_sent = true;
-			return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
-				      "%s was accepted, then %s failed (%s); "
-				      "rgtfs does not retry it blindly. The "
-				      "verified copy is kept and pinned; check "
-				      "the platform", t->caps.destroy[0].name,
-				      v->name, err[0] ? err : strerror(-rc));
-		}
-		if (*maybe_sent) {
-			archive_set_phase(t->c->store, t->plat, t->id,
-					  ARCH_DESTROY_UNKNOWN);
+			archive_set_progress(t->c->store, t->plat, t->id,
+					     ARCH_DESTROY_UNKNOWN,
+					     (unsigned)step);
 			return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
 				      "the outcome of the destroy call (%s) is "
 				      "unknown (%s); rgtfs does not retry a "
@@ -949,8 +970,25 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 				      "archives it; check the platform",
 				      v->name, err[0] ? err : strerror(-rc));
 		}
+		if (step) {
+			/* Surely not sent, but an earlier verb was accepted:
+			 * the box was acted on, and a later rmdir goes on
+			 * from this verb. */
+			*maybe_sent = true;
+			archive_set_progress(t->c->store, t->plat, t->id,
+					     ARCH_DESTROY_ACCEPTED,
+					     (unsigned)step);
+			return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
+				      "%s was accepted, then %s failed (%s) "
+				      "before the platform got it. The "
+				      "verified copy is kept and pinned; rmdir "
+				      "again sends %s (and only it)",
+				      t->caps.destroy[step - 1].name, v->name,
+				      err[0] ? err : strerror(-rc), v->name);
+		}
 		/* Surely not sent: back to what an earlier run left. */
-		archive_set_phase(t->c->store, t->plat, t->id, t->carried);
+		archive_set_progress(t->c->store, t->plat, t->id, t->carried,
+				     t->carried_verbs);
 		return refuse(t, -EIO, "the destroy call (%s) failed: %s",
 			      v->name, err[0] ? err : strerror(-rc));
 	}
@@ -1136,6 +1174,66 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 }
 
 /*
+ * Every file of journal @a reads back through the archive's own lookup
+ * with the digest the box gave: 0, else -ENOENT with the first bad name
+ * in the report.
+ */
+static int journal_reads_back(struct td *t, const struct archive *a)
+{
+	char e1[ESC_MAX];
+	for (size_t i = 0; i < a->nfiles; i++) {
+		char hex[65];
+		if (is_cancelled(t))
+			return interrupted(t);
+		if (served_sha256(t, a, &a->files[i], hex) ||
+		    strcmp(hex, a->files[i].sha256)) {
+			note(t, "%s no longer reads back with its digest",
+			     esc(a->files[i].path, e1));
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+/*
+ * An earlier run verified the copy, sent the first verbs of the sequence
+ * and stopped before the rest (rgtfs died, the wait for the state timed
+ * out, the next call surely failed to reach the platform). Go on from the
+ * first verb not sent, once the journal still reads back whole: the box
+ * itself can no longer be checked (AutoDL's is powered off), so its
+ * verified copy is what this run trusts, exactly as the archive of a
+ * gone instance does.
+ */
+static int step_resume(struct td *t, bool *resumed)
+{
+	struct archive *a;
+	if (archive_load_pending(t->c->store, t->plat, t->id, &a))
+		return refuse(t, -EIO, "the journal of the earlier run cannot "
+			      "be read back");
+	int rc = journal_reads_back(t, a);
+	if (rc) {
+		archive_free(a);
+		if (rc == -EINTR)
+			return rc;
+		return refuse(t, -EIO, "an earlier run's %s was accepted, but "
+			      "its verified copy no longer reads back; "
+			      "nothing more is sent", t->caps.destroy[0].name);
+	}
+	t->files = a->nfiles;
+	t->bytes = 0;
+	for (size_t i = 0; i < a->nfiles; i++)
+		t->bytes += a->files[i].size;
+	note(t, "resume: an earlier run verified %" PRIu64 " files and the "
+	     "platform accepted %s; the copy still reads back with the "
+	     "box's digests; going on with %s",
+	     t->files, t->caps.destroy[t->first_verb - 1].name,
+	     t->caps.destroy[t->first_verb].name);
+	t->journal = a;
+	*resumed = true;
+	return 0;
+}
+
+/*
  * A journal from a run whose destroy call was made (rgtfs died, or the
  * platform confirmed late): if every file still reads back through the
  * archive with the digest the box gave, archive it as verified. A journal
@@ -1145,7 +1243,6 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 static int archive_from_journal(struct td *t)
 {
 	struct archive *a;
-	char e1[ESC_MAX];
 	if (archive_load_pending(t->c->store, t->plat, t->id, &a))
 		return -ENOENT;
 	if (a->phase == ARCH_RECORDED) {
@@ -1154,16 +1251,7 @@ static int archive_from_journal(struct td *t)
 		archive_free(a);
 		return -ENOENT;
 	}
-	int rc = 0;
-	for (size_t i = 0; !rc && i < a->nfiles; i++) {
-		char hex[65];
-		if (served_sha256(t, a, &a->files[i], hex) ||
-		    strcmp(hex, a->files[i].sha256)) {
-			note(t, "%s no longer reads back with its digest",
-			     esc(a->files[i].path, e1));
-			rc = -ENOENT;
-		}
-	}
+	int rc = journal_reads_back(t, a);
 	if (!rc) {
 		note(t, "the copy was verified before the destroy call (SHA-256 "
 		     "from the box and load checks); every file still reads "
@@ -1209,8 +1297,9 @@ static int archive_gone(struct td *t)
 	if (listed)
 		return refuse(t, -EBUSY, "the platform lists the instance "
 			      "again: it is not gone");
-	if (!archive_from_journal(t))
-		return 0;
+	rc = archive_from_journal(t);
+	if (!rc || rc == -EINTR)
+		return rc;
 	size_t cap = 0;
 	int missing = 0;
 	note(t, "the platform no longer lists %s/%s: archiving what the "
@@ -1283,8 +1372,18 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 	/* An earlier run's journal past RECORDED stays what it is, whatever
 	 * this run does (see step_record). */
 	enum archive_phase ph;
-	if (!archive_get_phase(c->store, t.plat, id, &ph))
+	unsigned verbs;
+	if (!archive_get_progress(c->store, t.plat, id, &ph, &verbs)) {
 		t.carried = ph;
+		t.carried_verbs = verbs;
+	}
+	/* A sequence an earlier run began and could not finish goes on
+	 * where it stopped; it is never begun again. */
+	if (f.step != TD_REFUSED && t.r && t.carried == ARCH_DESTROY_ACCEPTED &&
+	    verbs > 0 && verbs < t.caps.n_destroy) {
+		t.first_verb = verbs;
+		f.step = TD_RESUME;
+	}
 	if (!t.r) {
 		rc = refuse(&t, -ENOENT, "no such instance");
 		f.step = TD_REFUSED;
@@ -1302,6 +1401,7 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 		case TD_RECORD: f.rc = step_record(&t, &f.recorded); break;
 		case TD_SERVE: f.rc = step_serve(&t, &f.served); break;
 		case TD_RELIST: f.rc = step_relist(&t, &f.relisted); break;
+		case TD_RESUME: f.rc = step_resume(&t, &f.resumed); break;
 		case TD_DESTROY:
 			f.rc = step_destroy(&t, &f.maybe_sent);
 			break;
@@ -1324,18 +1424,18 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 			if (f.can_destroy) {
 				/* name the verbs: a plain host's "destroy" is
 				 * the user's own teardown_command */
-				struct buf verbs;
-				buf_init(&verbs, 4096);
+				struct buf vb;
+				buf_init(&vb, 4096);
 				for (size_t i = 0; i < t.caps.n_destroy; i++)
-					buf_appendf(&verbs, "%s%s", i ? ", " : "",
+					buf_appendf(&vb, "%s%s", i ? ", " : "",
 						    t.caps.destroy[i].name);
 				buf_appendf(&rep, "done: %s/%s destroyed (%s) "
 					    "after a verified copy of %" PRIu64
 					    " files (%" PRIu64 " bytes)\n%s",
 					    t.plat, id,
-					    verbs.data ? verbs.data : "",
+					    vb.data ? vb.data : "",
 					    t.files, t.bytes, t.log.data);
-				buf_cleanup(&verbs);
+				buf_cleanup(&vb);
 			}
 			else
 				buf_appendf(&rep, "done: %s/%s archived after "

@@ -25,6 +25,7 @@ enum td_step {
 	TD_RECORD,
 	TD_SERVE,
 	TD_RELIST,
+	TD_RESUME,	/* an earlier run's sequence stopped between verbs */
 	TD_DESTROY,
 	TD_CONFIRM,
 	TD_ARCHIVE,
@@ -44,6 +45,13 @@ struct td_facts {
 	bool can_destroy;	/* the platform has a destroy verb */
 	bool maybe_sent;	/* a failed destroy call may have acted */
 	bool interrupted;	/* the rmdir was interrupted (Ctrl-C) */
+	/*
+	 * TD_RESUME: an earlier run, verified like this one must be, had
+	 * its first verbs accepted (AutoDL's power_off) and stopped before
+	 * the rest; its journal read back whole with its digests in this
+	 * run. Only this or the proofs above lead to TD_DESTROY.
+	 */
+	bool resumed;
 };
 
 /* Pure: the next step after @f->step. */

@@ -27,10 +27,11 @@
  *   power_off (the teardown then waits for `stopped`), then release. Release
  *   deletes / and /root/autodl-tmp, and AutoDL may refuse or misbehave on a
  *   box that is still shutting down, so this adapter checks it itself as
- *   well: release is sent only after power_off was accepted by this adapter
- *   and a list has shown the instance as "shutdown" (not "shutting_down");
- *   otherwise it polls the list, bounded, and if "shutdown" never shows it
- *   refuses without sending anything.
+ *   well: release is sent only once a list has shown the instance as
+ *   "shutdown" (not "shutting_down"); otherwise it polls the list, bounded,
+ *   and if "shutdown" never shows it refuses without sending anything.
+ *   Which verbs were accepted is the teardown journal's to remember
+ *   (durably, across restarts: fs/teardown.c), not this adapter's.
  * - Secrets: the token travels only in the Authorization header. http:// is
  *   refused except for loopback (the tests). info_json drops root_password,
  *   jupyter_token and every field whose name looks like a secret,
@@ -88,9 +89,6 @@ struct platform {
 	long timeout_ms;
 	struct seen *seen;	/* from the last good list */
 	size_t nseen;
-	/* Instances whose power_off this adapter saw accepted. */
-	char (*off)[RGT_ID_MAX];
-	size_t noff;
 };
 
 /* ---- pure helpers ------------------------------------------------------ */
@@ -604,7 +602,6 @@ static void autodl_close(struct platform *p)
 		free(p->auth_hdr);
 	}
 	seen_free(p);
-	free(p->off);
 	free(p->api_url);
 	free(p->ssh_user);
 	free(p);
@@ -911,27 +908,6 @@ static void autodl_caps(struct platform *p, struct platform_caps *out)
 	};
 }
 
-static bool was_powered_off(struct platform *p, const char *id)
-{
-	for (size_t i = 0; i < p->noff; i++)
-		if (!strcmp(p->off[i], id))
-			return true;
-	return false;
-}
-
-static void mark_powered_off(struct platform *p, const char *id)
-{
-	char (*o)[RGT_ID_MAX];
-
-	if (was_powered_off(p, id))
-		return;
-	o = realloc(p->off, (p->noff + 1) * sizeof(*o));
-	if (!o)
-		return;	/* release will then refuse: the safe side */
-	p->off = o;
-	snprintf(p->off[p->noff++], RGT_ID_MAX, "%s", id);
-}
-
 /* The raw status the last list showed for @id: NULL when not listed. */
 static const char *seen_raw(struct platform *p, const char *id)
 {
@@ -998,15 +974,8 @@ static int autodl_destroy(struct platform *p, const char *id, size_t step,
 	}
 	verb = autodl_verbs[step].name;
 	if (step == 1) {
-		/* Release deletes the disks: never before this adapter saw
-		 * its power_off accepted and a list showed "shutdown". */
-		if (!was_powered_off(p, id)) {
-			snprintf(err, errlen,
-				 "AutoDL: release of %s not sent: its "
-				 "power_off was not accepted first",
-				 id);
-			return -EPERM;
-		}
+		/* Release deletes the disks: never before a list showed
+		 * the box "shutdown". */
 		rc = await_shutdown(p, id, err, errlen);
 		if (rc)
 			return rc;
@@ -1045,8 +1014,6 @@ static int autodl_destroy(struct platform *p, const char *id, size_t step,
 	} else if (rc) {
 		/* 2xx that does not say: it may have acted. */
 		*maybe_sent = true;
-	} else if (step == 0) {
-		mark_powered_off(p, id);
 	}
 out_resp:
 	http_resp_cleanup(&resp);

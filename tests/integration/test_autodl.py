@@ -289,3 +289,88 @@ def test_release_refused_keeps_the_copy_and_sends_nothing_more(autodl):
     assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"]
     assert w.api.get(iid)["status"] == "shutdown"
     assert iid in ls(w.dir())
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(300)
+def test_release_refused_then_rmdir_again_sends_release_only(autodl):
+    """power_off accepted, release refused: the box is off and cannot be
+    checked again, so a later rmdir goes on from the verified journal and
+    sends release, and only release (power_off is never sent twice)."""
+    w = autodl()
+    iid = w.ids[0]
+    want = snapshot_ckpt(w)
+    w.api.fail(mode="code", code="InstanceStatusNotAllowed", kind="release", times=1)
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    assert read_text(w.f(0, "teardown")).startswith("failed:")
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"]
+    assert w.api.get(iid)["status"] == "shutdown"
+    # The box is powered off: nothing on it answers any more.
+    w.boxes[0].stop()
+    w.api.clear()
+    err = op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT)
+    assert err == "OK", "rmdir -> %s; teardown:\n%s\n%s" % (
+        err, run(["cat", w.f(0, "teardown")]).text, w.mount.log_tail())
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release", "release"], \
+        w.api.deletes()
+    wait_until(lambda: iid in _archived(w), WAIT, msg="archived")
+    a = os.path.join(w.mnt, "archive", "autodl", iid)
+    rep = read_text(os.path.join(a, "teardown"))
+    assert "resume" in rep and "release" in rep, rep
+    assert _digests(util.snapshot(os.path.join(a, "checkpoints"))) == want
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(300)
+def test_rgtfs_killed_between_power_off_and_release_never_powers_off_again(autodl):
+    """The box takes longer to shut down than destroy_timeout, and rgtfs is
+    then killed: after a remount, rmdir of the shut-down box sends release
+    once, from the journal, and never power_off again."""
+    w = autodl(destroy_timeout=4)
+    iid = w.ids[0]
+    want = snapshot_ckpt(w)
+    w.api.off_lag = 10 ** 9
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("failed:") and "rmdir again" in rep, rep
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off"]
+    w.mount.crash()
+    w.api.set_state(iid, "shutdown")
+    w.boxes[0].stop()
+    w.mount.start()
+    wait_until(lambda: iid in ls(w.dir()), WAIT, msg="listed again")
+    err = op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT)
+    assert err == "OK", "rmdir -> %s; teardown:\n%s\n%s" % (
+        err, run(["cat", w.f(0, "teardown")]).text, w.mount.log_tail())
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"], w.api.deletes()
+    wait_until(lambda: iid in _archived(w), WAIT, msg="archived")
+    a = os.path.join(w.mnt, "archive", "autodl", iid)
+    assert _digests(util.snapshot(os.path.join(a, "checkpoints"))) == want
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(300)
+def test_unknown_release_is_never_resumed(autodl):
+    """release reached AutoDL but its answer never came: a later rmdir
+    sends nothing, however the box shows itself."""
+    w = autodl()
+    iid = w.ids[0]
+    w.api.fail(mode="hang", kind="release", times=1)
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    assert "unknown" in read_text(w.f(0, "teardown"))
+    w.api.clear()
+    w.boxes[0].stop()
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"], w.api.deletes()
+    assert iid in ls(w.dir()) and iid not in _archived(w)
+
+
+def snapshot_ckpt(w, i=0):
+    """What the box's checkpoint_dir holds, read through the mount."""
+    s = _digests(util.snapshot(w.f(i, "checkpoints")))
+    assert any(v[1] for v in s.values()), "no checkpoint files on the test box"
+    return s
+
+
+def _digests(snap):
+    return {k: (v.get("size"), v.get("sha256")) for k, v in snap.items()}

@@ -6,10 +6,14 @@
  */
 #include <errno.h>
 
+#include <string.h>
+
+#include "archive.h"
 #include "check.h"
 #include "teardown.h"
 
-enum { P = 1, V = 2, R = 4, S = 8, L = 16, CAN = 32, SENT = 64, INTR = 128 };
+enum { P = 1, V = 2, R = 4, S = 8, L = 16, CAN = 32, SENT = 64, INTR = 128,
+       RES = 256 };
 #define ALL (P | V | R | S | L | CAN)
 
 static enum td_step next(enum td_step s, int rc, int bits)
@@ -20,6 +24,7 @@ static enum td_step next(enum td_step s, int rc, int bits)
 		.recorded = bits & R, .served = bits & S,
 		.relisted = bits & L, .can_destroy = bits & CAN,
 		.maybe_sent = bits & SENT, .interrupted = bits & INTR,
+		.resumed = bits & RES,
 	};
 	return teardown_decide(&f);
 }
@@ -68,18 +73,31 @@ int main(void)
 	CHECK(next(TD_CONFIRM, 0, ALL | INTR) == TD_ARCHIVE);
 	CHECK(next(TD_ARCHIVE, 0, ALL | INTR) == TD_DONE);
 
+	/* Resuming a sequence an earlier run began: only with the journal
+	 * read back in this run, only where there is a destroy verb. */
+	CHECK(next(TD_RESUME, 0, RES | CAN) == TD_DESTROY);
+	CHECK(next(TD_RESUME, 0, CAN) == TD_REFUSED);
+	CHECK(next(TD_RESUME, 0, RES) == TD_REFUSED);
+	CHECK(next(TD_RESUME, -EIO, RES | CAN) == TD_REFUSED);
+	CHECK(next(TD_RESUME, 0, RES | CAN | INTR) == TD_REFUSED);
+	CHECK(next(TD_DESTROY, 0, RES | CAN) == TD_CONFIRM);
+	CHECK(next(TD_DESTROY, -EIO, RES | CAN | SENT) == TD_FAILED);
+
 	/* Exhaustive: TD_DESTROY is reachable only from TD_RELIST with all
-	 * five proofs, and nothing follows a destroy without them. */
+	 * five proofs or from TD_RESUME with the journal read back, and
+	 * nothing follows a destroy without one of them. */
 	for (int s = TD_ROSTER; s <= TD_FAILED; s++)
-		for (int bits = 0; bits < 512; bits++) {
-			int rc = bits & 256 ? -EIO : 0;
-			int b = bits & 255;
+		for (int bits = 0; bits < 1024; bits++) {
+			int rc = bits & 512 ? -EIO : 0;
+			int b = bits & 511;
 			enum td_step n = next(s, rc, b);
 			if (n == TD_DESTROY)
-				CHECK(s == TD_RELIST && !rc &&
-				      (b & ALL) == ALL && !(b & INTR));
+				CHECK(!rc && !(b & INTR) && (b & CAN) &&
+				      ((s == TD_RELIST && (b & ALL) == ALL) ||
+				       (s == TD_RESUME && (b & RES))));
 			if (s == TD_DESTROY && (b & (ALL & ~CAN)) !=
-						       (ALL & ~CAN))
+						       (ALL & ~CAN) &&
+			    !(b & RES))
 				CHECK(n == TD_REFUSED);
 			if (s < TD_DESTROY && n == TD_FAILED)
 				CHECK(0);
@@ -94,5 +112,39 @@ int main(void)
 	CHECK(next((enum td_step)99, 0, ALL) == TD_REFUSED);
 	CHECK_STR(teardown_step_name(TD_RELIST), "re-list");
 	CHECK_STR(teardown_step_name(TD_SERVE), "serve");
+	CHECK_STR(teardown_step_name(TD_RESUME), "resume");
+	CHECK_STR(teardown_step_name(TD_DESTROY), "destroy");
+	CHECK_STR(teardown_step_name(TD_FAILED), "failed");
+
+	/* The journal's phase record: "NAME" or "NAME VERBS"; anything
+	 * else is RECORDED, evidence of nothing. */
+	static const struct {
+		const char *s;
+		int rc;
+		enum archive_phase ph;
+		unsigned verbs;
+	} ph[] = {
+		{ "recorded", 0, ARCH_RECORDED, 0 },
+		{ "destroy_requested", 0, ARCH_DESTROY_REQUESTED, 0 },
+		{ "destroy_requested 1", 0, ARCH_DESTROY_REQUESTED, 1 },
+		{ "destroy_accepted", 0, ARCH_DESTROY_ACCEPTED, 0 },
+		{ "destroy_accepted 1", 0, ARCH_DESTROY_ACCEPTED, 1 },
+		{ "destroy_accepted 12", 0, ARCH_DESTROY_ACCEPTED, 12 },
+		{ "destroy_unknown 1", 0, ARCH_DESTROY_UNKNOWN, 1 },
+		{ "destroy_accepted ", -EINVAL, ARCH_RECORDED, 0 },
+		{ "destroy_accepted x", -EINVAL, ARCH_RECORDED, 0 },
+		{ "destroy_accepted 1234", -EINVAL, ARCH_RECORDED, 0 },
+		{ "destroy_accepte 1", -EINVAL, ARCH_RECORDED, 0 },
+		{ "destroy_acceptedx", -EINVAL, ARCH_RECORDED, 0 },
+		{ "", -EINVAL, ARCH_RECORDED, 0 },
+	};
+	for (unsigned i = 0; i < sizeof(ph) / sizeof(ph[0]); i++) {
+		enum archive_phase p = ARCH_DESTROY_UNKNOWN;
+		unsigned v = 99;
+		int rc = archive_phase_parse(ph[i].s, strlen(ph[i].s), &p, &v);
+		CHECK(rc == ph[i].rc);
+		CHECK(p == ph[i].ph);
+		CHECK(v == ph[i].verbs);
+	}
 	return CHECK_DONE();
 }
