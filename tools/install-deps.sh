@@ -1,12 +1,19 @@
 #!/bin/sh
 # Install (with apt) everything needed to build rgtfs and run its tests.
 # Idempotent and quiet: does nothing when every package is present.
+# Then installs the S3 test server from npm (tools/install-s3rver.sh).
 set -eu
 
 PKGS="build-essential meson ninja-build pkg-config libfuse3-dev fuse3
 libssh2-1-dev libcurl4-openssl-dev liblmdb-dev libjansson-dev libinih-dev
 libssl-dev zlib1g-dev openssh-server openssh-client python3 python3-pytest rsync sshfs
-procps psmisc python3-numpy python3-torch"
+procps psmisc python3-numpy python3-torch python3-boto3"
+
+# node and npm for tools/install-s3rver.sh. A machine with its own Node.js
+# (nodesource's, which includes npm and conflicts with Debian's npm package)
+# keeps it; Debian's are added only where there is none.
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 
 missing=""
 for p in $PKGS; do
@@ -14,7 +21,7 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && exec "$(dirname "$0")/install-s3rver.sh"
 
 if [ "$(id -u)" -eq 0 ]; then
 	SUDO=""
@@ -30,3 +37,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+exec "$(dirname "$0")/install-s3rver.sh"
