@@ -97,6 +97,10 @@ struct remote {
 	char err[512];
 	struct memdir mem[MEM_LISTINGS];
 	unsigned mem_next;
+	/* The platform's password (password_fn), fetched once; pw_mu. */
+	pthread_mutex_t pw_mu;
+	char *plat_pw;
+	int64_t plat_pw_fail_at;	/* last failed fetch, monotonic ms */
 };
 
 struct rlisting_int {
@@ -277,6 +281,7 @@ int remote_new(const struct remote_params *p, struct remote **out)
 	if (r->p.max_sessions > MAX_SESSIONS)
 		r->p.max_sessions = MAX_SESSIONS;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->pw_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -304,7 +309,9 @@ void remote_free(struct remote *r)
 		rlisting_free(r->mem[i].l);
 	}
 	pthread_mutex_destroy(&r->mu);
+	pthread_mutex_destroy(&r->pw_mu);
 	pthread_cond_destroy(&r->cv);
+	remote_password_free(r->plat_pw);
 	free((char *)r->p.platform);
 	free((char *)r->p.id);
 	free((char *)r->p.user);
@@ -565,6 +572,50 @@ void remote_error(struct remote *r, char *buf, size_t len)
 }
 
 /* Try every endpoint in order, each bounded by @cto_ms; without the lock. */
+/*
+ * The password for this connect: the section's, else a copy of the one
+ * the platform keeps (fetched once; a failed fetch is retried at most
+ * every RETRY_AFTER seconds). NULL: none. Free with remote_password_free.
+ */
+static char *connect_password(struct remote *r)
+{
+	if (r->p.password)
+		return strdup(r->p.password);
+	if (!r->p.password_fn)
+		return NULL;
+	char *pw = NULL;
+	pthread_mutex_lock(&r->pw_mu);
+	int64_t now = mono_ms();
+	if (!r->plat_pw && (!r->plat_pw_fail_at ||
+			    now - r->plat_pw_fail_at >= RETRY_AFTER * 1000)) {
+		char err[320] = "";
+		int rc = r->p.password_fn(r->p.password_arg, r->p.id,
+					  &r->plat_pw, err, sizeof(err));
+		if (rc) {
+			r->plat_pw = NULL;
+			r->plat_pw_fail_at = now ? now : 1;
+			if (rc != -ENOENT)
+				rgt_log(RGT_WARN, "%s/%s: no login password "
+					"from the platform: %s",
+					r->p.platform, r->p.id,
+					err[0] ? err : strerror(-rc));
+		}
+	}
+	if (r->plat_pw)
+		pw = strdup(r->plat_pw);
+	pthread_mutex_unlock(&r->pw_mu);
+	return pw;
+}
+
+/* A connect refused with the platform's password: ask for it again. */
+static void forget_platform_password(struct remote *r)
+{
+	pthread_mutex_lock(&r->pw_mu);
+	remote_password_free(r->plat_pw);
+	r->plat_pw = NULL;
+	pthread_mutex_unlock(&r->pw_mu);
+}
+
 static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		       int n_ep, struct xfer **out, char *err, size_t errlen,
 		       long cto_ms)
@@ -574,6 +625,7 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 
 	snprintf(err, errlen, "%s/%s: no SSH endpoint known", r->p.platform,
 		 r->p.id);
+	char *pw = n_ep ? connect_password(r) : NULL;
 	for (int i = 0; i < n_ep; i++) {
 		/* The proxy can be the same address as the direct one. */
 		if (i && !strcmp(ep[i].host, ep[0].host) &&
@@ -585,7 +637,7 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 			.port = ep[i].port,
 			.user = ep[i].user[0] ? ep[i].user : r->p.user,
 			.key_path = r->p.key_path,
-			.password = r->p.password,
+			.password = pw,
 			.connect_timeout_ms = cto_ms,
 			.io_timeout_ms = r->p.io_timeout_ms,
 			.hostkey = hostkey_check,
@@ -595,13 +647,16 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		e[0] = '\0';
 		rc = ops->open(&xp, out, e, sizeof(e));
 		if (!rc)
-			return 0;
+			break;
 		snprintf(err, errlen, "%.200s:%d (%s): %s", ep[i].host, ep[i].port,
 			 i == 0 ? "direct" : "proxy", e);
 		/* A refused host key is a verdict on the box, not the path. */
 		if (rc == -EACCES)
 			break;
 	}
+	if (rc == -EACCES && pw && !r->p.password)
+		forget_platform_password(r);
+	remote_password_free(pw);
 	return rc;
 }
 

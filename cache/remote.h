@@ -36,6 +36,15 @@ struct remote_params {
 	/* Login password after a refused or missing key (NULL: none).
 	 * Copied; the copy is wiped when the remote is freed. */
 	const char *password;
+	/*
+	 * No @password: asked once, before the first connect, for one the
+	 * platform keeps (platform_ops.password); asked again after a
+	 * connect that failed with it. May be NULL. Returns 0 with a
+	 * malloc'd password in *out (the remote wipes and frees it).
+	 */
+	int (*password_fn)(void *arg, const char *id, char **out, char *err,
+			   size_t errlen);
+	void *password_arg;
 	bool strict_host_keys;		/* only ~/.ssh/known_hosts */
 	long connect_timeout_ms;
 	long io_timeout_ms;

@@ -795,6 +795,20 @@ int fleet_platform_error(struct fleet *fl, size_t d, struct buf *out)
 	return rc;
 }
 
+/* remote_params.password_fn: the password the platform keeps for @id. */
+static int platform_password(void *arg, const char *id, char **out,
+			     char *err, size_t errlen)
+{
+	struct fplat *pl = arg;
+	*out = NULL;
+	if (!pl->p || !pl->ops->password)
+		return -ENOENT;
+	pthread_mutex_lock(&pl->api_mu);
+	int rc = pl->ops->password(pl->p, id, out, err, errlen);
+	pthread_mutex_unlock(&pl->api_mu);
+	return rc;
+}
+
 struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 {
 	struct fplat *pl = &fl->pl[pi];
@@ -815,6 +829,9 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 			.user = pl->sec->ssh_user,
 			.key_path = pl->sec->ssh_key,
 			.password = pw,
+			.password_fn = pl->ops && pl->ops->password ?
+					       platform_password : NULL,
+			.password_arg = pl,
 			.strict_host_keys = pl->sec->strict_host_keys,
 			.connect_timeout_ms = fl->cfg->connect_timeout_ms,
 			.io_timeout_ms = fl->cfg->io_timeout_ms,

@@ -744,6 +744,103 @@ static int post(struct platform *p, const char *path, const char *body,
 	return 0;
 }
 
+/* GET @path_query (the query carries only the uuid, never a secret). */
+static int get(struct platform *p, const char *path_query,
+	       struct http_resp *resp, char *err, size_t errlen)
+{
+	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
+	struct http_req req = {
+	    .method = "GET",
+	    .headers = hdrs,
+	    .connect_timeout_ms = p->connect_ms,
+	    .timeout_ms = p->timeout_ms,
+	    .max_body = AUTODL_MAX_BODY,
+	    .max_retries = LIST_RETRIES,
+	    .backoff_ms = BACKOFF_MS,
+	    .backoff_max_ms = BACKOFF_MAX_MS,
+	};
+	char herr[256], *url;
+	int rc;
+
+	if (asprintf(&url, "%s%s", p->api_url, path_query) < 0) {
+		memset(resp, 0, sizeof(*resp));
+		snprintf(err, errlen, "AutoDL: out of memory");
+		return -ENOMEM;
+	}
+	req.url = url;
+	rc = http_do(&req, resp, herr, sizeof(herr));
+	free(url);
+	if (rc)
+		return transport_error(p, rc, herr, p->timeout_ms, err, errlen);
+	return 0;
+}
+
+int autodl_parse_password(char *body, size_t len, char **out, char *err,
+			  size_t errlen)
+{
+	json_t *root, *pw;
+	const char *v;
+	int rc;
+
+	*out = NULL;
+	rc = envelope(body, len, "the instance snapshot", &root, err, errlen);
+	if (rc)
+		return rc;
+	pw = json_object_get(json_object_get(root, "data"), "root_password");
+	v = jstr(pw);
+	if (!v || !*v) {
+		snprintf(err, errlen, "AutoDL: the snapshot has no "
+			 "root_password");
+		rc = -ENOENT;
+	} else if (strlen(v) != json_string_length(pw) || strlen(v) > 1024 ||
+		   strpbrk(v, "\r\n")) {
+		snprintf(err, errlen, "AutoDL: the snapshot's root_password "
+			 "is not usable");
+		rc = -EBADMSG;
+	} else if (!(*out = strdup(v))) {
+		rc = -ENOMEM;
+	}
+	/* jansson's copy: wiped in place before it is freed */
+	if (v)
+		explicit_bzero((char *)v, strlen(v));
+	json_decref(root);
+	return rc;
+}
+
+/*
+ * The instance snapshot's root_password, for logins (platform.h). One GET
+ * per call; the caller (remote.c) asks once per instance and wipes it.
+ */
+static int autodl_password(struct platform *p, const char *id, char **out,
+			   char *err, size_t errlen)
+{
+	struct http_resp resp;
+	char path[160];
+	int rc;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (!id || !platform_id_valid(id)) {
+		snprintf(err, errlen, "AutoDL: not an instance uuid");
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path),
+		 "/api/v1/dev/instance/pro/snapshot?instance_uuid=%s", id);
+	rc = get(p, path, &resp, err, errlen);
+	if (!rc && (resp.status < 200 || resp.status > 299))
+		rc = status_error(p, &resp, "the instance snapshot", err,
+				  errlen);
+	else if (!rc)
+		rc = autodl_parse_password(resp.body.data, resp.body.len, out,
+					   err, errlen);
+	restapi_mask_key(err, p->key);
+	if (resp.body.data)
+		explicit_bzero(resp.body.data, resp.body.len);
+	http_resp_cleanup(&resp);
+	return rc;
+}
+
 static int id_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct rgt_instance *)a)->id,
@@ -1026,5 +1123,6 @@ const struct platform_ops autodl_platform_ops = {
     .list = autodl_list,
     .caps = autodl_caps,
     .destroy = autodl_destroy,
+    .password = autodl_password,
     .close = autodl_close,
 };

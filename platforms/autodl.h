@@ -70,6 +70,13 @@ int autodl_parse_page(const char *body, size_t len, const char *ssh_user,
  * code and msg go to err), -EBADMSG for anything that is not a JSON object
  * with a string "code" (the verb's outcome is then unknown).
  */
+/*
+ * The root_password of an instance snapshot reply into *out (malloc'd;
+ * the caller wipes it); jansson's copy of it is wiped. -ENOENT
+ * when it has none. Pure.
+ */
+int autodl_parse_password(char *body, size_t len, char **out, char *err,
+			  size_t errlen);
 int autodl_check_reply(const char *body, size_t len, const char *what,
 		       char *err, size_t errlen);
 

@@ -126,6 +126,15 @@ struct platform_ops {
 	 */
 	int (*orphans)(struct platform *p, const char *id, struct buf *out,
 		       char *err, size_t errlen);
+	/*
+	 * The login password the platform keeps for @id (AutoDL's snapshot
+	 * root_password), for boxes that take nothing else: malloc'd into
+	 * *out; the caller wipes (explicit_bzero) and frees it. Never put
+	 * into info_json, a message or a log line. -ENOENT: it has none.
+	 * May be NULL.
+	 */
+	int (*password)(struct platform *p, const char *id, char **out,
+			char *err, size_t errlen);
 	void (*close)(struct platform *p);
 };
 

@@ -19,6 +19,7 @@ import pytest
 
 import util
 from util import Mount, cat, ls, op_errno, read_text, run, wait_until
+from test_ssh_hosts import pw_user  # noqa: F401 (a fixture)
 from fake_autodl import (API_KEY_ENV, SECRET_MARK, FakeAutodl, make_instance, new_ids,
                          secret_values)
 
@@ -28,7 +29,7 @@ WAIT = 10
 
 
 def write_autodl_config(path, *, api_url, ssh_key, poll_interval=1, stale_after=4,
-                        api_timeout=2, destroy_timeout=DESTROY_TIMEOUT):
+                        api_timeout=2, destroy_timeout=DESTROY_TIMEOUT, ssh_user=None):
     lines = ["; written by test_autodl.py",
              "[rgtfs]", "connect_timeout = 3", "io_timeout = 5", "",
              "[autodl]",
@@ -39,8 +40,11 @@ def write_autodl_config(path, *, api_url, ssh_key, poll_interval=1, stale_after=
              "stale_after = %s" % stale_after,
              "checkpoint_dir = /workspace/checkpoints",
              "log_path = /workspace/train.log",
-             "ssh_key = %s" % ssh_key,
              "destroy_timeout = %s" % destroy_timeout]
+    if ssh_key:
+        lines.append("ssh_key = %s" % ssh_key)
+    if ssh_user:
+        lines.append("ssh_user = %s" % ssh_user)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
@@ -79,7 +83,7 @@ def autodl(tmp_path, box_factory, rgtfs_bin, user_key, hygiene):
     api.on_fault = hygiene.fault
     api.start()
 
-    def make(n=1, extra=(), mount=True, **cfg):
+    def make(n=1, extra=(), mount=True, wait_ids=None, **cfg):
         boxes = [box_factory() for _ in range(n)]
         ids = new_ids(n)
         for b, iid in zip(boxes, ids):
@@ -97,14 +101,15 @@ def autodl(tmp_path, box_factory, rgtfs_bin, user_key, hygiene):
         env[API_KEY_ENV] = api.api_key
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=0")
+        cfg.setdefault("ssh_key", user_key)
         conf = write_autodl_config(os.path.join(workdir, "rgtfs.ini"), api_url=api.url,
-                                   ssh_key=user_key, **cfg)
+                                   **cfg)
         m = Mount(rgtfs_bin, workdir, env, conf)
         made.append(m)
         w = World(api, boxes, ids, m)
         if mount:
             m.start()
-            for iid in ids:
+            for iid in ids + list(wait_ids or ()):
                 wait_until(lambda: iid in ls(w.dir()), WAIT, msg="%s listed" % iid)
         return w
     yield make
@@ -374,3 +379,35 @@ def snapshot_ckpt(w, i=0):
 
 def _digests(snap):
     return {k: (v.get("size"), v.get("sha256")) for k, v in snap.items()}
+
+
+def test_box_that_takes_only_its_root_password(autodl, pw_user, box_factory):
+    """An AutoDL Pro box whose sshd takes only passwords: rgtfs logs in with
+    the snapshot's root_password (no key, no agent, no password in the INI),
+    and that password is in no file of the mount, no log line and the cache."""
+    user, pw = pw_user
+    box = box_factory(name="autodl-pw", start=False)
+    box.extra_config = ["AllowUsers %s" % user, "Match User %s" % user,
+                        "    PasswordAuthentication yes"]
+    box.write_config()
+    box.start()
+    iid = new_ids(1)[0]
+    w = autodl(n=0, extra=[{"iid": iid, "direct_port": box.port}], wait_ids=[iid],
+               ssh_key=None)
+    # before anything logs in; the login AutoDL names (root there) is the
+    # throwaway user here, so the endpoint comes from ssh_command
+    w.api.update(iid, root_password=pw, proxy_host=None,
+                 ssh_command="ssh -p %d %s@127.0.0.1" % (box.port, user))
+    rel = ("checkpoints", "run-001", "best_metrics.json")
+    with open(os.path.join(box.workspace, *rel), "rb") as f:
+        want = f.read()
+    d = os.path.join(w.dir(), iid)
+    wait_until(lambda: "%s@" % user in read_text(os.path.join(d, "ssh")), WAIT,
+               msg="the new endpoint polled")
+    assert cat(os.path.join(d, *rel)) == want
+    snaps = [r for r in w.api.calls(method="GET") if "snapshot" in r["path"]]
+    assert snaps, "the password did not come from the snapshot call"
+    assert pw not in w.mount.read_log()
+    for root in (w.mnt, w.mount.cache):
+        r = run(["grep", "-rlF", "--exclude-dir=checkpoints", "-e", pw, root], timeout=60)
+        assert r.rc == 1, "password found under %s: %s" % (root, r.text)

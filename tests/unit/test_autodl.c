@@ -361,6 +361,38 @@ static void test_ssh_command_shapes(void)
 	rgt_instance_list_free(&l);
 }
 
+static void test_password(void)
+{
+	char err[256], *pw;
+	char ok[] = "{\"code\":\"Success\",\"data\":{\"ssh_command\":"
+		    "\"ssh -p 1 root@h\",\"root_password\":\"s3cr3t-Pw\"},"
+		    "\"msg\":\"\"}";
+	CHECK(autodl_parse_password(ok, strlen(ok), &pw, err, sizeof(err)) == 0);
+	CHECK_STR(pw, "s3cr3t-Pw");
+	free(pw);
+	char none[] = "{\"code\":\"Success\",\"data\":{\"root_password\":\"\"}}";
+	CHECK(autodl_parse_password(none, strlen(none), &pw, err, sizeof(err)) ==
+	      -ENOENT);
+	CHECK(pw == NULL);
+	char refused[] = "{\"code\":\"RecordNotFoundError\",\"data\":null,"
+			 "\"msg\":\"record not found\"}";
+	CHECK(autodl_parse_password(refused, strlen(refused), &pw, err,
+				    sizeof(err)) == -EIO);
+	CHECK(pw == NULL && strstr(err, "record not found"));
+	char nul[] = "{\"code\":\"Success\",\"data\":{\"root_password\":"
+		     "\"ab\\u0000cd\"}}";
+	CHECK(autodl_parse_password(nul, strlen(nul), &pw, err, sizeof(err)) ==
+	      -EBADMSG);
+	CHECK(pw == NULL && !strstr(err, "ab"));
+	char nl[] = "{\"code\":\"Success\",\"data\":{\"root_password\":"
+		    "\"ab\\ncd\"}}";
+	CHECK(autodl_parse_password(nl, strlen(nl), &pw, err, sizeof(err)) ==
+	      -EBADMSG);
+	char num[] = "{\"code\":\"Success\",\"data\":{\"root_password\":7}}";
+	CHECK(autodl_parse_password(num, strlen(num), &pw, err, sizeof(err)) ==
+	      -ENOENT);
+}
+
 int main(void)
 {
 	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
@@ -373,5 +405,6 @@ int main(void)
 	test_verb_replies();
 	test_ssh_command_shapes();
 	test_open();
+	test_password();
 	return CHECK_DONE();
 }
