@@ -68,6 +68,7 @@ struct fplat {
 	struct platform *p;
 	pthread_mutex_t mu;
 	pthread_mutex_t api_mu;	/* one adapter call at a time */
+	pthread_mutex_t log_mu;	/* one log() call at a time (platform.h) */
 	struct finst *inst;
 	size_t n;
 	time_t last_ok;		/* last successful list */
@@ -492,6 +493,7 @@ int fleet_new(const struct rgt_config *cfg, struct store *st,
 		pl->ops = ops;
 		pthread_mutex_init(&pl->mu, NULL);
 		pthread_mutex_init(&pl->api_mu, NULL);
+		pthread_mutex_init(&pl->log_mu, NULL);
 		fl->npl++;
 		/* A platform that cannot start (no key, bad api_url) still
 		 * shows its last known instances, with the reason in .error;
@@ -578,6 +580,7 @@ void fleet_free(struct fleet *fl)
 			pl->ops->close(pl->p);
 		pthread_mutex_destroy(&pl->mu);
 		pthread_mutex_destroy(&pl->api_mu);
+		pthread_mutex_destroy(&pl->log_mu);
 	}
 	free(fl->pl);
 	free(fl->dir_kind);
@@ -939,14 +942,16 @@ int fleet_log(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 	}
 	if (plog_cached(pl, id, out, &rc, err, errlen))
 		return rc;
-	pthread_mutex_lock(&pl->api_mu);
+	/* Not api_mu: a streamed log takes seconds, and the poller must not
+	 * wait for it (platform.h: log() reads only what open() set). */
+	pthread_mutex_lock(&pl->log_mu);
 	/* Another reader may have fetched it while we waited. */
 	if (plog_cached(pl, id, out, &rc, err, errlen)) {
-		pthread_mutex_unlock(&pl->api_mu);
+		pthread_mutex_unlock(&pl->log_mu);
 		return rc;
 	}
 	rc = pl->ops->log(pl->p, id, out, err, errlen);
-	pthread_mutex_unlock(&pl->api_mu);
+	pthread_mutex_unlock(&pl->log_mu);
 	if (rc)
 		out->len = start;	/* a failed read shows nothing of it */
 	if (out->data)
@@ -973,6 +978,18 @@ int fleet_log(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 	pthread_mutex_unlock(&pl->mu);
 	free(copy);
 	return rc;
+}
+
+size_t fleet_log_size(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	size_t n = 0;
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in && in->plog_ms && !in->plog_rc)
+		n = in->plog_len;
+	pthread_mutex_unlock(&pl->mu);
+	return n;
 }
 
 int fleet_poll_now(struct fleet *fl, size_t pi, const char *id, bool *listed,

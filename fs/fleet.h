@@ -96,6 +96,9 @@ int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
  */
 int fleet_log(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 	      char *err, size_t errlen);
+/* The length of the last log fleet_log() read for @id, without asking the
+ * platform (0 if none yet): what `stat log` shows. */
+size_t fleet_log_size(struct fleet *fl, size_t pi, const char *id);
 /*
  * One list call now (applied as a poll). *listed is false only when the
  * call succeeded with a complete list that lacks @id.

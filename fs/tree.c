@@ -340,10 +340,20 @@ static int plog_render(struct rgt_ctx *c, const struct node *n,
 	return rc;
 }
 
+/*
+ * Without asking the platform (a streamed log takes seconds, and `ls -l`
+ * stats every file): the size of the last read, 0 before any. Reads are
+ * direct_io, so they return the whole log whatever the size says, as a
+ * /proc file does; `tail` then reads it through.
+ */
 static int plog_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 		     double *timeout)
 {
-	return tree_text_stat(c, n, st, timeout, plog_render);
+	tree_file_stat(c, n, st, fleet_log_size(c->fleet, (size_t)n->pi, n->id),
+		       time(NULL), 4096);
+	st->st_blocks = 0;
+	*timeout = 0;
+	return 0;
 }
 
 static int plog_open(struct rgt_ctx *c, struct node *n, struct fh *h,

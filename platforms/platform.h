@@ -116,7 +116,12 @@ struct platform_ops {
 	 */
 	int (*destroy)(struct platform *p, const char *id, size_t step,
 		       bool *maybe_sent, char *err, size_t errlen);
-	/* The instance's log from the platform into @out (caps.log_api). */
+	/*
+	 * The instance's log from the platform into @out (caps.log_api).
+	 * Unlike the other calls it runs without the poller's lock, at the
+	 * same time as list or destroy (one log call per platform at a
+	 * time): it may read only what open() set, and change nothing.
+	 */
 	int (*log)(struct platform *p, const char *id, struct buf *out,
 		   char *err, size_t errlen);
 	/*
