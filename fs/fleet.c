@@ -891,6 +891,18 @@ int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 	return rc;
 }
 
+int fleet_destroy_ready(struct fleet *fl, size_t pi, const char *id,
+			size_t step)
+{
+	struct fplat *pl = &fl->pl[pi];
+	if (!pl->p || !pl->ops->destroy_ready)
+		return 1;
+	pthread_mutex_lock(&pl->api_mu);
+	int rc = pl->ops->destroy_ready(pl->p, id, step);
+	pthread_mutex_unlock(&pl->api_mu);
+	return rc;
+}
+
 int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 		  char *err, size_t errlen)
 {

@@ -85,6 +85,9 @@ int fleet_caps(struct fleet *fl, size_t pi, struct platform_caps *out);
 int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 		  bool *maybe_sent, char *err, size_t errlen);
 /* After a destroy: what still bills (platform_ops.orphans), appended. */
+/* platform_ops.destroy_ready, or 1 where the adapter has none. */
+int fleet_destroy_ready(struct fleet *fl, size_t pi, const char *id,
+			size_t step);
 int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 		  char *err, size_t errlen);
 /*

@@ -869,7 +869,8 @@ static int destroy_timeout(const struct rgt_section *sec);
  * Before verb @step of a sequence: poll until the instance shows the state
  * the previous verb leads to (or is no longer listed), bounded.
  */
-static int wait_for_state(struct td *t, enum rgt_state want, const char *after)
+static int wait_for_state(struct td *t, enum rgt_state want, const char *after,
+			  size_t step)
 {
 	long deadline = mono_s() + destroy_timeout(t->sec);
 	char err[512];
@@ -882,11 +883,13 @@ static int wait_for_state(struct td *t, enum rgt_state want, const char *after)
 			return 1;	/* gone: the rest is not needed */
 		if (!rc && !fleet_instance_state(t->c->fleet, t->pi, t->id,
 						 &st) &&
-		    st == (int)want)
+		    st == (int)want &&
+		    fleet_destroy_ready(t->c->fleet, t->pi, t->id, step) == 1)
 			return 0;
 		if (mono_s() >= deadline)
 			return refuse(t, -ETIMEDOUT, "%s was accepted, but the "
-				      "instance did not become %s within %d s; "
+				      "instance was not %s and ready for the "
+				      "next verb within %d s; "
 				      "the rest of the destroy sequence was not "
 				      "sent, and the verified copy is kept; "
 				      "rmdir again sends the rest",
@@ -918,7 +921,8 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 		if (step) {
 			const struct platform_verb *prev = v - 1;
 			rc = prev->wait_for == RGT_ST_UNKNOWN ? 0 :
-				wait_for_state(t, prev->wait_for, prev->name);
+				wait_for_state(t, prev->wait_for, prev->name,
+					       step);
 			if (rc < 0) {
 				*maybe_sent = true;	/* prev was accepted */
 				return rc;

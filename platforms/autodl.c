@@ -28,8 +28,9 @@
  *   deletes / and /root/autodl-tmp, and AutoDL may refuse or misbehave on a
  *   box that is still shutting down, so this adapter checks it itself as
  *   well: release is sent only once a list has shown the instance as
- *   "shutdown" (not "shutting_down"); otherwise it polls the list, bounded,
- *   and if "shutdown" never shows it refuses without sending anything.
+ *   "shutdown" (not "shutting_down"), and says so through destroy_ready so
+ *   the teardown polls for it without holding this adapter; asked to
+ *   release a box not yet shown "shutdown", it refuses and sends nothing.
  *   Which verbs were accepted is the teardown journal's to remember
  *   (durably, across restarts: fs/teardown.c), not this adapter's.
  * - Secrets: the token travels only in the Authorization header. http:// is
@@ -71,8 +72,6 @@
 #define BACKOFF_MAX_MS 2000L
 #define STATUS_MSG_MAX 512
 #define SERVER_MSG_MAX 300
-/* Release waits at most this long for a list to show "shutdown". */
-#define RELEASE_WAIT_MS 60000L
 
 /* What the last list said about one instance. */
 struct seen {
@@ -1014,39 +1013,12 @@ static const char *seen_raw(struct platform *p, const char *id)
 	return NULL;
 }
 
-/*
- * Before release: a list must show @id as "shutdown". Polls the list,
- * bounded by RELEASE_WAIT_MS. 0 when seen; -errno (nothing sent) with a
- * reason otherwise.
- */
-static int await_shutdown(struct platform *p, const char *id, char *err,
-			  size_t errlen)
+/* Release only once the last list showed "shutdown" (platform.h). */
+static int autodl_destroy_ready(struct platform *p, const char *id,
+				size_t step)
 {
-	long deadline = now_ms() + RELEASE_WAIT_MS;
-	char lerr[300] = "";
-
-	for (;;) {
-		const char *raw = seen_raw(p, id);
-		struct rgt_instance_list l;
-		int rc;
-
-		if (raw && !strcmp(raw, "shutdown"))
-			return 0;
-		if (now_ms() >= deadline) {
-			snprintf(err, errlen,
-				 "AutoDL: release of %s not sent: the list "
-				 "never showed it \"shutdown\" within %lds "
-				 "(last: %s%s%s)",
-				 id, RELEASE_WAIT_MS / 1000,
-				 raw ? raw : "not listed", lerr[0] ? "; " : "",
-				 lerr);
-			return -ETIMEDOUT;
-		}
-		sleep(1);
-		rc = autodl_list(p, &l, lerr, sizeof(lerr));
-		if (!rc)
-			rgt_instance_list_free(&l);
-	}
+	const char *raw = seen_raw(p, id);
+	return step != 1 || (raw && !strcmp(raw, "shutdown"));
 }
 
 static int autodl_destroy(struct platform *p, const char *id, size_t step,
@@ -1072,10 +1044,15 @@ static int autodl_destroy(struct platform *p, const char *id, size_t step,
 	verb = autodl_verbs[step].name;
 	if (step == 1) {
 		/* Release deletes the disks: never before a list showed
-		 * the box "shutdown". */
-		rc = await_shutdown(p, id, err, errlen);
-		if (rc)
-			return rc;
+		 * the box "shutdown" (the teardown polls until it does). */
+		if (!autodl_destroy_ready(p, id, step)) {
+			const char *raw = seen_raw(p, id);
+			snprintf(err, errlen,
+				 "AutoDL: release of %s not sent: the last "
+				 "list showed it %s, not \"shutdown\"", id,
+				 raw ? raw : "not listed");
+			return -EAGAIN;
+		}
 	}
 	snprintf(path, sizeof(path), "/api/v1/dev/instance/pro/%s", verb);
 	snprintf(body, sizeof(body), "{\"instance_uuid\":\"%s\"}", id);
@@ -1123,6 +1100,7 @@ const struct platform_ops autodl_platform_ops = {
     .list = autodl_list,
     .caps = autodl_caps,
     .destroy = autodl_destroy,
+    .destroy_ready = autodl_destroy_ready,
     .password = autodl_password,
     .close = autodl_close,
 };

@@ -117,6 +117,15 @@ struct platform_ops {
 	int (*destroy)(struct platform *p, const char *id, size_t step,
 		       bool *maybe_sent, char *err, size_t errlen);
 	/*
+	 * Before verb @step (> 0) of caps.destroy: is the instance ready
+	 * for it, by the last list (AutoDL: release only once the list
+	 * says "shutdown", not just "shutting_down")? 1 yes, 0 not yet.
+	 * No network: the teardown polls the list and asks again, so
+	 * nothing waits while holding the adapter. NULL: the verb's
+	 * wait_for state is enough.
+	 */
+	int (*destroy_ready)(struct platform *p, const char *id, size_t step);
+	/*
 	 * The instance's log from the platform into @out (caps.log_api).
 	 * Unlike the other calls it runs without the poller's lock, at the
 	 * same time as list or destroy (one log call per platform at a
