@@ -306,6 +306,75 @@ char *config_expand_home(const char *path)
 	return strdup(path);
 }
 
+/*
+ * A [cloud:NAME] section: bucket required; endpoint an http(s) URL with no
+ * path, query or credentials (http only for loopback: TLS always on
+ * elsewhere); prefix a relative key prefix whose only placeholders are
+ * {platform} and {id}; addressing path or virtual.
+ */
+static int check_cloud(struct parse_ctx *c, struct rgt_section *s)
+{
+	const char *b = config_get(s, "bucket");
+	if (!b || !*b) {
+		fail(c, s->line, "[cloud:%s] needs bucket =", s->name);
+		return -EINVAL;
+	}
+	size_t bl = strlen(b);
+	bool bok = bl >= 3 && bl <= 63;
+	for (size_t i = 0; bok && i < bl; i++)
+		bok = (b[i] >= 'a' && b[i] <= 'z') ||
+		      (b[i] >= '0' && b[i] <= '9') || b[i] == '-' ||
+		      b[i] == '.';
+	if (!bok) {
+		fail(c, key_line(s, "bucket"), "bucket: want 3..63 of a-z 0-9 "
+		     ". -, got '%s'", b);
+		return -EINVAL;
+	}
+	const char *e = config_get(s, "endpoint");
+	if (e) {
+		bool https = !strncmp(e, "https://", 8);
+		bool http = !strncmp(e, "http://", 7);
+		const char *h = e + (https ? 8 : http ? 7 : 0);
+		size_t hl = strcspn(h, "/?#");
+		bool loop = http && (!strncmp(h, "127.0.0.1", 9) ||
+				     !strncmp(h, "localhost", 9) ||
+				     !strncmp(h, "[::1]", 5)) &&
+			    (h[h[0] == '[' ? 5 : 9] == ':' ||
+			     h[h[0] == '[' ? 5 : 9] == '\0' ||
+			     h[h[0] == '[' ? 5 : 9] == '/');
+		if ((!https && !loop) || !hl || memchr(h, '@', hl) ||
+		    (h[hl] && strcmp(h + hl, "/"))) {
+			fail(c, key_line(s, "endpoint"), "endpoint: want "
+			     "https://HOST[:PORT] (http:// only on loopback), "
+			     "no path, got '%s'", e);
+			return -EINVAL;
+		}
+	}
+	const char *p = config_get(s, "prefix");
+	if (p) {
+		bool ok = *p != '/' && !strstr(p, "//") && !strstr(p, "..") &&
+			  !strpbrk(p, "\n\r\t\\");
+		for (const char *q = strchr(p, '{'); ok && q;
+		     q = strchr(q + 1, '{'))
+			ok = !strncmp(q, "{platform}", 10) ||
+			     !strncmp(q, "{id}", 4);
+		if (!ok) {
+			fail(c, key_line(s, "prefix"), "prefix: want a key "
+			     "prefix like {platform}/{id}/ (no leading '/', "
+			     "'//' or '..'; placeholders {platform} {id}), "
+			     "got '%s'", p);
+			return -EINVAL;
+		}
+	}
+	const char *a = config_get(s, "addressing");
+	if (a && strcmp(a, "path") && strcmp(a, "virtual")) {
+		fail(c, key_line(s, "addressing"), "addressing: want path or "
+		     "virtual, got '%s'", a);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Fill the parsed fields of each section; the first problem wins. */
 static int finish(struct parse_ctx *c)
 {
@@ -385,6 +454,32 @@ static int finish(struct parse_ctx *c)
 		}
 		if (!strcmp(s->kind, "ssh") && !config_get(s, "host")) {
 			fail(c, s->line, "[ssh:%s] needs host =", s->name);
+			return -EINVAL;
+		}
+		if (!strcmp(s->kind, "cloud") && check_cloud(c, s))
+			return -EINVAL;
+	}
+	/* Names of buckets, once every section is known. */
+	for (size_t i = 0; i < c->cfg->nsec; i++) {
+		struct rgt_section *s = &c->cfg->sec[i];
+		static const char *const refs[] = { "cloud", "archive_to" };
+		if (!strcmp(s->kind, "cloud"))
+			continue;
+		for (size_t k = 0; k < 2; k++) {
+			const char *v = config_get(s, refs[k]);
+			if (v && !config_find(c->cfg, "cloud", v)) {
+				char m[400];
+				snprintf(m, sizeof(m), "%s = %.150s, but there "
+					 "is no [cloud:%.150s] section",
+					 refs[k], v, v);
+				fail(c, key_line(s, refs[k]), "%s", m);
+				return -EINVAL;
+			}
+		}
+		if (s->trust_cloud && !s->cloud) {
+			fail(c, key_line(s, "trust_cloud"),
+			     "trust_cloud = yes needs cloud = NAME in the "
+			     "same section%s", "");
 			return -EINVAL;
 		}
 	}

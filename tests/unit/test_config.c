@@ -95,6 +95,42 @@ int main(void)
 		  -EINVAL);
 	CHECK_ERR(parse("[vastai\n", &cfg, err), -EINVAL);
 
+	/* [cloud:NAME] and the keys that name one */
+	static const char *const bad_cloud[] = {
+		"[cloud:b]\nendpoint = https://s3.example.com\n",	/* bucket */
+		"[cloud:b]\nbucket = My_Bucket\n",
+		"[cloud:b]\nbucket = ab\n",
+		"[cloud:b]\nbucket = ckpt\nendpoint = http://s3.example.com\n",
+		"[cloud:b]\nbucket = ckpt\nendpoint = ftp://127.0.0.1\n",
+		"[cloud:b]\nbucket = ckpt\nendpoint = https://s3.example.com/x\n",
+		"[cloud:b]\nbucket = ckpt\nendpoint = https://k:s@s3.example.com\n",
+		"[cloud:b]\nbucket = ckpt\nendpoint = http://127.0.0.1.evil.com\n",
+		"[cloud:b]\nbucket = ckpt\nprefix = /abs/{id}/\n",
+		"[cloud:b]\nbucket = ckpt\nprefix = a//{id}/\n",
+		"[cloud:b]\nbucket = ckpt\nprefix = ../{id}/\n",
+		"[cloud:b]\nbucket = ckpt\nprefix = {user}/{id}/\n",
+		"[cloud:b]\nbucket = ckpt\naddressing = dns\n",
+		"[vastai]\ncloud = nope\n",
+		"[vastai]\narchive_to = nope\n",
+		"[vastai]\ntrust_cloud = yes\n",
+	};
+	for (size_t i = 0; i < sizeof(bad_cloud) / sizeof(bad_cloud[0]); i++) {
+		CHECK_ERR(parse(bad_cloud[i], &cfg, err), -EINVAL);
+		CHECK(strstr(err, "t.ini:"));
+	}
+	CHECK_ERR(parse("[cloud:ckpt]\nbucket = my-ckpts\n"
+			"endpoint = http://127.0.0.1:9000\nregion = eu-1\n"
+			"prefix = {platform}/{id}/\naddressing = path\n"
+			"[vastai]\ncloud = ckpt\narchive_to = ckpt\n"
+			"trust_cloud = yes\n", &cfg, err), 0);
+	CHECK(cfg.sec[1].trust_cloud && !strcmp(cfg.sec[1].cloud, "ckpt"));
+	CHECK(config_find(&cfg, "cloud", "ckpt") == &cfg.sec[0]);
+	config_cleanup(&cfg);
+	CHECK_ERR(parse("[vastai]\ncloud = ckpt\n[cloud:ckpt]\n"
+			"bucket = my-ckpts\nendpoint = https://s3.example.com/\n",
+			&cfg, err), 0);
+	config_cleanup(&cfg);
+
 	CHECK_ERR(config_load("/nonexistent/x.ini", &cfg, err, sizeof(err)),
 		  -ENOENT);
 	CHECK(strstr(err, "/nonexistent/x.ini"));
