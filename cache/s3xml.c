@@ -18,7 +18,7 @@
  *	ListBucketResult, with exactly one IsTruncated ("true"/"false"), a
  *	NextContinuationToken when it says true, and, when KeyCount is
  *	present, KeyCount equal to the Contents plus CommonPrefixes it
- *	holds. Every Contents has a non-empty Key, a decimal Size and an ISO
+ *	holds (AWS) or to its Contents alone (s3rver 4 counts only those). Every Contents has a non-empty Key, a decimal Size and an ISO
  *	8601 LastModified; anything else is an error naming the entry.
  *
  * REJECTED
@@ -334,6 +334,17 @@ static char *text_of(xmlNodePtr n, size_t max, int *rc)
 	return (char *)s;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 static int parse_u64(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -351,8 +362,59 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_contents(xmlNodePtr n, struct s3_object *o, char *err,
-			  size_t errlen)
+/*
+ * @t percent-decoded ("+" is a space) into a malloc'd copy and its length;
+ * -EPROTO on a bad escape.
+ */
+static int url_decode(const char *t, char **out, size_t *outlen)
+{
+	size_t n = strlen(t), o = 0;
+	char *r = malloc(n + 1);
+
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (t[i] == '+') {
+			r[o++] = ' ';
+			continue;
+		}
+		if (t[i] != '%') {
+			r[o++] = t[i];
+			continue;
+		}
+		if (n - i < 3) {
+			free(r);
+			return -EPROTO;
+		}
+		hi = hexval(t[i + 1]);
+		lo = hi < 0 ? -1 : hexval(t[i + 2]);
+		if (lo < 0) {
+			free(r);
+			return -EPROTO;
+		}
+		r[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	r[o] = '\0';
+	*out = r;
+	*outlen = o;
+	return 0;
+}
+
+/* A Key or Prefix value, decoded when the page is URL-encoded. */
+static int key_value(const char *t, bool enc, char **out, size_t *len)
+{
+	if (enc)
+		return url_decode(t, out, len);
+	*out = strdup(t);
+	*len = strlen(t);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int parse_contents(xmlNodePtr n, struct s3_object *o, bool enc,
+			  char *err, size_t errlen)
 {
 	bool have_size = false, have_mtime = false;
 	int rc = 0;
@@ -365,7 +427,8 @@ static int parse_contents(xmlNodePtr n, struct s3_object *o, char *err,
 		if (!is(c, "Key") && !is(c, "Size") && !is(c, "LastModified") &&
 		    !is(c, "ETag"))
 			continue;
-		t = text_of(c, is(c, "Key") ? S3_KEY_MAX : 128, &rc);
+		/* URL-encoded keys may be three times as long */
+		t = text_of(c, is(c, "Key") ? S3_KEY_MAX * 3 : 128, &rc);
 		if (!t) {
 			if (rc == -E2BIG && is(c, "Key"))
 				return perr(err, errlen, -E2BIG,
@@ -383,8 +446,20 @@ static int parse_contents(xmlNodePtr n, struct s3_object *o, char *err,
 			else if (!*t)
 				rc = perr(err, errlen, -EPROTO,
 					  "Contents with an empty Key%s", "");
-			else if (!(o->key = strdup(t)))
-				rc = -ENOMEM;
+			else if ((rc = key_value(t, enc, &o->key,
+						 &o->key_len)))
+				rc = rc == -ENOMEM
+					 ? rc
+					 : perr(err, errlen, -EPROTO,
+						"a bad %%-escape in Key \"%s\"",
+						t);
+			else if (o->key_len > S3_KEY_MAX)
+				rc = perr(err, errlen, -E2BIG,
+					  "a key is longer than 1024 bytes%s",
+					  "");
+			else if (!o->key_len)
+				rc = perr(err, errlen, -EPROTO,
+					  "Contents with an empty Key%s", "");
 		} else if (is(c, "Size")) {
 			if (have_size || parse_u64(t, &o->size) ||
 			    o->size > INT64_MAX)
@@ -416,7 +491,8 @@ static int parse_contents(xmlNodePtr n, struct s3_object *o, char *err,
 	return 0;
 }
 
-static int parse_prefix(xmlNodePtr n, char **out, char *err, size_t errlen)
+static int parse_prefix(xmlNodePtr n, bool enc, char **out, size_t *len,
+			char *err, size_t errlen)
 {
 	int rc = 0;
 
@@ -428,7 +504,7 @@ static int parse_prefix(xmlNodePtr n, char **out, char *err, size_t errlen)
 		if (*out)
 			return perr(err, errlen, -EPROTO,
 				    "CommonPrefixes with two Prefixes%s", "");
-		t = text_of(c, S3_KEY_MAX, &rc);
+		t = text_of(c, S3_KEY_MAX * 3, &rc);
 		if (!t)
 			return perr(err, errlen, rc,
 				    "CommonPrefixes/Prefix: too long or not "
@@ -439,10 +515,20 @@ static int parse_prefix(xmlNodePtr n, char **out, char *err, size_t errlen)
 			return perr(err, errlen, -EPROTO,
 				    "an empty CommonPrefixes/Prefix%s", "");
 		}
-		*out = strdup(t);
+		rc = key_value(t, enc, out, len);
+		if (rc == -EPROTO)
+			perr(err, errlen, rc,
+			     "a bad %%-escape in CommonPrefixes/Prefix \"%s\"",
+			     t);
 		xmlFree(t);
-		if (!*out)
-			return -ENOMEM;
+		if (rc)
+			return rc;
+		if (*len > S3_KEY_MAX)
+			return perr(err, errlen, -E2BIG,
+				    "a prefix is longer than 1024 bytes%s", "");
+		if (!*len)
+			return perr(err, errlen, -EPROTO,
+				    "an empty CommonPrefixes/Prefix%s", "");
 	}
 	if (!*out)
 		return perr(err, errlen, -EPROTO,
@@ -491,10 +577,34 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 	}
 	out->obj = calloc(S3_LIST_MAX_ENTRIES, sizeof(*out->obj));
 	out->prefixes = calloc(S3_LIST_MAX_ENTRIES, sizeof(*out->prefixes));
-	if (!out->obj || !out->prefixes) {
+	out->prefix_len =
+	    calloc(S3_LIST_MAX_ENTRIES, sizeof(*out->prefix_len));
+	if (!out->obj || !out->prefixes || !out->prefix_len) {
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* EncodingType may come after the keys it applies to. */
+	for (xmlNodePtr c = root->children; c && !rc; c = c->next) {
+		char *t;
+
+		if (!is(c, "EncodingType"))
+			continue;
+		if (out->url_encoded) {
+			rc = perr(err, errlen, -EPROTO,
+				  "EncodingType appears twice%s", "");
+			break;
+		}
+		t = text_of(c, 16, &rc);
+		if (!t || strcmp(t, "url"))
+			rc = perr(err, errlen, -EPROTO,
+				  "EncodingType is not \"url\"%s", "");
+		else
+			out->url_encoded = true;
+		if (t)
+			xmlFree(t);
+	}
+	if (rc)
+		goto out;
 	for (xmlNodePtr c = root->children; c && !rc; c = c->next) {
 		char *t = NULL;
 
@@ -508,13 +618,18 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 					  "");
 				break;
 			}
-			if (is(c, "Contents"))
+			if (is(c, "Contents")) {
 				rc = parse_contents(c, &out->obj[out->nobj++],
-						    err, errlen);
-			else
-				rc = parse_prefix(
-				    c, &out->prefixes[out->nprefix++], err,
-				    errlen);
+						    out->url_encoded, err,
+						    errlen);
+			} else {
+				size_t i = out->nprefix++;
+
+				rc = parse_prefix(c, out->url_encoded,
+						  &out->prefixes[i],
+						  &out->prefix_len[i], err,
+						  errlen);
+			}
 		} else if (is(c, "IsTruncated")) {
 			rc = single(c, &seen_trunc, 8, &t, err, errlen);
 			if (!rc && !strcmp(t, "true"))
@@ -553,7 +668,8 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 			  "IsTruncated without a NextContinuationToken%s",
 			  "");
 	} else if (out->key_count >= 0 &&
-		   (size_t)out->key_count != out->nobj + out->nprefix) {
+		   (size_t)out->key_count != out->nobj + out->nprefix &&
+		   (size_t)out->key_count != out->nobj) {
 		char n[64];
 
 		snprintf(n, sizeof(n), "%ld, the page holds %zu",
@@ -577,6 +693,7 @@ void s3xml_list_cleanup(struct s3_list_page *p)
 		free(p->prefixes[i]);
 	free(p->obj);
 	free(p->prefixes);
+	free(p->prefix_len);
 	free(p->next_token);
 	memset(p, 0, sizeof(*p));
 	p->key_count = -1;

@@ -12,7 +12,7 @@
  * document is an error with a reason, never a shorter page taken as
  * complete: the required fields (IsTruncated, and NextContinuationToken
  * when it is true) must be there, and a KeyCount must match what the page
- * holds.
+ * holds (Contents + CommonPrefixes, or Contents alone as s3rver counts).
  *
  * Pure: no I/O. Reentrant (libxml2's parser is, once initialised:
  * s3xml_init() runs xmlInitParser() once, from any thread, idempotently).
@@ -30,7 +30,8 @@
 #define S3_NAME_MAX 255			/* one tree name (NAME_MAX) */
 
 struct s3_object {
-	char *key;			/* full key, as listed */
+	char *key;			/* full key, as listed (decoded) */
+	size_t key_len;			/* may hold a NUL when URL-encoded */
 	uint64_t size;
 	int64_t mtime;			/* LastModified, epoch seconds */
 	char etag[S3_ETAG_MAX];		/* as sent, quotes included */
@@ -39,17 +40,24 @@ struct s3_object {
 struct s3_list_page {
 	struct s3_object *obj;		/* Contents */
 	size_t nobj;
-	char **prefixes;		/* CommonPrefixes/Prefix */
+	char **prefixes;		/* CommonPrefixes/Prefix (decoded) */
+	size_t *prefix_len;
 	size_t nprefix;
 	bool truncated;			/* IsTruncated */
 	char *next_token;		/* NextContinuationToken, or NULL */
 	long key_count;			/* KeyCount, -1 when absent */
+	bool url_encoded;		/* EncodingType was "url" */
 };
 
 void s3xml_init(void);
 
 /*
- * Parse a ListObjectsV2 result (@len bytes at @xml) into @out. 0, or
+ * Parse a ListObjectsV2 result (@len bytes at @xml) into @out. When the
+ * page says <EncodingType>url</EncodingType> (the request asked for
+ * encoding-type=url, which lets S3 send keys XML 1.0 cannot hold), each
+ * Key and Prefix is percent-decoded ('+' is a space); a key may then hold
+ * any byte, NUL included, so use key_len / prefix_len. Servers that ignore
+ * encoding-type send no EncodingType and raw keys. 0, or
  * -EPROTO (not that document, truncated, malformed, a DOCTYPE, a field
  * out of range, inconsistent counts), -E2BIG (more than
  * S3_LIST_MAX_ENTRIES entries, a key longer than S3_KEY_MAX), -ENOMEM;

@@ -92,6 +92,17 @@ static void test_good_pages(void)
 	CHECK_STR(p.prefixes[0], "E/ckpt/");
 	CHECK_STR(p.prefixes[1], "E/\xc3\xa9t\xc3\xa9/");
 	s3xml_list_cleanup(&p);
+
+	/* KeyCount may count the Contents alone (s3rver), nothing else */
+	char *alt = strdup(page2);
+	memcpy(strstr(alt, "<KeyCount>4"), "<KeyCount>2", 11);
+	CHECK_ERR(s3xml_parse_list(alt, strlen(alt), &p, err, sizeof(err)), 0);
+	s3xml_list_cleanup(&p);
+	memcpy(strstr(alt, "<KeyCount>2"), "<KeyCount>3", 11);
+	CHECK_ERR(s3xml_parse_list(alt, strlen(alt), &p, err, sizeof(err)),
+		  -EPROTO);
+	s3xml_list_cleanup(&p);
+	free(alt);
 }
 
 /*
@@ -284,6 +295,59 @@ static void test_hostile(void)
 	buf_cleanup(&b);
 }
 
+/* encoding-type=url: keys decoded only when the page says so. */
+static void test_url_encoding(void)
+{
+	static const char enc[] =
+	    "<ListBucketResult><Name>b</Name><Prefix>d%2F</Prefix>"
+	    "<KeyCount>4</KeyCount><IsTruncated>false</IsTruncated>"
+	    "<Contents><Key>d/a%2Bb+c%25</Key><Size>1</Size><LastModified>"
+	    "2024-01-02T03:04:05Z</LastModified></Contents>"
+	    "<Contents><Key>d/%00x%0A</Key><Size>2</Size><LastModified>"
+	    "2024-01-02T03:04:05Z</LastModified></Contents>"
+	    "<Contents><Key>d/%C3%A9</Key><Size>3</Size><LastModified>"
+	    "2024-01-02T03:04:05Z</LastModified></Contents>"
+	    "<CommonPrefixes><Prefix>d/sub+dir%2F/</Prefix></CommonPrefixes>"
+	    "<EncodingType>url</EncodingType></ListBucketResult>";
+	struct s3_list_page p;
+	char err[256], *bad;
+
+	CHECK_ERR(s3xml_parse_list(enc, strlen(enc), &p, err, sizeof(err)), 0);
+	CHECK(p.url_encoded && p.nobj == 3 && p.nprefix == 1);
+	CHECK_STR(p.obj[0].key, "d/a+b c%");
+	CHECK(p.obj[0].key_len == 8);
+	CHECK(p.obj[1].key_len == 5 && !memcmp(p.obj[1].key, "d/\0x\n", 5));
+	CHECK_STR(p.obj[2].key, "d/\xc3\xa9");
+	CHECK_STR(p.prefixes[0], "d/sub dir//");
+	CHECK(p.prefix_len[0] == 11);
+	s3xml_list_cleanup(&p);
+
+	/* without EncodingType the same bytes are the keys */
+	bad = strdup(enc);
+	memcpy(strstr(bad, "<EncodingType>url"), "<EncodingTyp2>url", 17);
+	memcpy(strstr(bad, "</EncodingType>"), "</EncodingTyp2>", 15);
+	CHECK_ERR(s3xml_parse_list(bad, strlen(bad), &p, err, sizeof(err)), 0);
+	CHECK(!p.url_encoded);
+	CHECK_STR(p.obj[0].key, "d/a%2Bb+c%25");
+	s3xml_list_cleanup(&p);
+	free(bad);
+
+	expect_refused("<ListBucketResult><IsTruncated>false</IsTruncated>"
+		       "<EncodingType>url</EncodingType><Contents><Key>a%zz"
+		       "</Key><Size>1</Size><LastModified>2024-01-02T03:04:05Z"
+		       "</LastModified></Contents></ListBucketResult>",
+		       -EPROTO, "escape");
+	expect_refused("<ListBucketResult><IsTruncated>false</IsTruncated>"
+		       "<EncodingType>url</EncodingType><Contents><Key>a%4"
+		       "</Key><Size>1</Size><LastModified>2024-01-02T03:04:05Z"
+		       "</LastModified></Contents></ListBucketResult>",
+		       -EPROTO, "escape");
+	expect_refused("<ListBucketResult><IsTruncated>false</IsTruncated>"
+		       "<EncodingType>base64</EncodingType>"
+		       "</ListBucketResult>",
+		       -EPROTO, "EncodingType");
+}
+
 static void test_error_doc(void)
 {
 	static const char doc[] =
@@ -411,6 +475,7 @@ int main(void)
 	test_good_pages();
 	test_truncation();
 	test_hostile();
+	test_url_encoding();
 	test_error_doc();
 	test_keys();
 	test_misc();
