@@ -539,7 +539,10 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 				 (curl_off_t)max_body);
 	if (req->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
-	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	if (req->identity)
+		curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	else
+		curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "rgtfs");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);

@@ -21,6 +21,8 @@
 #ifndef RGT_HTTP_H
 #define RGT_HTTP_H
 
+#include <stdbool.h>
+
 #include "buf.h"
 
 /* Most response headers a request may ask for, and the longest value kept
@@ -82,6 +84,13 @@ struct http_req {
 	/* Reuse this connection (see struct http_conn). NULL: a fresh
 	 * handle per attempt, as before. */
 	struct http_conn *conn;
+	/*
+	 * The body exactly as sent: no Accept-Encoding offered and no
+	 * Content-Encoding decoded. For byte ranges of stored objects (an
+	 * S3 object uploaded with Content-Encoding: gzip must come back as
+	 * its stored bytes, or ranges and lengths stop adding up).
+	 */
+	bool identity;
 };
 
 struct http_resp {
