@@ -1,6 +1,6 @@
 /*
  * xfer.h - the transport interface: how bytes and names come from a remote
- * place. One backend per file (xfer_sftp.c now, xfer_s3.c later); the block
+ * place. One backend per file (xfer_sftp.c, xfer_s3.c); the block
  * fetcher and the teardown engine only see struct xfer_ops.
  *
  * Threads: a struct xfer (one SSH session, one S3 connection) is used by one
@@ -17,16 +17,26 @@
 #ifndef RGT_XFER_H
 #define RGT_XFER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "buf.h"
 
+#define XFER_ETAG_MAX 80
+
 struct xfer_attr {
 	uint64_t size;
 	int64_t mtime;		/* seconds since the epoch */
 	uint32_t mode;		/* S_IFMT bits + permissions, as lstat */
+	/*
+	 * S3: the object's ETag exactly as the server sent it (quotes
+	 * included), so blocks can be keyed by it; "" for directories and
+	 * for SFTP. In pread's @expect a non-empty etag is compared with
+	 * the response's, and a different one is -ESTALE.
+	 */
+	char etag[XFER_ETAG_MAX];
 };
 
 /*
@@ -38,6 +48,32 @@ struct xfer_attr {
 typedef int (*xfer_hostkey_fn)(void *arg, const char *type,
 			       const unsigned char *key, size_t keylen,
 			       char *err, size_t errlen);
+
+struct s3_creds;
+
+/*
+ * An S3-compatible bucket (xfer_s3_ops): the objects under @prefix become a
+ * read-only tree. Everything is borrowed for the duration of open() only
+ * (the handle keeps its own copies, and wipes the secrets when closed).
+ */
+struct xfer_s3_params {
+	/* "https://s3.us-east-1.amazonaws.com", "http://127.0.0.1:9000":
+	 * scheme, host and port only (no path, no userinfo, no query). */
+	const char *endpoint;
+	const char *region;		/* signing region, "us-east-1" */
+	const char *bucket;
+	const char *prefix;		/* root inside the bucket; "" or NULL:
+					 * the whole bucket ("a/b" = "a/b/") */
+	/* false: path-style endpoint/bucket/key; true: virtual-hosted
+	 * bucket.host/key (AWS's default, needs DNS for the bucket). */
+	bool virtual_hosted;
+	const struct s3_creds *creds;	/* s3cred.h */
+	const char *ca_file;		/* extra CA bundle, or NULL */
+	/* Listing bounds (0: defaults 1000 pages, 200000 entries): a
+	 * directory larger than that is an error, never a partial list. */
+	long max_pages;
+	long max_entries;
+};
 
 struct xfer_params {
 	const char *host;
@@ -54,6 +90,9 @@ struct xfer_params {
 	long io_timeout_ms;		/* any single operation */
 	xfer_hostkey_fn hostkey;	/* required for SSH backends */
 	void *hostkey_arg;
+	/* Required for xfer_s3_ops (host, user, key, hostkey unused);
+	 * NULL for SSH. */
+	const struct xfer_s3_params *s3;
 };
 
 /* Base of every backend's handle; backends embed it as their first member. */
@@ -109,6 +148,13 @@ struct xfer_ops {
 };
 
 extern const struct xfer_ops xfer_sftp_ops;
+/*
+ * S3 over http.c (xfer_s3.c): stat = HEAD (a missing key that is a
+ * prefix of others is a directory), readdir = ListObjectsV2 with
+ * delimiter '/', pread = ranged GET checked against @expect's size and
+ * ETag; exec is NULL. Read-only: files 0444, directories 0555.
+ */
+extern const struct xfer_ops xfer_s3_ops;
 
 /*
  * Check @host:@port and the key against an OpenSSH known_hosts @file
