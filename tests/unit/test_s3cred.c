@@ -56,7 +56,7 @@ static int load(const char *keys, struct s3_creds *c, char *err,
 
 	snprintf(ini, sizeof(ini),
 		 "[cloud:b]\nendpoint = http://127.0.0.1:1\nregion = "
-		 "us-east-1\nbucket = b\n%s",
+		 "us-east-1\nbucket = ckpts\n%s",
 		 keys);
 	rc = config_parse_string(ini, "test.ini", &cfg, cerr, sizeof(cerr));
 	if (rc) {
