@@ -416,7 +416,7 @@ int archive_file_open(const struct archive *a, const struct archive_file *f,
 	char path[8192];
 	int rc = archive_file_path(a, f, path, sizeof(path));
 	return rc ? rc : fetch_file_init(ff, NULL, a->platform, a->id, path,
-					 f->size, f->mtime);
+					 f->size, f->mtime, NULL);
 }
 
 int archive_log_open(const struct archive *a, struct fetch_file *ff)
@@ -424,7 +424,7 @@ int archive_log_open(const struct archive *a, struct fetch_file *ff)
 	if (!a->log_path)
 		return -ENOENT;
 	return fetch_file_init(ff, NULL, a->platform, a->id, a->log_path,
-			       a->log_size, a->log_mtime);
+			       a->log_size, a->log_mtime, NULL);
 }
 
 bool archive_exists(struct store *st, const char *plat, const char *id)

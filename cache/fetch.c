@@ -161,7 +161,7 @@ static void cond_init_mono(pthread_cond_t *cv)
 
 void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
 		   const char *id, const char *path, uint64_t size,
-		   int64_t mtime)
+		   int64_t mtime, const char *etag)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen;
@@ -177,6 +177,10 @@ void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
 	int n = snprintf(num, sizeof(num), "%llu%c%lld",
 			 (unsigned long long)size, 0, (long long)mtime);
 	EVP_DigestUpdate(c, num, n + 1);
+	if (etag && *etag) {
+		EVP_DigestUpdate(c, "etag", 5);
+		EVP_DigestUpdate(c, etag, strlen(etag) + 1);
+	}
 	EVP_DigestFinal_ex(c, md, &mdlen);
 	EVP_MD_CTX_free(c);
 	memcpy(fid, md, STORE_FID_LEN);
@@ -203,8 +207,10 @@ static size_t block_len(uint64_t size, uint64_t blk)
 
 int fetch_file_init(struct fetch_file *ff, struct remote *r,
 		    const char *platform, const char *id, const char *path,
-		    uint64_t size, int64_t mtime)
+		    uint64_t size, int64_t mtime, const char *etag)
 {
+	if (etag && strlen(etag) >= sizeof(ff->etag))
+		return -EINVAL;
 	ff->remote = r;
 	ff->path = strdup(path);
 	ff->plat = strdup(platform);
@@ -215,7 +221,8 @@ int fetch_file_init(struct fetch_file *ff, struct remote *r,
 	}
 	ff->size = size;
 	ff->mtime = mtime;
-	fetch_file_id(ff->fid, platform, id, path, size, mtime);
+	snprintf(ff->etag, sizeof(ff->etag), "%s", etag ? etag : "");
+	fetch_file_id(ff->fid, platform, id, path, size, mtime, ff->etag);
 	return 0;
 }
 
@@ -338,6 +345,7 @@ static struct job *job_new(struct fetcher *f, const struct fetch_file *ff,
 	j->len = block_len(ff->size, blk);
 	j->version.size = ff->size;
 	j->version.mtime = ff->mtime;
+	memcpy(j->version.etag, ff->etag, sizeof(j->version.etag));
 	j->state = J_QUEUED;
 	j->refs = 2;	/* table + queue */
 	j->in_table = true;

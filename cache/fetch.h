@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 
 #include "store.h"
+#include "xfer.h"
 
 struct remote;
 struct fetcher;
@@ -45,7 +46,8 @@ int fetcher_new(const struct fetcher_params *p, struct fetcher **out);
 /* Stops the threads, writes what was fetched, frees. */
 void fetcher_free(struct fetcher *f);
 
-/* One version of one remote file: its identity is (path, size, mtime). */
+/* One version of one remote file: its identity is (path, size, mtime, and
+ * for S3 objects the ETag). */
 struct fetch_file {
 	struct remote *remote;	/* borrowed; outlives the file; NULL: the
 				 * bytes can only come from the store */
@@ -54,18 +56,22 @@ struct fetch_file {
 	char *path;
 	uint64_t size;
 	int64_t mtime;
+	char etag[XFER_ETAG_MAX];	/* "" but for S3 objects */
 	uint8_t fid[STORE_FID_LEN];
 };
 
+/* @etag: the S3 object's ETag, NULL or "" for SFTP files. Every read then
+ * asks the transport for exactly this version (-ESTALE otherwise). */
 int fetch_file_init(struct fetch_file *ff, struct remote *r,
 		    const char *platform, const char *id, const char *path,
-		    uint64_t size, int64_t mtime);
+		    uint64_t size, int64_t mtime, const char *etag);
 void fetch_file_cleanup(struct fetch_file *ff);
 
-/* The identity key of a file version (pure; unit-tested). */
+/* The identity key of a file version (pure; unit-tested). An empty or
+ * NULL @etag gives the key files had before etags existed. */
 void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
 		   const char *id, const char *path, uint64_t size,
-		   int64_t mtime);
+		   int64_t mtime, const char *etag);
 
 /* Per-open-file sequential detection (embed in the file handle). */
 struct fetch_stream {

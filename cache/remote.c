@@ -623,6 +623,18 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 	const struct xfer_ops *ops = r->p.ops ? r->p.ops : &xfer_sftp_ops;
 	int rc = -EHOSTUNREACH;
 
+	if (r->p.s3) {
+		struct xfer_params xp = {
+			.connect_timeout_ms = cto_ms,
+			.io_timeout_ms = r->p.io_timeout_ms,
+			.s3 = r->p.s3,
+		};
+		char e[384] = "";
+		rc = ops->open(&xp, out, e, sizeof(e));
+		if (rc)
+			snprintf(err, errlen, "%s", e);
+		return rc;
+	}
 	snprintf(err, errlen, "%s/%s: no SSH endpoint known", r->p.platform,
 		 r->p.id);
 	char *pw = n_ep ? connect_password(r) : NULL;
@@ -911,9 +923,20 @@ static int collect_fn(void *arg, const char *name,
 
 /* Serialised: u32 n, then per entry u16 len, name, u64 size, i64 mtime,
  * u32 mode; all little-endian host order (the cache is not portable). */
+/*
+ * Stored form: u32 count, then per entry u16 name length, name, u64 size,
+ * i64 mtime, u32 mode. A count with LISTING_ETAGS set (S3 listings) adds
+ * u8 etag length and the etag after each entry; listings stored before
+ * etags existed read as before.
+ */
+#define LISTING_ETAGS 0x80000000u
+
 static int listing_encode(const struct rlisting *l, struct buf *b)
 {
-	uint32_t n = (uint32_t)l->n;
+	bool etags = false;
+	for (size_t i = 0; i < l->n && !etags; i++)
+		etags = l->v[i].attr.etag[0] != '\0';
+	uint32_t n = (uint32_t)l->n | (etags ? LISTING_ETAGS : 0);
 	int rc = buf_append(b, &n, sizeof(n));
 	for (size_t i = 0; !rc && i < l->n; i++) {
 		uint16_t len = (uint16_t)strlen(l->v[i].name);
@@ -926,6 +949,13 @@ static int listing_encode(const struct rlisting *l, struct buf *b)
 			rc = buf_append(b, &l->v[i].attr.mtime, 8);
 		if (!rc)
 			rc = buf_append(b, &l->v[i].attr.mode, 4);
+		if (!rc && etags) {
+			uint8_t el = (uint8_t)strnlen(l->v[i].attr.etag,
+						      XFER_ETAG_MAX - 1);
+			rc = buf_append(b, &el, 1);
+			if (!rc)
+				rc = buf_append(b, l->v[i].attr.etag, el);
+		}
 	}
 	return rc;
 }
@@ -938,6 +968,8 @@ static int listing_decode(const unsigned char *p, size_t len,
 	if (len < off)
 		return -EIO;
 	memcpy(&n, p, sizeof(n));
+	bool etags = n & LISTING_ETAGS;
+	n &= ~LISTING_ETAGS;
 	if (n > MAX_LISTING)
 		return -EIO;
 	struct rlisting *l = listing_new();
@@ -965,6 +997,17 @@ static int listing_decode(const unsigned char *p, size_t len,
 		memcpy(&l->v[i].attr.mtime, p + off + 8, 8);
 		memcpy(&l->v[i].attr.mode, p + off + 16, 4);
 		off += 20;
+		if (etags) {
+			uint8_t el;
+			if (len - off < 1)
+				goto bad;
+			el = p[off++];
+			if (el >= XFER_ETAG_MAX || len - off < el)
+				goto bad;
+			memcpy(l->v[i].attr.etag, p + off, el);
+			l->v[i].attr.etag[el] = '\0';
+			off += el;
+		}
 	}
 	*out = l;
 	return 0;
@@ -981,7 +1024,8 @@ static int listing_same(const struct rlisting *a, const struct rlisting *b)
 		if (strcmp(a->v[i].name, b->v[i].name) ||
 		    a->v[i].attr.size != b->v[i].attr.size ||
 		    a->v[i].attr.mtime != b->v[i].attr.mtime ||
-		    a->v[i].attr.mode != b->v[i].attr.mode)
+		    a->v[i].attr.mode != b->v[i].attr.mode ||
+		    strcmp(a->v[i].attr.etag, b->v[i].attr.etag))
 			return 0;
 	return 1;
 }

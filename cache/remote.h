@@ -51,6 +51,9 @@ struct remote_params {
 	int max_sessions;
 	struct store *store;
 	const struct xfer_ops *ops;	/* transport; NULL: xfer_sftp_ops */
+	/* A bucket (ops = &xfer_s3_ops): borrowed, must outlive the remote;
+	 * no endpoints, host keys or passwords are used. NULL for SSH. */
+	const struct xfer_s3_params *s3;
 };
 
 int remote_new(const struct remote_params *p, struct remote **out);

@@ -443,7 +443,7 @@ static int pull_one(struct td *t, const char *path, uint64_t size,
 	struct fetch_file ff;
 	struct fetch_stream fs;
 	int rc = fetch_file_init(&ff, t->r, t->plat, t->id, path, size,
-				 mtime);
+				 mtime, NULL);
 	if (rc)
 		return rc;
 	fetch_stream_init(&fs);
@@ -613,7 +613,8 @@ static int step_verify(struct td *t, bool *verified)
 		if (!p)
 			return -ENOMEM;
 		struct store_reader sr = { t->c->store, { 0 }, e->size };
-		fetch_file_id(sr.fid, t->plat, t->id, p, e->size, e->mtime);
+		fetch_file_id(sr.fid, t->plat, t->id, p, e->size, e->mtime,
+			      NULL);
 		char hex[65];
 		int rc = cached_sha256(t->c->store, sr.fid, e->size, hex);
 		if (!rc && strcmp(hex, e->sha256)) {
@@ -1142,7 +1143,7 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 		if (!is_dir) {
 			uint8_t fid[STORE_FID_LEN];
 			fetch_file_id(fid, t->plat, t->id, sub, e->attr.size,
-				      e->attr.mtime);
+				      e->attr.mtime, NULL);
 			if (cached_sha256(t->c->store, fid, e->attr.size,
 					  hex)) {
 				(*missing)++;

@@ -448,7 +448,7 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 	rc = fetch_file_init(&h->ff, r, fleet_platform_name(c->fleet,
 							    (size_t)n->pi),
 			     n->id, *n->rpath ? n->rpath : "/dev/null", a.size,
-			     a.mtime);
+			     a.mtime, a.etag);
 	if (n->kind == NK_LOG)
 		out->direct_io = true;
 	else

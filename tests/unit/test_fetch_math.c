@@ -36,18 +36,34 @@ int main(void)
 
 	/* Identity: any change of path, size or mtime is a new file. */
 	uint8_t a[STORE_FID_LEN], b[STORE_FID_LEN];
-	fetch_file_id(a, "vastai", "1", "/w/c.pt", 100, 5);
-	fetch_file_id(b, "vastai", "1", "/w/c.pt", 100, 5);
+	fetch_file_id(a, "vastai", "1", "/w/c.pt", 100, 5, NULL);
+	fetch_file_id(b, "vastai", "1", "/w/c.pt", 100, 5, NULL);
 	CHECK(!memcmp(a, b, sizeof(a)));
-	fetch_file_id(b, "vastai", "1", "/w/c.pt", 101, 5);
+	fetch_file_id(b, "vastai", "1", "/w/c.pt", 101, 5, NULL);
 	CHECK(memcmp(a, b, sizeof(a)));
-	fetch_file_id(b, "vastai", "1", "/w/c.pt", 100, 6);
+	fetch_file_id(b, "vastai", "1", "/w/c.pt", 100, 6, NULL);
 	CHECK(memcmp(a, b, sizeof(a)));
-	fetch_file_id(b, "vastai", "2", "/w/c.pt", 100, 5);
+	fetch_file_id(b, "vastai", "2", "/w/c.pt", 100, 5, NULL);
 	CHECK(memcmp(a, b, sizeof(a)));
 	/* Field boundaries matter: ("ab","c") is not ("a","bc"). */
-	fetch_file_id(a, "vastai", "ab", "c", 1, 1);
-	fetch_file_id(b, "vastai", "a", "bc", 1, 1);
+	fetch_file_id(a, "vastai", "ab", "c", 1, 1, NULL);
+	fetch_file_id(b, "vastai", "a", "bc", 1, 1, NULL);
 	CHECK(memcmp(a, b, sizeof(a)));
+	/* An ETag (S3) is part of the identity; none is the old key. */
+	fetch_file_id(a, "cloud", "b", "/k", 1, 1, NULL);
+	fetch_file_id(b, "cloud", "b", "/k", 1, 1, "");
+	CHECK(!memcmp(a, b, sizeof(a)));
+	fetch_file_id(b, "cloud", "b", "/k", 1, 1, "\"e1\"");
+	CHECK(memcmp(a, b, sizeof(a)));
+	fetch_file_id(a, "cloud", "b", "/k", 1, 1, "\"e2\"");
+	CHECK(memcmp(a, b, sizeof(a)));
+	/* and a known value, so the key never changes by accident (cached
+	 * data of every user depends on it) */
+	fetch_file_id(a, "vastai", "1", "/w/c.pt", 100, 5, NULL);
+	char hex[2 * STORE_FID_LEN + 1];
+	for (int i = 0; i < STORE_FID_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", a[i]);
+	/* sha256("vastai\0" "1\0" "/w/c.pt\0" "100\0" "5\0"), first 16 */
+	CHECK_STR(hex, "c0c4f822eccdb1ca5e7cdd5ec6b0b30e");
 	return CHECK_DONE();
 }

@@ -147,7 +147,7 @@ int main(void)
 
 	/* Evicted once: the read starts over and fetches block 0 again. */
 	CHECK_ERR(fetch_file_init(&ff, r, "vastai", "1", "/w/a", FILE_SIZE,
-				  1000),
+				  1000, NULL),
 		  0);
 	commit_block0(&ff);
 	fetch_test_between_passes = evict_now;
@@ -161,7 +161,7 @@ int main(void)
 
 	/* Evicted on every pass: bounded, an error, never a second reply. */
 	CHECK_ERR(fetch_file_init(&ff, r, "vastai", "1", "/w/b", FILE_SIZE,
-				  1000),
+				  1000, NULL),
 		  0);
 	commit_block0(&ff);
 	atomic_store(&g_hook_calls, 0);
