@@ -1,0 +1,358 @@
+"""The S3 transport (cache/xfer_s3.c) against a real signature-verifying S3
+server (@20minutes/s3rver through s3server.py), driven by tests/s3probe from
+the build being tested, with faults from s3fault.py's proxy.
+
+    /usr/bin/python3 -m pytest tests/integration/test_s3_transport.py \\
+        --rgtfs build/rgtfs
+
+s3probe is found next to the rgtfs binary given with --rgtfs
+(BUILD/tests/s3probe). Needs no mount: only node, s3rver and python3-boto3.
+"""
+
+import concurrent.futures
+import hashlib
+import os
+import random
+import re
+import subprocess
+import time
+
+import pytest
+
+from s3server import installed, S3RVER_DIR, s3  # noqa: F401
+from s3fault import FaultProxy, hostile_listing, entity_bomb_listing, HOSTILE_KEYS
+
+pytestmark = pytest.mark.skipif(
+    not installed() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
+    reason="s3rver not installed in %s (tools/install-s3rver.sh)" % S3RVER_DIR)
+
+B = "bkt"
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def probe(rgtfs_bin):
+    p = os.path.join(os.path.dirname(rgtfs_bin), "tests", "s3probe")
+    if not os.access(p, os.X_OK):
+        pytest.fail("s3probe not found next to %s (expected %s)" % (rgtfs_bin, p),
+                    pytrace=False)
+    return p
+
+
+class Probe:
+    def __init__(self, exe, endpoint, env, prefix=""):
+        self.exe, self.endpoint, self.env, self.prefix = exe, endpoint, env, prefix
+
+    def run(self, *args, env=None, prefix=None, timeout=60, input=None):
+        e = dict(self.env, **(env or {}))
+        return subprocess.run([self.exe, self.endpoint, REGION, B,
+                               self.prefix if prefix is None else prefix]
+                              + [str(a) for a in args],
+                              env=e, capture_output=True, timeout=timeout, input=input)
+
+    def ok(self, *args, **kw):
+        r = self.run(*args, **kw)
+        assert r.returncode == 0, r.stderr.decode()
+        return r
+
+    def ls(self, path, **kw):
+        """{name: (kind, size, mtime, etag)} and the stderr note."""
+        r = self.ok("ls", path, **kw)
+        out = {}
+        for line in r.stdout.decode().splitlines():
+            kind, size, mtime, etag, name = line.split(" ", 4)
+            assert name not in out, "listed twice: " + name
+            out[name] = (kind, int(size), int(mtime), etag)
+        return out, r.stderr.decode()
+
+    def cat(self, path, off, length, **kw):
+        return self.ok("cat", path, off, length, **kw).stdout
+
+    def err(self, *args, **kw):
+        r = self.run(*args, **kw)
+        assert r.returncode == 1, (r.returncode, r.stdout[:200], r.stderr)
+        m = re.match(r"error: (E[A-Z0-9?]+) \(-?\d+\): (.*)", r.stderr.decode())
+        assert m, r.stderr
+        return m.group(1), m.group(2)
+
+
+def md5q(data):
+    return '"%s"' % hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture
+def env(s3):
+    e = dict(os.environ, **s3.env())
+    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        e.pop(k, None)
+    return e
+
+
+@pytest.fixture
+def pr(probe, s3, env):
+    s3.make_bucket(B)
+    return Probe(probe, s3.endpoint, env)
+
+
+def put_many(s3, items, workers=8):
+    with concurrent.futures.ThreadPoolExecutor(workers) as ex:
+        list(ex.map(lambda kv: s3.put(B, kv[0], kv[1]), items))
+
+
+# ---- listing and stat ----------------------------------------------------------------
+
+def test_listing_follows_continuation_tokens(s3, pr):
+    """1205 keys in one directory: two pages, every name and size right.
+    (s3rver lists a common prefix only when an object lies directly below
+    it: "many/sub2/deep/x" alone would not show "sub2".)"""
+    want = {"f%04d.bin" % i: b"x" * (i % 97) for i in range(1205)}
+    put_many(s3, [("many/" + k, v) for k, v in want.items()]
+             + [("many/sub/inner.txt", b"in"), ("many/sub2/x", b"x")])
+    got, note = pr.ls("/many")
+    assert note == ""
+    files = {k: v for k, v in got.items() if v[0] == "f"}
+    assert set(files) == set(want)
+    for k, data in want.items():
+        kind, size, mtime, etag = files[k]
+        assert size == len(data) and etag == md5q(data)
+        assert abs(mtime - time.time()) < 3600
+    assert got["sub"][0] == "d" and got["sub2"][0] == "d"
+    assert len(got) == 1207
+
+    # the bound is an error, never a shorter listing
+    kind, why = pr.err("ls", "/many", env={"S3PROBE_MAX_PAGES": "1"})
+    assert kind == "E2BIG" and "partial" in why
+    kind, why = pr.err("ls", "/many", env={"S3PROBE_MAX_ENTRIES": "1100"})
+    assert kind == "E2BIG" and "1100 entries" in why
+
+
+def test_tree_stat_and_prefix(s3, pr):
+    data = os.urandom(4096)
+    s3.put(B, "root/run1/model.safetensors", data)
+    s3.put(B, "root/run1/ckpt/step1.pt", b"pt")
+    s3.put(B, "root/run1/marker/", b"")          # a directory marker object
+    s3.put(B, "root/top.json", b"{}")
+    s3.put(B, "elsewhere.txt", b"not under the prefix")
+
+    p = Probe(pr.exe, pr.endpoint, pr.env, prefix="root")
+    assert p.ok("stat", "/").stdout == b"dir\n"
+    out = p.ok("stat", "/run1/model.safetensors").stdout.decode().split()
+    head = s3.head(B, "root/run1/model.safetensors")
+    assert out[0] == "file" and int(out[1]) == 4096 and out[3] == head["etag"]
+    assert int(out[2]) == int(head["last_modified"].timestamp())
+    assert p.ok("stat", "/run1").stdout == b"dir\n"          # implicit directory
+    assert p.ok("stat", "/run1/ckpt").stdout == b"dir\n"
+    assert p.ok("stat", "/run1/marker").stdout == b"dir\n"
+
+    root, note = p.ls("/")
+    assert set(root) == {"run1", "top.json"} and note == ""
+    assert root["run1"][0] == "d" and root["top.json"] == ("f", 2, root["top.json"][2],
+                                                           md5q(b"{}"))
+    run1, _ = p.ls("/run1")
+    assert set(run1) == {"model.safetensors", "ckpt", "marker"}
+    marker, _ = p.ls("/run1/marker")
+    assert marker == {}            # its own marker object is not an entry
+
+    # "root/" and "root" are the same root; the whole bucket without one
+    assert Probe(pr.exe, pr.endpoint, pr.env, prefix="root/").ls("/")[0] == root
+    assert set(pr.ls("/")[0]) == {"root", "elsewhere.txt"}
+
+    kind, why = p.err("stat", "/run1/nope")
+    assert kind == "ENOENT" and "no such object" in why
+    kind, _ = p.err("cat", "/run1/nope", 0, 10)
+    assert kind == "ENOENT"
+    kind, _ = p.err("stat", "/elsewhere.txt")
+    assert kind == "ENOENT"
+    kind, _ = p.err("stat", "/run1/../top.json")       # never sent as a key
+    assert kind == "ENOENT"
+
+
+def test_names_with_spaces_and_escapes(s3, pr):
+    keys = ["d/sp ace.bin", "d/plus+sign", "d/pct%25x", "d/\u00e9t\u00e9 \u20ac", "d/q=1&b"]
+    for k in keys:
+        s3.put(B, k, k.encode())
+    got, _ = pr.ls("/d")
+    # s3rver escapes '&' twice in listings (s3server.py): that one name is off
+    assert {"sp ace.bin", "plus+sign", "pct%25x", "\\xc3\\xa9t\\xc3\\xa9 \\xe2\\x82\\xac"} \
+        <= set(got)
+    for k in keys:
+        assert pr.cat("/" + k, 0, 100) == k.encode()
+        assert int(pr.ok("stat", "/" + k).stdout.split()[1]) == len(k.encode())
+
+
+# ---- reads ---------------------------------------------------------------------------
+
+def test_ranged_reads_match(s3, pr):
+    size = 3 * 1024 * 1024 + 12345
+    data = os.urandom(size)
+    s3.put(B, "big.bin", data)
+    s3.put(B, "one.bin", b"Z")
+    s3.put(B, "empty.bin", b"")
+    assert pr.cat("/big.bin", 0, size) == data              # 1 MiB preads, one handle
+    assert pr.cat("/big.bin", 0, size + 5000) == data       # short only at EOF
+    rnd = random.Random(7)
+    for _ in range(20):
+        off = rnd.randrange(size)
+        ln = rnd.randrange(1, 300000)
+        assert pr.cat("/big.bin", off, ln) == data[off:off + ln], (off, ln)
+    for off, ln in ((0, 1), (1, 1), (size - 1, 1), (size - 1, 10), (size, 10),
+                    (size + 100, 10), (1048575, 2)):
+        assert pr.cat("/big.bin", off, ln) == data[off:off + ln], (off, ln)
+    assert pr.cat("/one.bin", 0, 1) == b"Z"
+    assert pr.cat("/one.bin", 0, 100) == b"Z"
+    # An empty object is read as its expected size says, without a ranged
+    # GET (s3rver never answers "Range: bytes=0-N" on an empty object).
+    r = pr.ok("statread", "/empty.bin", 0, 100, input=b"\n")
+    assert r.stdout.decode().split()[:2] == ["file", "0"]
+    assert r.stdout.endswith(b"\n")
+
+
+def test_rewritten_between_stat_and_read_is_estale(s3, pr):
+    s3.put(B, "w.bin", b"version one, long")
+    p = subprocess.Popen([pr.exe, pr.endpoint, REGION, B, "", "statread", "/w.bin", "0", "100"],
+                         env=pr.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    first = p.stdout.readline().decode().split()
+    assert first[0] == "file" and first[3] == md5q(b"version one, long")
+    s3.put(B, "w.bin", b"version TWO, long")       # same size, new ETag
+    out, err = p.communicate(b"go\n", timeout=30)
+    assert p.returncode == 1 and out == b"", (out, err)
+    assert err.startswith(b"error: ESTALE"), err
+    assert b"changed in the bucket" in err
+
+    # unchanged: the same read succeeds
+    p = subprocess.Popen([pr.exe, pr.endpoint, REGION, B, "", "statread", "/w.bin", "0", "100"],
+                         env=pr.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.readline()
+    out, err = p.communicate(b"go\n", timeout=30)
+    assert p.returncode == 0 and out == b"version TWO, long", err
+
+
+# ---- credentials and errors --------------------------------------------------------
+
+def test_wrong_secret_is_a_clear_403(s3, pr):
+    s3.put(B, "a.bin", b"a")
+    bad = {"AWS_SECRET_ACCESS_KEY": "not-the-secret-zzz"}
+    kind, why = pr.err("ls", "/", env=bad)
+    assert kind == "EACCES"
+    assert "access denied (wrong secret or no permission)" in why
+    assert "SignatureDoesNotMatch" in why
+    kind, why = pr.err("stat", "/a.bin", env=bad)
+    assert kind == "EACCES" and "access denied" in why
+    kind, why = pr.err("cat", "/a.bin", 0, 1, env=bad)
+    assert kind == "EACCES" and "SignatureDoesNotMatch" in why
+    for args in (("ls", "/"), ("stat", "/a.bin"), ("cat", "/a.bin", 0, 1)):
+        r = pr.run(*args, env=bad)
+        assert b"not-the-secret-zzz" not in r.stderr + r.stdout
+        assert s3.secret_key.encode() not in r.stderr
+        assert b"Signature=" not in r.stderr and b"Credential=" not in r.stderr
+    kind, why = pr.err("ls", "/", env={"AWS_ACCESS_KEY_ID": "NOSUCHKEY"})
+    assert kind == "EACCES" and "InvalidAccessKeyId" in why
+
+
+def test_missing_credentials_name_the_variable(pr):
+    e = {"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials"}
+    r = subprocess.run([pr.exe, pr.endpoint, REGION, B, "", "ls", "/"], capture_output=True,
+                       env={k: v for k, v in dict(pr.env, **e).items()
+                            if k != "AWS_SECRET_ACCESS_KEY"}, timeout=30)
+    assert r.returncode == 1 and b"AWS_SECRET_ACCESS_KEY" in r.stderr
+    assert pr.env["AWS_ACCESS_KEY_ID"].encode() not in r.stderr
+
+
+def test_no_such_bucket(probe, s3, env):
+    p = Probe(probe, s3.endpoint, env)
+    kind, why = p.err("ls", "/")
+    assert kind == "ENOENT" and "no bucket bkt" in why
+
+
+# ---- faults through the proxy --------------------------------------------------------
+
+@pytest.fixture
+def proxied(s3, pr):
+    with FaultProxy(s3.port) as px:
+        yield px, Probe(pr.exe, px.endpoint, pr.env)
+
+
+def test_slowdown_is_retried_then_bounded(s3, proxied):
+    px, p = proxied
+    s3.put(B, "a.bin", b"abcdef")
+    px.fail("slowdown", times=2, method="GET", path="/bkt/a.bin")
+    assert p.cat("/a.bin", 0, 6) == b"abcdef"
+    assert px.count(method="GET", path="/bkt/a.bin") == 3
+
+    px.clear_log()
+    px.fail("slowdown", times=None, method="GET", path="/bkt/a.bin")
+    t0 = time.monotonic()
+    kind, why = p.err("cat", "/a.bin", 0, 6)
+    assert kind == "EAGAIN" and "SlowDown" in why and "attempts" in why
+    assert time.monotonic() - t0 < 20
+    assert px.count(method="GET", path="/bkt/a.bin") == 5       # 1 + 4 retries
+    px.clear_faults()
+
+    px.fail("500", times=None, method="HEAD")
+    kind, why = p.err("stat", "/a.bin")
+    assert kind == "EIO" and "HTTP 500" in why
+
+
+def test_hung_server_times_out(s3, proxied):
+    px, p = proxied
+    s3.put(B, "a.bin", b"abcdef")
+    px.fail("hang", times=None, seconds=30, method="GET")
+    t0 = time.monotonic()
+    kind, why = p.err("cat", "/a.bin", 0, 6, env={"S3PROBE_IO_MS": "2000"})
+    assert kind == "ETIMEDOUT", why
+    assert time.monotonic() - t0 < 10
+
+
+def test_cut_bodies_are_errors(s3, proxied):
+    px, p = proxied
+    put_many(s3, [("d/k%03d" % i, b"v") for i in range(50)])
+    s3.put(B, "a.bin", os.urandom(5000))
+    # a listing cut anywhere is never a shorter directory
+    # (times=None: a cut body is a transport failure that http.c retries)
+    for at in (0, 10, 200, 1500, 3000):
+        px.fail("truncate", times=None, at=at, method="GET", query={"list-type": "2"})
+        r = p.run("ls", "/d")
+        assert r.returncode == 1, (at, r.stdout[:200])
+        assert r.stdout == b""
+        px.clear_faults()
+    # once: the retry gets the whole answer
+    px.fail("truncate", times=1, at=100, method="GET", query={"list-type": "2"})
+    assert len(p.ls("/d")[0]) == 50
+    px.fail("truncate", times=None, at=100, method="GET", path="/bkt/a.bin")
+    kind, _ = p.err("cat", "/a.bin", 0, 5000)
+    assert kind in ("EIO", "ETIMEDOUT")
+    px.clear_faults()
+    assert len(p.ls("/d")[0]) == 50
+
+
+def test_hostile_listing_skips_and_reports(s3, proxied):
+    px, p = proxied
+    safe = ["dotdot", "dotdot_only", "dot", "double_slash", "leading_slash",
+            "trailing_slash", "newline", "tab_cr", "long"]
+    keys = [HOSTILE_KEYS[k] for k in safe] + ["good.bin", "also good \u00e9"]
+    px.fail("body", times=None, method="GET", query={"list-type": "2"},
+            body=hostile_listing(keys, bucket=B))
+    got, note = p.ls("/")
+    assert set(got) == {"good.bin", "also good \\xc3\\xa9"}
+    m = re.search(r"skipped (\d+) keys; first: (.*)", note)
+    assert m and int(m.group(1)) == len(safe), note
+    assert all(32 <= ord(c) < 127 for c in note.strip()), repr(note)
+
+    # keys XML 1.0 cannot hold, or S3 never sends: the page is refused
+    for bad in ("nul", "invalid_utf8", "long_path"):
+        px.clear_faults()
+        px.fail("body", times=None, method="GET", query={"list-type": "2"},
+                body=hostile_listing([HOSTILE_KEYS[bad], "good.bin"], bucket=B))
+        r = p.run("ls", "/")
+        assert r.returncode == 1 and r.stdout == b"", bad
+        assert b"bad listing" in r.stderr or b"1024" in r.stderr, r.stderr
+
+    px.clear_faults()
+    px.fail("body", times=None, method="GET", query={"list-type": "2"},
+            body=entity_bomb_listing(B))
+    t0 = time.monotonic()
+    kind, why = p.err("ls", "/")
+    assert kind == "EIO" and "DOCTYPE" in why
+    assert time.monotonic() - t0 < 5
