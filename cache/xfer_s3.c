@@ -28,7 +28,10 @@
  *	keys outside the listed prefix are skipped and counted; the listing
  *	still succeeds and x->err says how many and why the first one was
  *	refused. A name that is both an object and a prefix ("a" and "a/x")
- *	is shown once, as the directory, and counted as skipped.
+ *	is shown once, as the object (as stat, which HEADs first, sees it),
+ *	and counted as skipped. A directory other than "/" whose listing
+ *	holds nothing at all (not even its marker object) is -ENOENT: in S3
+ *	that is a directory that does not exist.
  *
  *	pread: one ranged GET "Range: bytes=A-B" (never a suffix range: the
  *	test server answers those wrongly), checked before a byte is handed
@@ -361,8 +364,8 @@ static int s3_status_fail(struct s3_xfer *x, const struct http_resp *resp,
 			    what, x->bucket, code[0] ? code : "HTTP 503",
 			    resp->attempts);
 	default:
-		rc = http_status_to_errno(st);
-		if (!rc || rc == -EAGAIN || rc == -ENOENT || rc == -EACCES)
+		rc = http_status_to_errno(st); /* 429 -EAGAIN, 504 -ETIMEDOUT */
+		if (!rc || rc == -ENOENT || rc == -EACCES)
 			rc = -EIO;
 		if (st == 301 || st == 307 || !strcmp(code, "PermanentRedirect")
 		    || !strcmp(code, "AuthorizationHeaderMalformed"))
@@ -645,10 +648,11 @@ static int dent_cmp(const void *a, const void *b)
 	const struct dent *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 
-	/* equal names: the directory first, it is the one kept */
+	/* equal names: the object first, it is the one kept (stat's HEAD
+	 * finds the object too, so the two agree) */
 	if (c)
 		return c;
-	return S_ISDIR(y->a.mode) - S_ISDIR(x->a.mode);
+	return S_ISDIR(x->a.mode) - S_ISDIR(y->a.mode);
 }
 
 /* One name of a listing: @rel (relative to the prefix) checked. */
@@ -681,6 +685,7 @@ static int s3_readdir(struct xfer *xb, const char *path, xfer_dirent_fn fn,
 	struct dlist d = {0};
 	char *token = NULL, what[300];
 	long pages = 0, entries = 0;
+	bool seen = false; /* any key at all below the prefix */
 	size_t pl;
 	int rc;
 
@@ -733,6 +738,7 @@ static int s3_readdir(struct xfer *xb, const char *path, xfer_dirent_fn fn,
 				dlist_skip(&d, why);
 				continue;
 			}
+			seen = true;
 			if (kl == pl)
 				continue; /* the directory's own marker */
 			a.size = o->size;
@@ -745,6 +751,8 @@ static int s3_readdir(struct xfer *xb, const char *path, xfer_dirent_fn fn,
 			const char *cp = pg.prefixes[i];
 			size_t kl = pg.prefix_len[i];
 			struct xfer_attr a = {.mode = S_IFDIR | 0555};
+
+			seen = true;
 
 			if (kl <= pl + 1 || memcmp(cp, prefix.data, pl) ||
 			    cp[kl - 1] != '/') {
@@ -784,8 +792,13 @@ static int s3_readdir(struct xfer *xb, const char *path, xfer_dirent_fn fn,
 	}
 	if (rc)
 		goto out;
+	if (!seen && pl > strlen(x->prefix)) {
+		rc = fail(x, -ENOENT, "%s in bucket %s: no such directory", what,
+			  x->bucket);
+		goto out;
+	}
 
-	/* Complete: sort, drop an object shadowed by a directory. */
+	/* Complete: sort, drop a prefix shadowed by an object. */
 	qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
 	size_t w = 0;
 	for (size_t i = 0; i < d.n; i++) {
@@ -796,7 +809,7 @@ static int s3_readdir(struct xfer *xb, const char *path, xfer_dirent_fn fn,
 				  sizeof(esc));
 			snprintf(why, sizeof(why),
 				 "\"%s\" is both an object and a prefix; "
-				 "shown as the directory",
+				 "shown as the object",
 				 esc);
 			dlist_skip(&d, why);
 			free(d.v[i].name);

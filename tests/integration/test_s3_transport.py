@@ -153,6 +153,19 @@ def test_tree_stat_and_prefix(s3, pr):
     marker, _ = p.ls("/run1/marker")
     assert marker == {}            # its own marker object is not an entry
 
+    kind, why = p.err("ls", "/run1/nope")
+    assert kind == "ENOENT" and "no such directory" in why
+    assert Probe(pr.exe, pr.endpoint, pr.env, prefix="nothing/here").ls("/")[0] == {}
+
+    # an object and a prefix of the same name: one entry, the object, as stat
+    s3.put(B, "root/twice", b"obj")
+    s3.put(B, "root/twice/inner", b"in")
+    root2, note = p.ls("/")
+    assert root2["twice"][0] == "f" and "both an object and a prefix" in note
+    assert p.ok("stat", "/twice").stdout.startswith(b"file 3 ")
+    s3.delete(B, "root/twice")
+    s3.delete(B, "root/twice/inner")
+
     # "root/" and "root" are the same root; the whole bucket without one
     assert Probe(pr.exe, pr.endpoint, pr.env, prefix="root/").ls("/")[0] == root
     assert set(pr.ls("/")[0]) == {"root", "elsewhere.txt"}
