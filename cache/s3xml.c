@@ -557,6 +557,7 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 		     char *err, size_t errlen)
 {
 	bool seen_trunc = false, seen_token = false, seen_count = false;
+	size_t nobj = 0, npre = 0;
 	xmlDocPtr doc;
 	xmlNodePtr root;
 	int rc = 0;
@@ -575,18 +576,23 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 			  root ? (const char *)root->name : "");
 		goto out;
 	}
-	out->obj = calloc(S3_LIST_MAX_ENTRIES, sizeof(*out->obj));
-	out->prefixes = calloc(S3_LIST_MAX_ENTRIES, sizeof(*out->prefixes));
-	out->prefix_len =
-	    calloc(S3_LIST_MAX_ENTRIES, sizeof(*out->prefix_len));
-	if (!out->obj || !out->prefixes || !out->prefix_len) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* EncodingType may come after the keys it applies to. */
+	/* A first pass: EncodingType may come after the keys it applies to,
+	 * and the entries are counted (and bounded) before any is copied. */
 	for (xmlNodePtr c = root->children; c && !rc; c = c->next) {
 		char *t;
 
+		if (is(c, "Contents"))
+			nobj++;
+		else if (is(c, "CommonPrefixes"))
+			npre++;
+		if (nobj + npre > S3_LIST_MAX_ENTRIES) {
+			char n[32];
+
+			snprintf(n, sizeof(n), "%d", S3_LIST_MAX_ENTRIES);
+			rc = perr(err, errlen, -E2BIG,
+				  "more than %s entries in one page", n);
+			break;
+		}
 		if (!is(c, "EncodingType"))
 			continue;
 		if (out->url_encoded) {
@@ -605,19 +611,19 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 	}
 	if (rc)
 		goto out;
+	out->obj = calloc(nobj ? nobj : 1, sizeof(*out->obj));
+	out->prefixes = calloc(npre ? npre : 1, sizeof(*out->prefixes));
+	out->prefix_len = calloc(npre ? npre : 1, sizeof(*out->prefix_len));
+	if (!out->obj || !out->prefixes || !out->prefix_len) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	for (xmlNodePtr c = root->children; c && !rc; c = c->next) {
 		char *t = NULL;
 
 		if (c->type != XML_ELEMENT_NODE)
 			continue;
 		if (is(c, "Contents") || is(c, "CommonPrefixes")) {
-			if (out->nobj + out->nprefix >= S3_LIST_MAX_ENTRIES) {
-				rc = perr(err, errlen, -E2BIG,
-					  "more than 1000 entries in one "
-					  "page%s",
-					  "");
-				break;
-			}
 			if (is(c, "Contents")) {
 				rc = parse_contents(c, &out->obj[out->nobj++],
 						    out->url_encoded, err,

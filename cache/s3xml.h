@@ -25,7 +25,13 @@
 #include <stdint.h>
 
 #define S3_KEY_MAX 1024			/* bytes, as S3 itself */
-#define S3_LIST_MAX_ENTRIES 1000	/* per page: we ask max-keys=1000 */
+/*
+ * Entries (Contents + CommonPrefixes) one page may hold. We ask for
+ * max-keys=1000 and AWS never sends more, but s3rver does not count
+ * CommonPrefixes against max-keys (a page of 1000 objects can carry more
+ * prefixes besides), so the bound leaves room for that and stays a bound.
+ */
+#define S3_LIST_MAX_ENTRIES 5000
 #define S3_ETAG_MAX 80			/* with its quotes and NUL */
 #define S3_NAME_MAX 255			/* one tree name (NAME_MAX) */
 

@@ -107,7 +107,8 @@ def test_listing_follows_continuation_tokens(s3, pr):
     it: "many/sub2/deep/x" alone would not show "sub2".)"""
     want = {"f%04d.bin" % i: b"x" * (i % 97) for i in range(1205)}
     put_many(s3, [("many/" + k, v) for k, v in want.items()]
-             + [("many/sub/inner.txt", b"in"), ("many/sub2/x", b"x")])
+             + [("many/sub/inner.txt", b"in"), ("many/sub2/x", b"x"),
+                ("many/a_dir/x", b"x")])   # a prefix on the first page
     got, note = pr.ls("/many")
     assert note == ""
     files = {k: v for k, v in got.items() if v[0] == "f"}
@@ -116,8 +117,8 @@ def test_listing_follows_continuation_tokens(s3, pr):
         kind, size, mtime, etag = files[k]
         assert size == len(data) and etag == md5q(data)
         assert abs(mtime - time.time()) < 3600
-    assert got["sub"][0] == "d" and got["sub2"][0] == "d"
-    assert len(got) == 1207
+    assert got["sub"][0] == "d" and got["sub2"][0] == "d" and got["a_dir"][0] == "d"
+    assert len(got) == 1208
 
     # the bound is an error, never a shorter listing
     kind, why = pr.err("ls", "/many", env={"S3PROBE_MAX_PAGES": "1"})

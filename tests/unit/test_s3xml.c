@@ -263,14 +263,14 @@ static void test_hostile(void)
 	buf_appendf(&b, "</ListBucketResult>");
 	CHECK_ERR(s3xml_parse_list(b.data, b.len, &p, err, sizeof(err)), 0);
 	CHECK(p.nobj == S3_LIST_MAX_ENTRIES);
-	CHECK(p.obj[999].size == 999);
+	CHECK(p.obj[S3_LIST_MAX_ENTRIES - 1].size == S3_LIST_MAX_ENTRIES - 1);
 	s3xml_list_cleanup(&p);
 	b.len = at;
 	buf_appendf(&b, "<CommonPrefixes><Prefix>x/</Prefix></CommonPrefixes>"
 			"</ListBucketResult>");
 	CHECK_ERR(s3xml_parse_list(b.data, b.len, &p, err, sizeof(err)),
 		  -E2BIG);
-	CHECK(strstr(err, "1000") != NULL);
+	CHECK(strstr(err, "5000 entries") != NULL);
 	s3xml_list_cleanup(&p);
 
 	buf_reset(&b);
