@@ -16,10 +16,13 @@
  *	accepts it that way and refusing would break setups that work with
  *	every other tool.
  *
- *	inih reads the shared credentials file through a line reader of ours
- *	that counts lines and refuses a line longer than inih's buffer, which
- *	inih would otherwise cut silently (a cut session token signs every
- *	request wrong, and the 403 would not say why).
+ *	inih reads the shared credentials file through a line reader of ours.
+ *	inih's line buffer (INI_MAX_LINE, 200 bytes on Debian) would cut a
+ *	session token silently (a cut token signs every request wrong, and
+ *	the 403 would not say why), so the reader follows the [section]
+ *	headers itself and takes a "name = value" line too long for inih
+ *	whole (up to 16 KiB), handing inih an empty line in its place; a
+ *	longer line is an error naming the line.
  */
 #include "s3cred.h"
 
@@ -232,14 +235,92 @@ struct prof_ctx {
 	const char *profile;
 	FILE *f;
 	int line;
-	int long_line;		/* first line too long for inih, 0: none */
-	int maxline;		/* inih's line buffer */
-	bool in_profile, seen_profile;
+	int long_line;		/* first line too long even for us, 0: none */
+	bool in_section;	/* (reader) inside [profile] right now */
+	bool seen_profile;
 	char *ak, *sk, *tk;
 	bool nomem;
 };
 
-/* fgets for inih, but a line that does not fit is noted, not cut. */
+/* ~/.aws/config spells profiles "[profile NAME]"; the credentials file
+ * spells them "[NAME]". Accept both. */
+static bool is_profile(const struct prof_ctx *p, const char *section)
+{
+	return !strcmp(section, p->profile) ||
+	       (!strncmp(section, "profile ", 8) &&
+		!strcmp(section + 8, p->profile));
+}
+
+static void set_slot(struct prof_ctx *p, const char *name, const char *value)
+{
+	char **slot = NULL;
+
+	if (!strcmp(name, "aws_access_key_id"))
+		slot = &p->ak;
+	else if (!strcmp(name, "aws_secret_access_key"))
+		slot = &p->sk;
+	else if (!strcmp(name, "aws_session_token"))
+		slot = &p->tk;
+	if (!slot)
+		return;
+	wipe_free(*slot);
+	*slot = strdup(value);
+	if (!*slot)
+		p->nomem = true;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && strchr(" \t\r\n", e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/*
+ * A "name = value" line longer than inih's buffer (a session token is
+ * often 1 KiB or more): read whole here, at most LONG_LINE_MAX bytes, and
+ * taken when it belongs to the profile. inih then sees an empty line.
+ */
+#define LONG_LINE_MAX 16384
+
+static void long_line(struct prof_ctx *p, const char *head, size_t n)
+{
+	char *line = malloc(LONG_LINE_MAX + 1), *eq;
+	size_t len = n;
+	int ch;
+
+	if (!line) {
+		p->nomem = true;
+		return;
+	}
+	memcpy(line, head, n);
+	while ((ch = fgetc(p->f)) != EOF && ch != '\n') {
+		if (len < LONG_LINE_MAX)
+			line[len] = (char)ch;
+		len++;
+	}
+	if (len > LONG_LINE_MAX || line[0] == '[') {
+		if (!p->long_line)
+			p->long_line = p->line;
+	} else {
+		line[len] = '\0';
+		eq = strchr(line, '=');
+		if (eq && p->in_section) {
+			p->seen_profile = true;
+			*eq = '\0';
+			set_slot(p, trim(line), trim(eq + 1));
+		}
+	}
+	OPENSSL_cleanse(line, len < LONG_LINE_MAX ? len : LONG_LINE_MAX);
+	free(line);
+}
+
+/* fgets for inih that also follows sections and takes long lines. */
 static char *prof_reader(char *str, int num, void *stream)
 {
 	struct prof_ctx *p = stream;
@@ -249,18 +330,27 @@ static char *prof_reader(char *str, int num, void *stream)
 	if (!r)
 		return NULL;
 	p->line++;
-	p->maxline = num;
 	n = strlen(str);
 	if (n && str[n - 1] != '\n' && !feof(p->f)) {
-		int ch;
-
-		if (!p->long_line)
-			p->long_line = p->line;
-		/* drop the rest of the line, and the line itself */
-		while ((ch = fgetc(p->f)) != EOF && ch != '\n')
-			;
+		long_line(p, str, n);
 		OPENSSL_cleanse(str, n);
 		str[0] = '\0';
+		return r;
+	}
+	{
+		const char *q = str + strspn(str, " \t");
+
+		if (*q == '[') {
+			char sec[256];
+			const char *e = strchr(q, ']');
+			size_t sl = e ? (size_t)(e - q - 1) : 0;
+
+			if (sl >= sizeof(sec))
+				sl = sizeof(sec) - 1;
+			memcpy(sec, q + 1, sl);
+			sec[sl] = '\0';
+			p->in_section = is_profile(p, trim(sec));
+		}
 	}
 	return r;
 }
@@ -269,28 +359,11 @@ static int prof_handler(void *user, const char *section, const char *name,
 			const char *value)
 {
 	struct prof_ctx *p = user;
-	char **slot = NULL;
 
-	/* ~/.aws/config spells profiles "[profile NAME]"; the credentials
-	 * file spells them "[NAME]". Accept both. */
-	p->in_profile = !strcmp(section, p->profile) ||
-			(!strncmp(section, "profile ", 8) &&
-			 !strcmp(section + 8, p->profile));
-	if (!p->in_profile)
+	if (!is_profile(p, section))
 		return 1;
 	p->seen_profile = true;
-	if (!strcmp(name, "aws_access_key_id"))
-		slot = &p->ak;
-	else if (!strcmp(name, "aws_secret_access_key"))
-		slot = &p->sk;
-	else if (!strcmp(name, "aws_session_token"))
-		slot = &p->tk;
-	if (!slot)
-		return 1;
-	wipe_free(*slot);
-	*slot = strdup(value);
-	if (!*slot)
-		p->nomem = true;
+	set_slot(p, name, value);
 	return 1;
 }
 
@@ -338,10 +411,9 @@ static int from_profile(const struct rgt_section *sec, struct s3_creds *c,
 		rc = -ENOMEM;
 	} else if (p.long_line) {
 		snprintf(err, errlen,
-			 "%s:%d: line too long for the INI reader (over %d "
-			 "bytes); put a long session token in "
-			 "AWS_SESSION_TOKEN instead",
-			 path, p.long_line, p.maxline - 2);
+			 "%s:%d: line longer than %d bytes (or a long section "
+			 "header)",
+			 path, p.long_line, LONG_LINE_MAX);
 		rc = -EINVAL;
 	} else if (irc) {
 		snprintf(err, errlen, "%s:%d: not INI syntax", path,

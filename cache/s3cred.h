@@ -20,9 +20,9 @@
  *     $AWS_PROFILE, else "default": aws_access_key_id,
  *     aws_secret_access_key, aws_session_token. Parsed with inih. Its mode
  *     is only warned about (the AWS CLI's own file, which the CLI does not
- *     check either). Lines longer than inih's limit (INI_MAX_LINE, 200 on
- *     Debian) are refused with a message, never cut: put a long session
- *     token in the environment instead.
+ *     check either). Lines longer than inih's buffer (INI_MAX_LINE, 200 on
+ *     Debian; session tokens are longer) are read whole by s3cred itself,
+ *     up to 16 KiB; a longer line is an error, never cut.
  *
  * Secrets: the values live only in the malloc'd strings of struct
  * s3_creds and are wiped with OPENSSL_cleanse() by s3cred_cleanup(). No

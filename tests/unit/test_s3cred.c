@@ -264,18 +264,40 @@ static void test_profile(void)
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	unsetenv("AWS_PROFILE");
 
-	/* a line too long for inih is refused, never cut */
+	/* a line too long for inih (a session token) is taken whole, in
+	 * its own profile only; never cut */
 	memset(long_tok, 'T', sizeof(long_tok) - 1);
 	long_tok[sizeof(long_tok) - 1] = '\0';
-	char text[1024];
+	long_tok[sizeof(long_tok) - 2] = 'E'; /* the end is kept */
+	char text[2048];
 	snprintf(text, sizeof(text),
+		 "[other]\naws_session_token = X%s\n"
 		 "[default]\naws_access_key_id = AKIDVALUE\n"
 		 "aws_secret_access_key = SECRETVALUE\n"
-		 "aws_session_token = %s\n",
-		 long_tok);
+		 "aws_session_token = %s  \n"
+		 "[third]\naws_session_token = Y%s\n",
+		 long_tok, long_tok, long_tok);
 	write_file("credentials", text, 0600);
+	CHECK_ERR(load("", &c, err, sizeof(err)), 0);
+	CHECK_STR(c.session_token, long_tok);
+	CHECK_STR(c.access_key, "AKIDVALUE");
+	s3cred_cleanup(&c);
+	CHECK_ERR(load("profile = other\n", &c, err, sizeof(err)), -ENOENT);
+	CHECK(strstr(err, "aws_access_key_id") != NULL);
+	CHECK(strstr(err, "TTTT") == NULL);
+	s3cred_cleanup(&c);
+
+	/* past 16 KiB: refused, naming the line */
+	FILE *f = fopen(path, "w");
+	fputs("[default]\naws_access_key_id = AKIDVALUE\n"
+	      "aws_secret_access_key = SECRETVALUE\naws_session_token = ",
+	      f);
+	for (int i = 0; i < 17000; i++)
+		fputc('T', f);
+	fputs("\n", f);
+	fclose(f);
 	CHECK_ERR(load("", &c, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, ":4:") != NULL && strstr(err, "too long"));
+	CHECK(strstr(err, ":4:") != NULL && strstr(err, "longer than"));
 	CHECK(strstr(err, "TTTT") == NULL);
 	s3cred_cleanup(&c);
 
