@@ -40,11 +40,34 @@
  * - list() retries transport errors, 429 and 5xx inside one time budget
  *   (api_timeout, default 20 s) so a poll never overruns by much.
  *
- * Threads: a struct platform is used by one thread at a time (platform.h);
- * vastai_map_state() and vastai_parse_instances() are pure and reentrant.
+ * - log() is vast.ai's log API (PLATFORMS.md 1.2, 8.10), asynchronous:
+ *   PUT /api/v0/instances/request_logs/{id}/ {"tail":"1000"} answers
+ *   {"success", "result_url", "msg"} (success must be true), and the log
+ *   is then a plain object at result_url (S3) that appears after a moment.
+ *   The PUT only asks for a fresh upload, so it gets the list's bounded
+ *   retry. result_url is checked on its own (it is another host than
+ *   api_url, under the same rule: https://, http:// only to loopback) and
+ *   polled with a short growing wait (404/403 mean "not there yet") for at
+ *   most VASTAI_LOG_WAIT_MS. It is a presigned third-party URL: it gets no
+ *   Authorization header and no key, and no message quotes it (its path
+ *   names the object, its query is a signature), only its host. At most
+ *   VASTAI_LOG_BODY_MAX is read (more is -EFBIG) and the newest whole
+ *   lines of up to VASTAI_LOG_MAX given as they are (raw container output:
+ *   unlike RunPod's JSON events it has no structure a line could forge).
+ *   The body is read whole, not streamed, so a slow object is an error,
+ *   never its oldest part shown as the log. One log() takes at most
+ *   api_timeout + VASTAI_LOG_WAIT_MS. It runs beside list() and destroy()
+ *   (platform.h), so it reads only what open() set and changes nothing.
+ *
+ * Threads: list() and destroy() of a struct platform run one at a time
+ * (platform.h); log() may run beside them and only reads *p;
+ * vastai_map_state(), vastai_parse_instances() and the vastai_*log* and
+ * vastai_result_url_check() helpers are pure and reentrant.
  *
  * Rejected: v0 only. One project reports v0 answering {"success": false}
  * now (PLATFORMS.md 1.2) and the vendor SDK lists through v1 alone.
+ * Guessing the log's URL as the old CLI did (md5(api_key + id)): the reply
+ * names it, and the guess is a digest of the key.
  */
 #define _GNU_SOURCE /* asprintf, strcasestr */
 #include "vastai.h"
@@ -73,6 +96,9 @@
 #define BACKOFF_MAX_MS 2000L
 #define STATUS_MSG_MAX 512
 #define SERVER_MSG_MAX 300
+/* The log object's poll: first wait, and the cap of each later wait. */
+#define LOG_POLL_FIRST_MS 250L
+#define LOG_POLL_MAX_MS 1000L
 /* After v1 declined, list with v0 for this long before asking v1 again. */
 #define V1_RETRY_MS (10L * 60 * 1000)
 
@@ -681,6 +707,226 @@ out_root:
 	return rc;
 }
 
+/* ---- the log API's pure parts ------------------------------------------ */
+
+static bool loopback_host(const char *h)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!strcasecmp(h, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, h, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+int vastai_result_url_check(const char *url, char *host, size_t hostlen,
+			    char *err, size_t errlen)
+{
+	const char *auth, *end, *hs, *he, *port = NULL;
+	size_t n, sl, hl;
+	bool plain;
+	char h[RGT_HOST_MAX];
+
+	if (host && hostlen)
+		host[0] = '\0';
+	n = url ? strlen(url) : 0;
+	if (!n) {
+		snprintf(err, errlen, "vast.ai: the log's result_url is empty");
+		return -EINVAL;
+	}
+	if (n > VASTAI_URL_MAX) {
+		snprintf(err, errlen,
+			 "vast.ai: the log's result_url is longer than %d "
+			 "bytes",
+			 VASTAI_URL_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)url[i] <= 0x20 ||
+		    (unsigned char)url[i] >= 0x7f) {
+			snprintf(err, errlen,
+				 "vast.ai: the log's result_url holds a space, "
+				 "a control or a non-ASCII byte");
+			return -EINVAL;
+		}
+	}
+	if (!strncasecmp(url, "https://", 8)) {
+		plain = false;
+		sl = 8;
+	} else if (!strncasecmp(url, "http://", 7)) {
+		plain = true;
+		sl = 7;
+	} else {
+		snprintf(err, errlen,
+			 "vast.ai: the log's result_url is not an https:// "
+			 "URL");
+		return -EINVAL;
+	}
+	auth = url + sl;
+	end = auth + strcspn(auth, "/?#");
+	if (memchr(auth, '@', end - auth)) {
+		snprintf(err, errlen,
+			 "vast.ai: the log's result_url carries a "
+			 "user:password@; not followed");
+		return -EINVAL;
+	}
+	if (*auth == '[') {
+		hs = auth + 1;
+		he = memchr(hs, ']', end - hs);
+		if (!he) {
+			snprintf(err, errlen,
+				 "vast.ai: the log's result_url has an "
+				 "unclosed [IPv6] host");
+			return -EINVAL;
+		}
+		if (he + 1 < end) {
+			if (he[1] != ':')
+				goto bad_host;
+			port = he + 2;
+		}
+	} else {
+		hs = auth;
+		he = memchr(hs, ':', end - hs);
+		if (he)
+			port = he + 1;
+		else
+			he = end;
+	}
+	hl = he - hs;
+	if (!hl || hl >= sizeof(h))
+		goto bad_host;
+	memcpy(h, hs, hl);
+	h[hl] = '\0';
+	for (size_t i = 0; i < hl; i++)
+		if (!isalnum((unsigned char)h[i]) && !strchr(".-_:", h[i]))
+			goto bad_host;
+	if (*auth == '[' ? !strchr(h, ':') : strchr(h, ':') != NULL)
+		goto bad_host;
+	if (port) {
+		size_t pl = end - port;
+		long v;
+
+		if (!pl || pl > 5 || strspn(port, "0123456789") < pl)
+			goto bad_port;
+		v = strtol(port, NULL, 10);
+		if (v < 1 || v > 65535)
+			goto bad_port;
+	}
+	if (plain && !loopback_host(h)) {
+		snprintf(err, errlen,
+			 "vast.ai: the log's result_url is plain http:// to "
+			 "%s; only https:// is followed (http:// only to "
+			 "loopback)",
+			 h);
+		return -EINVAL;
+	}
+	if (host && hostlen)
+		snprintf(host, hostlen, "%s", h);
+	return 0;
+bad_host:
+	snprintf(err, errlen,
+		 "vast.ai: the log's result_url has no valid host");
+	return -EINVAL;
+bad_port:
+	snprintf(err, errlen, "vast.ai: the log's result_url has a bad port");
+	return -EINVAL;
+}
+
+int vastai_parse_log_reply(const char *body, size_t len, char **result_url,
+			   char *host, size_t hostlen, char *err, size_t errlen)
+{
+	json_t *root, *u;
+	const char *q = NULL;
+	int rc = 0;
+
+	*result_url = NULL;
+	if (host && hostlen)
+		host[0] = '\0';
+	if (err && errlen)
+		err[0] = '\0';
+	root = load_reply(body, len, &rc, err, errlen);
+	if (!root)
+		return rc;
+	if (!json_is_object(root)) {
+		snprintf(err, errlen,
+			 "vast.ai: the reply to the log request is not a JSON "
+			 "object");
+		rc = -EBADMSG;
+		goto out;
+	}
+	u = json_object_get(root, "result_url");
+	if (json_is_string(u))
+		q = strchr(json_string_value(u), '?');
+	if (!json_is_true(json_object_get(root, "success"))) {
+		char *m = server_msg(root);
+		bool no = json_is_false(json_object_get(root, "success"));
+
+		if (no)
+			snprintf(err, errlen,
+				 "vast.ai refused the log request: %s",
+				 m ? m : "(no message)");
+		else
+			snprintf(err, errlen,
+				 "vast.ai: the reply to the log request does "
+				 "not say \"success\": true%s%s",
+				 m ? ": " : "", m ? m : "");
+		free(m);
+		rc = no ? -EIO : -EBADMSG;
+		goto out;
+	}
+	if (!json_is_string(u) || !json_string_length(u) ||
+	    strlen(json_string_value(u)) != json_string_length(u)) {
+		char *m = server_msg(root);
+
+		snprintf(err, errlen,
+			 "vast.ai: the reply to the log request has no "
+			 "string \"result_url\"%s%s",
+			 m ? ": " : "", m ? m : "");
+		free(m);
+		rc = -EBADMSG;
+		goto out;
+	}
+	rc = vastai_result_url_check(json_string_value(u), host, hostlen, err,
+				     errlen);
+	if (rc)
+		goto out;
+	*result_url = strdup(json_string_value(u));
+	if (!*result_url) {
+		snprintf(err, errlen, "vast.ai: out of memory");
+		rc = -ENOMEM;
+	}
+out:
+	/* A message that quotes the URL must not carry its signature. */
+	if (q && strlen(q) > 4)
+		restapi_mask_key(err, q + 1);
+	json_decref(root);
+	return rc;
+}
+
+int vastai_log_text(const char *body, size_t len, struct buf *out)
+{
+	size_t room = out->max > out->len ? out->max - out->len : 0;
+	size_t keep = 0;
+
+	if (!body)
+		len = 0;
+	if (room > VASTAI_LOG_MAX)
+		room = VASTAI_LOG_MAX;
+	if (len > room) {
+		keep = len - room;
+		while (keep < len && body[keep - 1] != '\n')
+			keep++;
+	}
+	if (len > keep && buf_append(out, body + keep, len - keep))
+		return -ENOMEM;
+	return 0;
+}
+
 /* ---- the adapter ------------------------------------------------------- */
 
 static void vastai_close(struct platform *p)
@@ -1141,11 +1387,209 @@ static const struct platform_verb vastai_verbs[] = {
 
 static void vastai_caps(struct platform *p, struct platform_caps *out)
 {
+	(void)p;
 	*out = (struct platform_caps){
 	    .destroy = vastai_verbs,
 	    .n_destroy = 1,
 	    .confirm_by_list = true,
+	    .log_api = true,
 	};
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * GET the log object at @url (host @host, for messages) into @out: no
+ * Authorization header and no key (a presigned third-party URL), polled
+ * until it exists or VASTAI_LOG_WAIT_MS have passed. 404 and 403 (S3's
+ * answers for an object not there yet), 429, 5xx and transport errors are
+ * "ask again"; any other answer ends the poll. Messages name the host only:
+ * the path names the object and the query is a signature.
+ */
+static int fetch_log_object(struct platform *p, const char *url,
+			    const char *host, struct buf *out, char *err,
+			    size_t errlen)
+{
+	long start = mono_ms(), deadline = start + VASTAI_LOG_WAIT_MS;
+	long wait = LOG_POLL_FIRST_MS;
+	char last[96] = "no answer";
+	int tries = 0;
+
+	for (;;) {
+		long left = deadline - mono_ms();
+		struct http_req req = {
+		    .method = "GET",
+		    .url = url,
+		    .headers = NULL,	/* never the vast.ai key */
+		    .connect_timeout_ms =
+			left < p->connect_ms ? left : p->connect_ms,
+		    .timeout_ms = left,
+		    .max_body = VASTAI_LOG_BODY_MAX,
+		    .max_retries = 0,	/* the poll is the retry */
+		};
+		struct http_resp resp;
+		char herr[256];
+		int rc;
+
+		if (left <= 0)
+			break;
+		rc = http_do(&req, &resp, herr, sizeof(herr));
+		tries++;
+		if (rc == -EFBIG) {
+			http_resp_cleanup(&resp);
+			snprintf(err, errlen,
+				 "vast.ai: the log object at %s is larger "
+				 "than %zu bytes",
+				 host, VASTAI_LOG_BODY_MAX);
+			return -EFBIG;
+		}
+		if (rc == -ENOMEM || rc == -EINVAL) {
+			http_resp_cleanup(&resp);
+			snprintf(err, errlen,
+				 "vast.ai: the log object at %s could not be "
+				 "asked for: %s",
+				 host, strerror(-rc));
+			return rc;
+		}
+		if (!rc && resp.status >= 200 && resp.status <= 299) {
+			rc = vastai_log_text(resp.body.data, resp.body.len,
+					     out);
+			http_resp_cleanup(&resp);
+			if (rc)
+				snprintf(err, errlen, "vast.ai: out of memory");
+			return rc;
+		}
+		if (!rc && resp.status != 404 && resp.status != 403 &&
+		    resp.status != 429 && resp.status < 500) {
+			snprintf(err, errlen,
+				 "vast.ai: the log object at %s answered HTTP "
+				 "%ld",
+				 host, resp.status);
+			http_resp_cleanup(&resp);
+			return -EIO;
+		}
+		if (rc) {
+			/* herr is "GET <scheme://host/path>: why": the path
+			 * names the object, so only the why is kept (the URL
+			 * holds no space, so the first ": " ends it). */
+			const char *why = strstr(herr, ": ");
+
+			snprintf(last, sizeof(last), "%s",
+				 why && why[2] ? why + 2 : strerror(-rc));
+		} else
+			snprintf(last, sizeof(last), "HTTP %ld", resp.status);
+		http_resp_cleanup(&resp);
+		left = deadline - mono_ms();
+		if (left <= 0)
+			break;
+		sleep_ms(wait < left ? wait : left);
+		wait = wait * 3 / 2;
+		if (wait > LOG_POLL_MAX_MS)
+			wait = LOG_POLL_MAX_MS;
+	}
+	snprintf(err, errlen,
+		 "vast.ai: the log was not ready at %s within %gs (%d "
+		 "tr%s, last: %s)",
+		 host, VASTAI_LOG_WAIT_MS / 1000.0, tries,
+		 tries == 1 ? "y" : "ies", last);
+	return -EIO;
+}
+
+/*
+ * The instance's log: PUT request_logs/{id}/ (idempotent: it asks for a
+ * fresh upload, so the ordinary bounded retry applies), then the object
+ * at result_url (fetch_log_object).
+ */
+static int vastai_log(struct platform *p, const char *id, struct buf *out,
+		      char *err, size_t errlen)
+{
+	static const char body[] = "{\"tail\":\"" VASTAI_LOG_TAIL "\"}";
+	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
+			      "Content-Type: application/json", NULL};
+	struct http_req req = {
+	    .method = "PUT",
+	    .headers = hdrs,
+	    .body = body,
+	    .body_len = sizeof(body) - 1,
+	    .connect_timeout_ms = p->connect_ms,
+	    .timeout_ms = p->timeout_ms,
+	    .max_body = VASTAI_MAX_BODY,
+	    .max_retries = LIST_RETRIES,
+	    .backoff_ms = BACKOFF_MS,
+	    .backoff_max_ms = BACKOFF_MAX_MS,
+	};
+	char herr[256], host[RGT_HOST_MAX];
+	struct http_resp resp;
+	char *url, *result = NULL;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!id || !platform_id_valid(id) ||
+	    strspn(id, "0123456789") != strlen(id)) {
+		snprintf(err, errlen, "vast.ai: not a vast.ai instance id");
+		return -EINVAL;
+	}
+	if (asprintf(&url, "%s/api/v0/instances/request_logs/%s/", p->api_url,
+		     id) < 0) {
+		snprintf(err, errlen, "vast.ai: out of memory");
+		return -ENOMEM;
+	}
+	req.url = url;
+	rc = http_do(&req, &resp, herr, sizeof(herr));
+	if (rc == -ETIMEDOUT) {
+		snprintf(err, errlen,
+			 "vast.ai did not answer the log request within %gs",
+			 p->timeout_ms / 1000.0);
+		goto out_resp;
+	}
+	if (rc) {
+		transport_error(p, rc, herr, err, errlen);
+		goto out_resp;
+	}
+	if (resp.status == 401 || resp.status == 403) {
+		/* 403 is also "not your instance": say what vast.ai said */
+		json_t *root =
+		    resp.body.len
+			? json_loadb(resp.body.data, resp.body.len, 0, NULL)
+			: NULL;
+		char *m = json_is_object(root) ? server_msg(root) : NULL;
+
+		snprintf(err, errlen,
+			 "vast.ai refused the log request (HTTP %ld)%s%s",
+			 resp.status, m ? ": " : "", m ? m : "");
+		restapi_mask_key(err, p->key);
+		free(m);
+		json_decref(root);
+		rc = -EACCES;
+		goto out_resp;
+	}
+	if (resp.status < 200 || resp.status > 299) {
+		rc = status_error(p, &resp, "the log request", err, errlen);
+		goto out_resp;
+	}
+	rc = vastai_parse_log_reply(resp.body.data, resp.body.len, &result,
+				    host, sizeof(host), err, errlen);
+	restapi_mask_key(err, p->key);
+	if (rc)
+		goto out_resp;
+	http_resp_cleanup(&resp);
+	free(url);
+	rc = fetch_log_object(p, result, host, out, err, errlen);
+	restapi_mask_key(err, p->key);
+	explicit_bzero(result, strlen(result));
+	free(result);
+	return rc;
+out_resp:
+	http_resp_cleanup(&resp);
+	free(url);
+	return rc;
 }
 
 static int vastai_destroy(struct platform *p, const char *id, size_t step,
@@ -1253,5 +1697,6 @@ const struct platform_ops vastai_platform_ops = {
     .list = vastai_list,
     .caps = vastai_caps,
     .destroy = vastai_destroy,
+    .log = vastai_log,
     .close = vastai_close,
 };

@@ -11,6 +11,20 @@ It answers the calls rgtfs makes the way console.vast.ai does
                                         (cur_state "unloaded", actual_status "exited")
                                         for `linger` list calls, then vanishes
     PUT    /api/v0/instances/{id}/     {"state":"stopped"|"running"} or {"label":...}
+    PUT    /api/v0/instances/request_logs/{id}/  {"tail": "N"} (a string, as the
+                                        public API documents it; optional "filter",
+                                        "daemon_logs"): {"success": true, "result_url":
+                                        URL, "msg": ...}; 404 {"error": "invalid_id",
+                                        "msg": ...} for an unknown instance. The log
+                                        (set_log_text) is then a plain object at URL,
+                                        served by this fake under /_s3/ with a
+                                        presigned-style query (X-Amz-Signature):
+                                        no auth there (it is not vast.ai's host
+                                        on the real service), 404 (log_missing_status)
+                                        for the first log_not_ready GETs of each
+                                        upload (None: never appears), then 200
+                                        text/plain with the last `tail` lines
+                                        as they were when the PUT came.
     GET    /api/v1/instances/?limit=N&after_token=T   the paged list ([3p] shape,
                                         PLATFORMS.md 1.2): {"success":true,
                                         "instances_found":n, "total_instances":N,
@@ -27,6 +41,13 @@ surrounding whitespace, as on the real service.
 
 Every /api request is recorded (method, path, query, headers with the key
 masked, body, answer status) so tests count list calls and assert "no DELETE".
+GETs of a log object are recorded too, as kind "object", with
+"authorization_sent" (an Authorization header arrived) and "key_seen" (the API
+key appeared anywhere in the request line or headers); object_gets() lists them.
+Faults touch object GETs only when the fault's "path" starts with "/_s3".
+Knobs for the log API: log_not_ready (default 1), log_missing_status (404; S3
+also says 403), log_refuse (a msg: the PUT answers {"success": false, "msg"}),
+object_base (the scheme://host[:port] result_url names; default the fake's).
 
 Error injection without code changes: FakeVast.fail(...) in-process, or
 POST /_fake/fault with the same fields as JSON when standalone:
@@ -54,6 +75,9 @@ POST /_fake/clear removes it. Other control endpoints (no auth, not recorded):
     POST /_fake/state/{id}/{name}     one of STATES (see below)
     POST /_fake/remove/{id}           vanish at once
     POST /_fake/key                   {"api_key": "..."} change the accepted key
+    POST /_fake/log/{id}              {"text": "..."} the instance's log text
+    POST /_fake/logapi                {"not_ready": N|null, "missing_status": 404|403,
+                                       "refuse": msg|null, "object_base": URL|null}
 
 Standalone:  python3 fake_vast.py --port P --world FILE.json [--api-key KEY]
 World file:  {"api_key": "...", "linger": 3, "instances": [ {instance}, ... ]}
@@ -62,6 +86,7 @@ World file:  {"api_key": "...", "linger": 3, "instances": [ {instance}, ... ]}
 import argparse
 import base64
 import copy
+import hashlib
 import json
 import os
 import re
@@ -221,6 +246,13 @@ class FakeVast:
         self.httpd = None
         self.thread = None
         self._conns = set()
+        # the log API (request_logs and its result objects)
+        self.log_texts = {}           # id -> the instance's log text
+        self.log_not_ready = 1        # 404s per upload before it appears; None: never
+        self.log_missing_status = 404
+        self.log_refuse = None        # a msg: request_logs answers success false
+        self.object_base = None       # result_url's scheme://host[:port]; None: ours
+        self.objects = {}             # object path -> {"text", "misses", "sig"}
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -304,6 +336,72 @@ class FakeVast:
             ports["22/tcp"] = [{"HostIp": "0.0.0.0", "HostPort": str(direct_port)}]
         self.update(iid, ports=ports, public_ipaddr="  %s\n" % direct_host,
                     ssh_host=proxy_host, ssh_port=proxy_port or 0)
+
+    def set_log_text(self, iid, text):
+        """The instance's log (what request_logs uploads the tail of)."""
+        with self.lock:
+            self.log_texts[int(iid)] = text
+
+    def object_gets(self, since=0.0):
+        """The recorded GETs of log objects (result_url)."""
+        return [r for r in self.log() if r["kind"] == "object" and r["t"] >= since]
+
+    def log_requests(self, iid=None):
+        """The recorded request_logs PUTs (of instance iid, if given)."""
+        pat = r"/api/v0/instances/request_logs/%s/?" % (int(iid) if iid is not None
+                                                        else r"\d+")
+        return [r for r in self.log() if re.fullmatch(pat, r["path"])]
+
+    def _request_logs(self, iid, body):
+        """(status, object) for PUT /api/v0/instances/request_logs/{id}/."""
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {"success": False, "error": "bad_request",
+                         "msg": "body is not JSON"}
+        if not isinstance(req, dict):
+            return 400, {"success": False, "error": "bad_request",
+                         "msg": "body is not a JSON object"}
+        tail = req.get("tail", "1000")
+        if not isinstance(tail, str) or not re.fullmatch(r"\d{1,6}", tail):
+            return 400, {"success": False, "error": "invalid_args",
+                         "msg": "tail must be a string of digits"}
+        with self.lock:
+            if iid not in self.instances:
+                return 404, {"error": "invalid_id", "msg": "Invalid instance id."}
+            if self.log_refuse is not None:
+                return 200, {"success": False, "error": "logs_unavailable",
+                             "msg": self.log_refuse}
+            lines = (self.log_texts.get(iid) or "").splitlines(keepends=True)
+            text = "".join(lines[-int(tail):]) if int(tail) else ""
+            name = hashlib.md5(("%s%d%s" % (self.api_key, iid, os.urandom(8).hex()))
+                               .encode()).hexdigest()
+            path = "/_s3/vast.ai/instance_logs/%s.log" % name
+            sig = os.urandom(16).hex()
+            self.objects[path] = {"text": text, "misses": self.log_not_ready, "sig": sig}
+            base = self.object_base or self.url
+        url = ("%s%s?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600"
+               "&X-Amz-SignedHeaders=host&X-Amz-Signature=%s" % (base, path, sig))
+        return 200, {"success": True, "result_url": url,
+                     "msg": "Logs will be uploaded to the result url shortly."}
+
+    def _object(self, path, query):
+        """(status, body, content type) for a GET of a log object."""
+        with self.lock:
+            o = self.objects.get(path)
+            if o is None or query.get("X-Amz-Signature") != [o["sig"]]:
+                code = "NoSuchKey" if o is None else "SignatureDoesNotMatch"
+                st = 404 if o is None else 403
+                return st, ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s"
+                            "</Code><Message>-</Message></Error>" % code), "application/xml"
+            if o["misses"] is None or o["misses"] > 0:
+                if o["misses"] is not None:
+                    o["misses"] -= 1
+                st = self.log_missing_status
+                code = "NoSuchKey" if st == 404 else "AccessDenied"
+                return st, ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s"
+                            "</Code><Message>-</Message></Error>" % code), "application/xml"
+            return 200, o["text"], "text/plain"
 
     def remove(self, iid):
         """The instance vanishes from every answer at once."""
@@ -469,6 +567,12 @@ class FakeVast:
                 return 200, self._list()
             return 405, {"success": False, "error": "method_not_allowed",
                          "msg": "method not allowed"}
+        m = re.fullmatch(r"/api/v0/instances/request_logs/(\d+)/?", path)
+        if m:
+            if method == "PUT":
+                return self._request_logs(int(m.group(1)), body)
+            return 405, {"success": False, "error": "method_not_allowed",
+                         "msg": "method not allowed"}
         m = re.fullmatch(r"/api/v0/instances/(\d+)/?", path)
         if m:
             iid = int(m.group(1))
@@ -556,6 +660,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if path.startswith("/_fake/"):
             return self._control(path, body)
+        if path.startswith("/_s3/"):
+            return self._get_object(path, query)
         auth = self.headers.get("Authorization") or ""
         good = "Bearer " + str(fake.api_key)
         authed = auth == good or query.get("api_key") == [str(fake.api_key)]
@@ -596,6 +702,36 @@ class _Handler(BaseHTTPRequestHandler):
         status, obj = fake.handle_api(self.command, path, query, body)
         rec["status"] = status
         self._send(status, obj)
+
+    def _get_object(self, path, query):
+        """A log object, as S3 serves one: no vast.ai auth, recorded."""
+        fake = self.fake
+        key = str(fake.api_key)
+        raw = self.requestline + "\n" + "\n".join("%s: %s" % kv for kv in self.headers.items())
+        rec = {
+            "t": time.monotonic(), "wall": time.time(), "method": self.command,
+            "path": path, "query": query, "kind": "object",
+            "headers": {k: ("***" if k.lower() == "authorization" else v)
+                        for k, v in self.headers.items()},
+            "authorization_sent": "Authorization" in self.headers,
+            "key_seen": bool(key) and key in raw,
+            "authorized": False, "body": "", "status": None,
+        }
+        with fake.lock:
+            fake.requests.append(rec)
+            f = fake.fault
+            aimed = f is not None and f.path and path.startswith(f.path)
+        if aimed:
+            f = fake._take_fault(self.command, path, "object")
+            if f is not None:
+                rec["fault"] = f.mode
+                return self._fault(f, rec)
+        if self.command not in ("GET", "HEAD"):
+            rec["status"] = 405
+            return self._send(405, "", ctype="application/xml")
+        status, body, ctype = fake._object(path, query)
+        rec["status"] = status
+        return self._send(status, body, ctype=ctype)
 
     def _fault(self, f, rec):
         if f.mode == "delay":
@@ -676,6 +812,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"success": True})
         if path == "/_fake/key":
             fake.api_key = req["api_key"]
+            return self._send(200, {"success": True})
+        m = re.fullmatch(r"/_fake/log/(\d+)", path)
+        if m:
+            fake.set_log_text(int(m.group(1)), str(req.get("text", "")))
+            return self._send(200, {"success": True})
+        if path == "/_fake/logapi":
+            with fake.lock:
+                for k, attr in (("not_ready", "log_not_ready"),
+                                ("missing_status", "log_missing_status"),
+                                ("refuse", "log_refuse"), ("object_base", "object_base")):
+                    if k in req:
+                        setattr(fake, attr, req[k])
             return self._send(200, {"success": True})
         m = re.fullmatch(r"/_fake/instances/(\d+)", path)
         if m:

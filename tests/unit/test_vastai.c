@@ -1,6 +1,7 @@
 /*
  * test_vastai.c - the vast.ai adapter's pure parts (state mapping, reply
- * parsing, secret scrubbing) and the platform.c helpers, against the canned
+ * parsing, secret scrubbing, the log API's reply and result_url rule) and
+ * the platform.c helpers, against the canned
  * replies in tests/fixtures/platforms/vastai/. No network: open() is
  * exercised for its validation only, and list()/destroy() are left to the
  * integration tests against a fake API.
@@ -720,6 +721,313 @@ static void test_v1_pages(void)
 	}
 }
 
+/* result_url: https anywhere, http only to loopback, nothing odd. */
+static void test_result_url(void)
+{
+	char err[512], host[RGT_HOST_MAX];
+	char *big;
+
+	CHECK_ERR(vastai_result_url_check(
+		      "https://s3.amazonaws.com/vast.ai/instance_logs/"
+		      "0123abcd.log?X-Amz-Signature=deadbeef",
+		      host, sizeof(host), err, sizeof(err)),
+		  0);
+	CHECK_STR(host, "s3.amazonaws.com");
+	CHECK_ERR(vastai_result_url_check("HTTPS://bucket.s3.example:8443/x",
+					  host, sizeof(host), err,
+					  sizeof(err)),
+		  0);
+	CHECK_STR(host, "bucket.s3.example");
+	CHECK_ERR(vastai_result_url_check("http://127.0.0.1:8080/_s3/a.log?s=1",
+					  host, sizeof(host), err,
+					  sizeof(err)),
+		  0);
+	CHECK_STR(host, "127.0.0.1");
+	CHECK_ERR(vastai_result_url_check("http://localhost/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  0);
+	CHECK_ERR(vastai_result_url_check("http://[::1]:9/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  0);
+	CHECK_STR(host, "::1");
+	CHECK_ERR(vastai_result_url_check("http://127.9.8.7/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  0);
+
+	/* plain http elsewhere: refused, and the message names only the host */
+	CHECK_ERR(vastai_result_url_check(
+		      "http://s3.amazonaws.com/vast.ai/obj.log?X-Amz-Signature="
+		      "SIGSIGSIG",
+		      host, sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK(strstr(err, "http://") && strstr(err, "s3.amazonaws.com"));
+	CHECK(!strstr(err, "SIGSIGSIG") && !strstr(err, "obj.log"));
+	CHECK(host[0] == '\0');
+	CHECK_ERR(vastai_result_url_check("http://localhost.evil.com/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("http://10.0.0.1/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("http://[::2]/a", host, sizeof(host),
+					  err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("ftp://s3.amazonaws.com/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("file:///etc/passwd", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("/instance_logs/a.log", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("", host, sizeof(host), err,
+					  sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check(NULL, host, sizeof(host), err,
+					  sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://", host, sizeof(host), err,
+					  sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https:///path", host, sizeof(host),
+					  err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://u:pw@s3.example/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK(!strstr(err, "pw"));
+	CHECK_ERR(vastai_result_url_check("https://s3.example/a b", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://s3.example/a\r\nX: y", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://s3.\xc3\xa9xample/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://s3.example:0/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://s3.example:65536/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://s3.example:/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://s3.example:44x/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://[::1/a", host, sizeof(host),
+					  err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://[::1]x/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://[s3.example]/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_result_url_check("https://s3!example/a", host,
+					  sizeof(host), err, sizeof(err)),
+		  -EINVAL);
+	big = malloc(VASTAI_URL_MAX + 64);
+	REQUIRE(big);
+	strcpy(big, "https://s3.example/");
+	memset(big + strlen(big), 'a', VASTAI_URL_MAX);
+	big[VASTAI_URL_MAX + 1] = '\0';
+	CHECK_ERR(vastai_result_url_check(big, host, sizeof(host), err,
+					  sizeof(err)),
+		  -EINVAL);
+	CHECK(strstr(err, "longer"));
+	free(big);
+}
+
+static int log_reply(const char *body, char **url, char *host, char *err,
+		     size_t errlen)
+{
+	return vastai_parse_log_reply(body, body ? strlen(body) : 0, url,
+				      host, RGT_HOST_MAX, err, errlen);
+}
+
+/* The reply to PUT request_logs/{id}/, as the public API answers it. */
+static void test_log_reply(void)
+{
+	char err[512], host[RGT_HOST_MAX];
+	char *url = NULL;
+
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": "
+			    "\"https://s3.amazonaws.com/vast.ai/instance_logs/"
+			    "ab12.log\", \"msg\": \"Logs will be uploaded "
+			    "shortly\"}",
+			    &url, host, err, sizeof(err)),
+		  0);
+	CHECK_STR(url, "https://s3.amazonaws.com/vast.ai/instance_logs/"
+		       "ab12.log");
+	CHECK_STR(host, "s3.amazonaws.com");
+	CHECK(err[0] == '\0');
+	free(url);
+	url = NULL;
+
+	/* success false: the vendor's message, one line */
+	CHECK_ERR(log_reply("{\"success\": false, \"error\": \"not_running\", "
+			    "\"msg\": \"Instance is not\\nrunning\"}",
+			    &url, host, err, sizeof(err)),
+		  -EIO);
+	CHECK(url == NULL);
+	CHECK(strstr(err, "refused the log request") &&
+	      strstr(err, "Instance is not"));
+	CHECK(!strchr(err, '\n'));
+	CHECK_ERR(log_reply("{\"success\": false}", &url, host, err,
+			    sizeof(err)),
+		  -EIO);
+	CHECK(strstr(err, "(no message)"));
+	/* success false with a result_url all the same: still refused, and
+	 * the message does not carry the URL's signature */
+	CHECK_ERR(log_reply("{\"success\": false, \"result_url\": "
+			    "\"https://s3.example/x.log?X-Amz-Signature=SIG1234"
+			    "\", \"msg\": \"see https://s3.example/x.log?"
+			    "X-Amz-Signature=SIG1234\"}",
+			    &url, host, err, sizeof(err)),
+		  -EIO);
+	CHECK(url == NULL && !strstr(err, "SIG1234"));
+	/* no success at all, or not a boolean true */
+	CHECK_ERR(log_reply("{\"result_url\": \"https://s3.example/x.log\"}",
+			    &url, host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK(strstr(err, "success"));
+	CHECK_ERR(log_reply("{\"success\": \"true\", \"result_url\": "
+			    "\"https://s3.example/x.log\"}",
+			    &url, host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK_ERR(log_reply("{\"success\": 1, \"result_url\": "
+			    "\"https://s3.example/x.log\"}",
+			    &url, host, err, sizeof(err)),
+		  -EBADMSG);
+	/* result_url missing, not a string, empty, with a NUL */
+	CHECK_ERR(log_reply("{\"success\": true, \"msg\": \"queued\"}", &url,
+			    host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK(strstr(err, "result_url") && strstr(err, "queued"));
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": null}", &url,
+			    host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": 42}", &url,
+			    host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": [\"https://"
+			    "s3.example/x\"]}",
+			    &url, host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": \"\"}", &url,
+			    host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": "
+			    "\"https://s3.example/x\\u0000.log\"}",
+			    &url, host, err, sizeof(err)),
+		  -EBADMSG);
+	/* a result_url the rule refuses: plain http off loopback */
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": "
+			    "\"http://s3.amazonaws.com/x.log?X-Amz-Signature="
+			    "SIG9876\"}",
+			    &url, host, err, sizeof(err)),
+		  -EINVAL);
+	CHECK(url == NULL && !strstr(err, "SIG9876") && !strstr(err, "x.log"));
+	/* not JSON, not an object, nothing */
+	CHECK_ERR(log_reply("<html>502</html>", &url, host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK_ERR(log_reply("{\"success\": true, \"result_url\": \"https://s3",
+			    &url, host, err, sizeof(err)),
+		  -EBADMSG);
+	CHECK(!strstr(err, "s3"));
+	CHECK_ERR(log_reply("[true]", &url, host, err, sizeof(err)), -EBADMSG);
+	CHECK_ERR(log_reply("", &url, host, err, sizeof(err)), -EBADMSG);
+	CHECK_ERR(log_reply(NULL, &url, host, err, sizeof(err)), -EBADMSG);
+	CHECK(url == NULL);
+	CHECK_ERR(vastai_parse_log_reply("{}", VASTAI_MAX_BODY + 1, &url, host,
+					 sizeof(host), err, sizeof(err)),
+		  -EFBIG);
+}
+
+/* The object's bytes as they are, or the newest whole lines that fit. */
+static void test_log_text(void)
+{
+	struct buf b;
+	char *big;
+	size_t n;
+
+	buf_init(&b, 64);
+	CHECK_ERR(vastai_log_text("one\ntwo\n", 8, &b), 0);
+	CHECK_STR(b.data, "one\ntwo\n");
+	buf_reset(&b);
+	/* no final newline: the object ended there, kept whole */
+	CHECK_ERR(vastai_log_text("one\ntwo", 7, &b), 0);
+	CHECK_STR(b.data, "one\ntwo");
+	buf_reset(&b);
+	CHECK_ERR(vastai_log_text("", 0, &b), 0);
+	CHECK(b.len == 0);
+	CHECK_ERR(vastai_log_text(NULL, 5, &b), 0);
+	CHECK(b.len == 0);
+	buf_cleanup(&b);
+
+	/* more than the room: the newest whole lines */
+	buf_init(&b, 10);
+	CHECK_ERR(vastai_log_text("aaaa\nbbbb\ncccc\n", 15, &b), 0);
+	CHECK_STR(b.data, "bbbb\ncccc\n");
+	buf_reset(&b);
+	CHECK_ERR(vastai_log_text("aaaa\nbbbbb\ncccc\n", 16, &b), 0);
+	CHECK_STR(b.data, "cccc\n");
+	buf_reset(&b);
+	/* one line longer than the room: nothing, not half a line */
+	CHECK_ERR(vastai_log_text("0123456789abcdef\n", 17, &b), 0);
+	CHECK(b.len == 0);
+	buf_cleanup(&b);
+	/* the room is what is left in @out */
+	buf_init(&b, 11);
+	CHECK(buf_append(&b, "head\n", 5) == 0);
+	CHECK_ERR(vastai_log_text("aaaa\nbb\ncc\n", 11, &b), 0);
+	CHECK_STR(b.data, "head\nbb\ncc\n");
+	buf_cleanup(&b);
+
+	/* and never more than VASTAI_LOG_MAX, whatever the room */
+	n = (VASTAI_LOG_MAX / 10 + 10) * 10;
+	big = malloc(n);
+	REQUIRE(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = i % 10 == 9 ? '\n' : 'x';
+	buf_init(&b, VASTAI_LOG_BODY_MAX);
+	CHECK_ERR(vastai_log_text(big, n, &b), 0);
+	CHECK(b.len <= VASTAI_LOG_MAX && b.len > VASTAI_LOG_MAX - 10);
+	CHECK(b.len % 10 == 0 && b.data[b.len - 1] == '\n');
+	CHECK(!memcmp(b.data, big + n - b.len, b.len));
+	buf_cleanup(&b);
+	free(big);
+}
+
+/* The adapter says it has a log API, and has log(). */
+static void test_log_caps(void)
+{
+	struct platform *p = NULL;
+	struct platform_caps c;
+	struct rgt_section s;
+	char err[256];
+
+	sec_init(&s);
+	s.api_key_env = "RGT_TEST_VAST_KEY";
+	setenv("RGT_TEST_VAST_KEY", "capskey-4242", 1);
+	REQUIRE(vastai_platform_ops.open(&s, &p, err, sizeof(err)) == 0);
+	vastai_platform_ops.caps(p, &c);
+	CHECK(c.log_api);
+	CHECK(c.n_destroy == 1 && c.confirm_by_list);
+	CHECK(vastai_platform_ops.log != NULL);
+	/* an id that is not a vast.ai id is refused before any request */
+	CHECK_ERR(vastai_platform_ops.log(p, "../x", NULL, err, sizeof(err)),
+		  -EINVAL);
+	CHECK_ERR(vastai_platform_ops.log(p, "abc", NULL, err, sizeof(err)),
+		  -EINVAL);
+	vastai_platform_ops.close(p);
+	unsetenv("RGT_TEST_VAST_KEY");
+}
+
 int main(void)
 {
 	find_fixtures();
@@ -736,5 +1044,9 @@ int main(void)
 	test_load_key();
 	test_open();
 	test_v1_pages();
+	test_result_url();
+	test_log_reply();
+	test_log_text();
+	test_log_caps();
 	return CHECK_DONE();
 }
