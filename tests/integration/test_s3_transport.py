@@ -370,3 +370,104 @@ def test_hostile_listing_skips_and_reports(s3, proxied):
     kind, why = p.err("ls", "/")
     assert kind == "EIO" and "DOCTYPE" in why
     assert time.monotonic() - t0 < 5
+
+
+# ---- TLS: verification always on, an extra CA file adds trust --------------------------
+
+def _make_ca(d, name):
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    import shutil
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl binary")
+    ca_key, ca = os.path.join(d, name + "-ca.key"), os.path.join(d, name + "-ca.pem")
+    key, csr, crt = (os.path.join(d, name + s) for s in ("-srv.key", "-srv.csr", "-srv.pem"))
+    ext = os.path.join(d, name + "-ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=60)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=rgtfs test CA " + name)
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-out", crt, "-days", "2", "-extfile", ext)
+    return ca, crt, key
+
+
+class TLSFront:
+    """TLS on 127.0.0.1:<free port>, relaying raw bytes to a plain port (so
+    the Host header the client signed reaches the server unchanged)."""
+
+    def __init__(self, upstream_port, crt, key):
+        import socket
+        import ssl
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.up = upstream_port
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.stop_ev = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        import socket
+        import threading
+        while not self.stop_ev.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                t = self.ctx.wrap_socket(c, server_side=True)
+            except OSError:
+                c.close()       # a client that refused our certificate
+                continue
+            u = socket.create_connection(("127.0.0.1", self.up))
+            for a, b in ((t, u), (u, t)):
+                th = threading.Thread(target=self._pipe, args=(a, b), daemon=True)
+                th.start()
+                self.threads.append(th)
+
+    def close(self):
+        self.stop_ev.set()
+        self.ls.close()
+
+
+def test_tls_verified_and_ca_file(s3, pr, tmp_path):
+    s3.put(B, "a.bin", b"over tls")
+    ca, crt, key = _make_ca(str(tmp_path), "one")
+    other_ca, _, _ = _make_ca(str(tmp_path), "two")
+    front = TLSFront(s3.port, crt, key)
+    try:
+        p = Probe(pr.exe, "https://127.0.0.1:%d" % front.port, pr.env)
+        # unknown CA: refused, no bytes, no retry storm
+        r = p.run("cat", "/a.bin", 0, 8)
+        assert r.returncode == 1 and r.stdout == b"", r.stderr
+        assert re.search(rb"(?i)certificate|SSL|TLS", r.stderr), r.stderr
+        r = p.run("cat", "/a.bin", 0, 8, env={"S3PROBE_CA_FILE": other_ca})
+        assert r.returncode == 1 and r.stdout == b"", r.stderr
+        # the right CA as the extra file: verified, and it works
+        assert p.cat("/a.bin", 0, 8, env={"S3PROBE_CA_FILE": ca}) == b"over tls"
+        got, _ = p.ls("/", env={"S3PROBE_CA_FILE": ca})
+        assert set(got) == {"a.bin"}
+    finally:
+        front.close()
