@@ -177,8 +177,7 @@ int cloud_open(const struct rgt_section *sec, const struct rgt_config *cfg,
 	int rc = s3cred_load(sec, &c->creds, cerr, sizeof(cerr));
 	if (rc) {
 		/* The mount still comes up; reads say why they fail. */
-		snprintf(c->err, sizeof(c->err), "[cloud:%s] %s", sec->name,
-			 cerr);
+		snprintf(c->err, sizeof(c->err), "%s", cerr);
 		rgt_log(RGT_WARN, "%s", c->err);
 		*out = c;
 		return 0;

@@ -800,6 +800,14 @@ static void release(struct remote *r, struct xfer *x, int rc, bool own_fault)
 
 	pthread_mutex_lock(&r->mu);
 	unsigned gen = busy_take(r, x);
+	/* A bucket says what is wrong per request (403, throttling, a bad
+	 * listing, keys skipped from one that succeeded), not at connect:
+	 * keep the last reason until a request succeeds cleanly. A missing
+	 * key is an answer, not a problem. */
+	if (r->p.s3 && rc != -ENOENT && x->err[0])
+		snprintf(r->err, sizeof(r->err), "%s", x->err);
+	else if (r->p.s3 && !rc)
+		r->err[0] = '\0';
 	if (rc == -ETIMEDOUT && !r->fail_at && !own_fault) {
 		/* The box stopped answering mid-operation: every session to
 		 * it is stuck the same way. Fail the next callers at once

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cloud.h"
 #include "config.h"
 #include "fetch.h"
 #include "fleet.h"
@@ -270,10 +271,25 @@ int main(int argc, char *argv[])
 		goto out_http;
 	if (handles_new(&ctx.handles))
 		goto out_nodes;
+	for (size_t i = 0; i < cfg.nsec; i++)
+		ctx.nclouds += !strcmp(cfg.sec[i].kind, "cloud");
+	if (ctx.nclouds &&
+	    !(ctx.clouds = calloc(ctx.nclouds, sizeof(*ctx.clouds))))
+		goto out_handles;
+	for (size_t i = 0, k = 0; i < cfg.nsec; i++) {
+		if (strcmp(cfg.sec[i].kind, "cloud"))
+			continue;
+		rc = cloud_open(&cfg.sec[i], &cfg, ctx.store, &ctx.clouds[k++],
+				err, sizeof(err));
+		if (rc) {
+			rgt_log(RGT_ERR, "%s", err);
+			goto out_clouds;
+		}
+	}
 	rc = fleet_new(&cfg, ctx.store, &ctx.fleet, err, sizeof(err));
 	if (rc) {
 		rgt_log(RGT_ERR, "%s", err);
-		goto out_handles;
+		goto out_clouds;
 	}
 	struct fetcher_params fp = {
 		.store = ctx.store,
@@ -325,6 +341,10 @@ out_fetcher:
 	fetcher_free(ctx.fetcher);
 out_fleet:
 	fleet_free(ctx.fleet);
+out_clouds:
+	for (size_t i = 0; i < ctx.nclouds; i++)
+		cloud_free(ctx.clouds[i]);
+	free(ctx.clouds);
 out_handles:
 	handles_free(ctx.handles);
 out_nodes:

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -139,6 +140,7 @@ struct node *node_child(struct nodes *t, const struct node *parent,
 	n->kind = tmpl->kind;
 	n->pi = tmpl->pi;
 	n->vf = tmpl->vf;
+	n->cloud = tmpl->cloud;
 	n->attr = tmpl->attr;
 	n->pinned = tmpl->pinned;
 	n->name = strdup(name);
@@ -200,14 +202,17 @@ struct xfer_attr node_attr(struct nodes *t, struct node *n)
 }
 
 bool node_same_identity(struct nodes *t, struct node *n, uint64_t size,
-			int64_t mtime)
+			int64_t mtime, const char *etag)
 {
+	if (!etag)
+		etag = "";
 	pthread_mutex_lock(&t->mu);
 	bool same = n->have_cached && n->cached_size == size &&
-		    n->cached_mtime == mtime;
+		    n->cached_mtime == mtime && !strcmp(n->cached_etag, etag);
 	n->have_cached = true;
 	n->cached_size = size;
 	n->cached_mtime = mtime;
+	snprintf(n->cached_etag, sizeof(n->cached_etag), "%s", etag);
 	pthread_mutex_unlock(&t->mu);
 	return same;
 }

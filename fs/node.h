@@ -39,6 +39,8 @@ enum node_kind {
 	NK_ADIR,	/* its checkpoints/ and below (rpath: relative) */
 	NK_AFILE,	/* an archived file (rpath: relative) */
 	NK_PLOG,	/* log from the platform's log API (rendered text) */
+	NK_CLOUDS,	/* MOUNT/cloud */
+	NK_CERROR,	/* MOUNT/cloud/.error */
 };
 
 #define NODE_ROOT_INO 1
@@ -53,6 +55,8 @@ struct node {
 	char *plat;		/* platform name (archive nodes) */
 	char *rpath;		/* remote path (NK_LOG, NK_RDIR, NK_RFILE) */
 	int vf;			/* enum fleet_file for NK_VFILE */
+	int cloud;		/* NK_RDIR/NK_RFILE of a bucket: its index in
+				 * rgt_ctx.clouds plus one; 0: not a bucket */
 	/* guarded by the table lock: */
 	uint64_t nlookup;
 	bool pinned;
@@ -60,6 +64,7 @@ struct node {
 	bool have_cached;	/* identity of the last open, for keep_cache */
 	uint64_t cached_size;
 	int64_t cached_mtime;
+	char cached_etag[XFER_ETAG_MAX];
 	struct node *hnext;
 };
 
@@ -93,6 +98,6 @@ void node_set_attr(struct nodes *t, struct node *n,
 struct xfer_attr node_attr(struct nodes *t, struct node *n);
 /* Record the identity opened now; true if it equals the previous one. */
 bool node_same_identity(struct nodes *t, struct node *n, uint64_t size,
-			int64_t mtime);
+			int64_t mtime, const char *etag);
 
 #endif

@@ -83,6 +83,7 @@ static int resolve(struct rgt_ctx *c, struct node *p, const char *name,
 	memset(t, 0, sizeof(*t));
 	t->pi = p->pi;
 	t->id = p->id;
+	t->cloud = p->cloud;
 	return k->resolve ? k->resolve(c, p, name, t, path, pathlen) :
 			    -ENOTDIR;
 }

@@ -24,10 +24,15 @@ struct rgt_ctx {
 	struct nodes *nodes;
 	struct handles *handles;	/* open files and dirs */
 	struct rmguard *guard;		/* rm -r detection (rmguard.h) */
+	struct cloud **clouds;		/* [cloud:NAME] sections, in order */
+	size_t nclouds;
 	uid_t uid;		/* the mounting user */
 	gid_t gid;
 	time_t mount_time;
 };
+
+/* The [cloud:NAME] bucket called @name, or NULL. */
+struct cloud *rgt_cloud(const struct rgt_ctx *c, const char *name);
 
 struct fuse_lowlevel_ops;
 extern const struct fuse_lowlevel_ops rgt_ops;

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cloud.h"
 #include "config.h"
 #include "fleet.h"
 #include "ops.h"
@@ -134,8 +135,26 @@ int tree_text_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 	return render(c, n, &h->text);
 }
 
+struct cloud *rgt_cloud(const struct rgt_ctx *c, const char *name)
+{
+	for (size_t i = 0; name && i < c->nclouds; i++)
+		if (!strcmp(cloud_name(c->clouds[i]), name))
+			return c->clouds[i];
+	return NULL;
+}
+
+/* The bucket of a node under MOUNT/cloud/NAME, or NULL. */
+static struct cloud *cloud_of(const struct rgt_ctx *c, const struct node *n)
+{
+	return n->cloud > 0 && (size_t)n->cloud <= c->nclouds ?
+		       c->clouds[n->cloud - 1] : NULL;
+}
+
 static struct remote *remote_of(struct rgt_ctx *c, const struct node *n)
 {
+	struct cloud *cl = cloud_of(c, n);
+	if (cl)
+		return cloud_remote(cl);
 	if (n->pi < 0 || !n->id)
 		return NULL;
 	return fleet_remote(c->fleet, (size_t)n->pi, n->id);
@@ -157,6 +176,11 @@ static int root_resolve(struct rgt_ctx *c, struct node *p, const char *name,
 		t->kind = NK_ARCHIVE;
 		return 0;
 	}
+	if (!strcmp(name, "cloud") && c->nclouds) {
+		t->kind = NK_CLOUDS;
+		t->pi = -1;
+		return 0;
+	}
 	/* a platform directory's pi is its directory index */
 	t->pi = fleet_dir_index(c->fleet, name);
 	if (t->pi < 0)
@@ -171,6 +195,8 @@ static int root_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
 	for (size_t i = 0; !rc && i < fleet_ndirs(c->fleet); i++)
 		rc = tree_add_child(d, n, fleet_dir_name(c->fleet, i),
 				    S_IFDIR);
+	if (!rc && c->nclouds)
+		rc = tree_add_child(d, n, "cloud", S_IFDIR);
 	return rc ? rc : tree_add_child(d, n, "archive", S_IFDIR);
 }
 
@@ -235,6 +261,78 @@ static int perror_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 
 static const struct kind_ops perror_ops = {
 	.stat = perror_stat, .open = perror_open,
+};
+
+/* ---- /cloud/ ------------------------------------------------------------------- */
+
+/*
+ * MOUNT/cloud/NAME is the root of bucket NAME, read-only, served by the
+ * same remote-directory handlers as checkpoints/ (its nodes carry the
+ * bucket's index). Problems of every bucket are in MOUNT/cloud/.error,
+ * one line each, outside any bucket's namespace.
+ */
+static int clouds_resolve(struct rgt_ctx *c, struct node *p, const char *name,
+			  struct node *t, char *path, size_t pathlen)
+{
+	if (!strcmp(name, ".error")) {
+		t->kind = NK_CERROR;
+		return 0;
+	}
+	for (size_t i = 0; i < c->nclouds; i++) {
+		if (strcmp(name, cloud_name(c->clouds[i])))
+			continue;
+		t->kind = NK_RDIR;
+		t->cloud = (int)i + 1;
+		t->rpath = (char *)"/";
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int clouds_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
+{
+	int rc = tree_add_child(d, n, ".error", S_IFREG);
+	for (size_t i = 0; !rc && i < c->nclouds; i++)
+		rc = tree_add_child(d, n, cloud_name(c->clouds[i]), S_IFDIR);
+	return rc;
+}
+
+static const struct kind_ops clouds_ops = {
+	.stat = dir_stat_fn, .resolve = clouds_resolve, .fill = clouds_fill,
+};
+
+static int cerror_render(struct rgt_ctx *c, const struct node *n,
+			 struct buf *b)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < c->nclouds; i++) {
+		char err[512];
+		cloud_error(c->clouds[i], err, sizeof(err));
+		if (!err[0])
+			continue;
+		rc = buf_appendf(b, "%s: ", cloud_name(c->clouds[i]));
+		if (!rc)
+			rc = rpath_escape(b, err);
+		if (!rc)
+			rc = buf_append(b, "\n", 1);
+	}
+	return rc;
+}
+
+static int cerror_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
+		       double *timeout)
+{
+	return tree_text_stat(c, n, st, timeout, cerror_render);
+}
+
+static int cerror_open(struct rgt_ctx *c, struct node *n, struct fh *h,
+		       struct open_out *out)
+{
+	return tree_text_open(c, n, h, out, cerror_render);
+}
+
+static const struct kind_ops cerror_ops = {
+	.stat = cerror_stat, .open = cerror_open,
 };
 
 /* ---- /<kind>/<id>/ -------------------------------------------------------------- */
@@ -445,15 +543,18 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 			return rc;
 	}
 	struct xfer_attr a = node_attr(c->nodes, n);
-	rc = fetch_file_init(&h->ff, r, fleet_platform_name(c->fleet,
-							    (size_t)n->pi),
-			     n->id, *n->rpath ? n->rpath : "/dev/null", a.size,
+	struct cloud *cl = cloud_of(c, n);
+	rc = fetch_file_init(&h->ff, r,
+			     cl ? "cloud" :
+				  fleet_platform_name(c->fleet, (size_t)n->pi),
+			     cl ? cloud_name(cl) : n->id,
+			     *n->rpath ? n->rpath : "/dev/null", a.size,
 			     a.mtime, a.etag);
 	if (n->kind == NK_LOG)
 		out->direct_io = true;
 	else
 		out->keep_cache = node_same_identity(c->nodes, n, a.size,
-						     a.mtime);
+						     a.mtime, a.etag);
 	return rc;
 }
 
@@ -503,10 +604,12 @@ static int rdir_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
 	if (!r)
 		return -ENOENT;
 	int rc = remote_list(r, n->rpath, LIST_MAX_AGE, &l);
-	if (rc == -ENOENT &&
+	if (rc == -ENOENT && !n->cloud &&
 	    !strcmp(n->rpath,
 		    fleet_section(c->fleet, (size_t)n->pi)->checkpoint_dir))
 		return 0;	/* no checkpoint_dir yet: empty */
+	if (rc == -ENOENT && n->cloud && !strcmp(n->rpath, "/"))
+		return 0;	/* an empty bucket */
 	if (rc)
 		return rc;
 	for (size_t i = 0; !rc && i < l->n; i++)
@@ -540,6 +643,8 @@ static const struct kind_ops *const kinds[] = {
 	[NK_ADIR] = &tree_archive_dir,
 	[NK_AFILE] = &tree_archive_file,
 	[NK_PLOG] = &plog_ops,
+	[NK_CLOUDS] = &clouds_ops,
+	[NK_CERROR] = &cerror_ops,
 };
 
 static const struct kind_ops none_ops;

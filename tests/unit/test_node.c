@@ -38,9 +38,14 @@ int main(void)
 	CHECK(node_child(t, p, "a\nb", &ft, true, &err) == f);
 	CHECK(node_attr(t, f).size == 20);
 
-	CHECK(!node_same_identity(t, f, 20, 5));
-	CHECK(node_same_identity(t, f, 20, 5));
-	CHECK(!node_same_identity(t, f, 21, 5));
+	CHECK(!node_same_identity(t, f, 20, 5, NULL));
+	CHECK(node_same_identity(t, f, 20, 5, NULL));
+	CHECK(node_same_identity(t, f, 20, 5, ""));
+	CHECK(!node_same_identity(t, f, 21, 5, NULL));
+	/* an S3 object rewritten within the second, same size */
+	CHECK(!node_same_identity(t, f, 21, 5, "\"e1\""));
+	CHECK(node_same_identity(t, f, 21, 5, "\"e1\""));
+	CHECK(!node_same_identity(t, f, 21, 5, "\"e2\""));
 
 	uint64_t fino = f->ino;
 	node_forget(t, fino, 1);
