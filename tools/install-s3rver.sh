@@ -26,7 +26,29 @@ for t in node npm; do
 	fi
 done
 
-installed && exit 0
+# s3rver 4.0.4 bug: a listing with a delimiter prunes every directory more
+# than one level below the prefix before it has seen an object there, so a
+# prefix whose keys all lie deeper ("a/b/c.pt" with nothing directly in a/)
+# is missing from CommonPrefixes. Real S3 lists it. Patched in place
+# (exact text, checked), so the tests see S3's behaviour.
+STORE_JS="$DIR/node_modules/$PKG/lib/stores/filesystem.js"
+MARK="rgtfs: no pruning below common prefixes"
+patched() { grep -qF "$MARK" "$STORE_JS" 2>/dev/null; }
+patch_store() {
+	node -e '
+		const fs = require("fs");
+		const [file, mark] = process.argv.slice(1);
+		const s = fs.readFileSync(file, "utf8");
+		const old = "          delimiterEnc &&\n          dirPath.slice(prefixPath.length).indexOf(delimiterEnc) !== -1\n";
+		if (!s.includes(old)) { console.error("install-s3rver: " + file + ": the text to patch is not there"); process.exit(1); }
+		fs.writeFileSync(file, s.replace(old, "          false /* " + mark + " */ &&\n" + old));
+	' "$STORE_JS" "$MARK"
+}
+
+if installed; then
+	patched || patch_store
+	exit 0
+fi
 
 if ! mkdir -p "$DIR" 2>/dev/null || [ ! -w "$DIR" ]; then
 	echo "install-s3rver: cannot write $DIR: run as root, or set RGTFS_S3RVER_DIR" >&2
@@ -61,6 +83,7 @@ if ! installed; then
 	echo "install-s3rver: $PKG@$VERSION is not in $DIR/node_modules after npm" >&2
 	exit 1
 fi
+patched || patch_store
 # it must start and listen (4.x needs --openssl-legacy-provider on node >= 17;
 # the package ships no bin/, tests/integration/s3server.py starts lib/s3rver.js)
 tmp=$(mktemp -d)

@@ -519,3 +519,14 @@ def test_proxy_stop_leaves_no_threads(s3b):
     assert not left, left
     with pytest.raises(OSError):
         socket.create_connection((px.host, px.port), timeout=2).close()
+
+
+def test_deep_keys_show_as_common_prefixes(s3b):
+    """s3rver 4.0.4 left out of CommonPrefixes a prefix whose keys all lie
+    deeper than one level; install-s3rver.sh patches that, so the server
+    lists as S3 does. This fails on an unpatched install."""
+    s3b.put(B, "deep/a/b/c.pt", b"x")
+    r = s3b.s3.list_objects_v2(Bucket=B, Delimiter="/")
+    assert {p["Prefix"] for p in r.get("CommonPrefixes", [])} >= {"deep/", "dir/"}, r
+    r = s3b.s3.list_objects_v2(Bucket=B, Delimiter="/", Prefix="deep/")
+    assert [p["Prefix"] for p in r.get("CommonPrefixes", [])] == ["deep/a/"], r
