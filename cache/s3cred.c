@@ -151,7 +151,8 @@ static int from_files(const struct rgt_section *sec, struct s3_creds *c,
 	int rc;
 
 	if (!ak || !sk) {
-		snprintf(err, errlen, "%s is set but %s is not (both are needed)",
+		snprintf(err, errlen,
+			 "%s is set but %s is not (both are needed)",
 			 ak ? "access_key_file" : "secret_key_file",
 			 ak ? "secret_key_file" : "access_key_file");
 		return -EINVAL;
@@ -224,7 +225,8 @@ static int from_env(const struct rgt_section *sec, struct s3_creds *c,
 	c->secret_key = strdup(sk);
 	if (tk && *tk)
 		c->session_token = strdup(tk);
-	if (!c->access_key || !c->secret_key || (tk && *tk && !c->session_token))
+	if (!c->access_key || !c->secret_key ||
+	    (tk && *tk && !c->session_token))
 		return -ENOMEM;
 	snprintf(c->source, sizeof(c->source), "environment (%s, %s)", akn,
 		 skn);

@@ -18,8 +18,9 @@
  *	ListBucketResult, with exactly one IsTruncated ("true"/"false"), a
  *	NextContinuationToken when it says true, and, when KeyCount is
  *	present, KeyCount equal to the Contents plus CommonPrefixes it
- *	holds (AWS) or to its Contents alone (s3rver 4 counts only those). Every Contents has a non-empty Key, a decimal Size and an ISO
- *	8601 LastModified; anything else is an error naming the entry.
+ *	holds (AWS) or to its Contents alone (s3rver 4 counts only those).
+ *	Every Contents has a non-empty Key, a decimal Size and an ISO 8601
+ *	LastModified; anything else is an error naming the entry.
  *
  * REJECTED
  *	A SAX or xmlReader stream: less code to get wrong with a bounded

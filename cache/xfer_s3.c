@@ -19,7 +19,8 @@
  *
  *	readdir: ListObjectsV2 (list-type=2, prefix, delimiter "/",
  *	max-keys=1000, encoding-type=url so that AWS can send keys XML
- *	cannot hold; servers that ignore it send raw keys), following NextContinuationToken to the end. The
+ *	cannot hold; servers that ignore it send raw keys), following
+ *	NextContinuationToken to the end. The
  *	whole listing is collected first and only handed to the callback
  *	once it is complete, so a listing that fails on page 7 delivers
  *	nothing rather than six pages that look like a directory. Bounded:
@@ -96,7 +97,7 @@
 #define DEF_MAX_ENTRIES	200000L
 #define LIST_BODY_MAX	((size_t)4 << 20)	/* one ListObjectsV2 page */
 #define ERR_BODY_MAX	((size_t)64 << 10)	/* an error document */
-#define RANGE_SLACK	16			/* bytes=0-1 for a 1-byte read */
+#define RANGE_SLACK	16		/* bytes=0-1 for a 1-byte read */
 #define RETRIES		4
 #define BACKOFF_MS	200L
 #define BACKOFF_MAX_MS	2000L
@@ -165,8 +166,8 @@ static int path_to_key(struct s3_xfer *x, const char *path, bool dir,
 	while (n && rel[n - 1] == '/')
 		n--;
 	if (n && !s3_key_component_ok(rel, n, why, sizeof(why)))
-		return fail(x, -ENOENT, "%s: not an object name (%s)", x->bucket,
-			    why);
+		return fail(x, -ENOENT, "%s: not an object name (%s)",
+			    x->bucket, why);
 	rc = buf_append(out, x->prefix, strlen(x->prefix));
 	if (!rc && n)
 		rc = buf_append(out, rel, n);
@@ -793,8 +794,8 @@ static int s3_readdir(struct xfer *xb, const char *path, xfer_dirent_fn fn,
 	if (rc)
 		goto out;
 	if (!seen && pl > strlen(x->prefix)) {
-		rc = fail(x, -ENOENT, "%s in bucket %s: no such directory", what,
-			  x->bucket);
+		rc = fail(x, -ENOENT, "%s in bucket %s: no such directory",
+			  what, x->bucket);
 		goto out;
 	}
 

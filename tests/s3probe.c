@@ -75,8 +75,9 @@ static int print_dent(void *arg, const char *name, const struct xfer_attr *a)
 	char esc[1024];
 
 	s3_escape(name, strlen(name), esc, sizeof(esc));
-	printf("%c %" PRIu64 " %" PRId64 " %s %s\n", S_ISDIR(a->mode) ? 'd' : 'f',
-	       a->size, a->mtime, a->etag[0] ? a->etag : "-", esc);
+	printf("%c %" PRIu64 " %" PRId64 " %s %s\n",
+	       S_ISDIR(a->mode) ? 'd' : 'f', a->size, a->mtime,
+	       a->etag[0] ? a->etag : "-", esc);
 	return 0;
 }
 
