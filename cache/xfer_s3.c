@@ -34,7 +34,9 @@
  *	holds nothing at all (not even its marker object) is -ENOENT: in S3
  *	that is a directory that does not exist.
  *
- *	pread: one ranged GET "Range: bytes=A-B" (never a suffix range: the
+ *	pread: one ranged GET per 64 MiB (READ_MAX, so no response needs
+ *	more memory; reads are short only at EOF) "Range: bytes=A-B"
+ *	(never a suffix range: the
  *	test server answers those wrongly), checked before a byte is handed
  *	out: a 206 must carry Content-Range "bytes A-B'/TOTAL" with our A,
  *	a body of exactly B'-A+1 bytes, and (with @expect) TOTAL equal to
@@ -98,6 +100,7 @@
 #define LIST_BODY_MAX	((size_t)4 << 20)	/* one ListObjectsV2 page */
 #define ERR_BODY_MAX	((size_t)64 << 10)	/* an error document */
 #define RANGE_SLACK	16		/* bytes=0-1 for a 1-byte read */
+#define READ_MAX	((size_t)64 << 20)	/* one ranged GET */
 #define RETRIES		4
 #define BACKOFF_MS	200L
 #define BACKOFF_MAX_MS	2000L
@@ -987,11 +990,11 @@ static int parse_content_range(const char *s, uint64_t *a, uint64_t *b,
 	return 0;
 }
 
-static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
-			size_t len, uint64_t off,
-			const struct xfer_attr *expect)
+/* One ranged GET of at most READ_MAX bytes (see DESIGN). */
+static ssize_t pread_once(struct s3_xfer *x, const char *path, char *buf,
+			  size_t len, uint64_t off,
+			  const struct xfer_attr *expect)
 {
-	struct s3_xfer *x = to_x(xb);
 	struct sigv4_kv extra[2];
 	size_t nextra = 0, want_len, got;
 	uint64_t end, a, b, total;
@@ -1003,13 +1006,6 @@ static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
 	bool stale = false;
 	ssize_t rc;
 
-	x->base.err[0] = '\0';
-	if (!len)
-		return 0;
-	if (len > (size_t)1 << 30)
-		len = (size_t)1 << 30;
-	if (off > INT64_MAX || len > INT64_MAX - off)
-		return fail(x, -EINVAL, "read %s: offset out of range", path);
 	/* EOF of the expected version: no request (s3rver never answers a
 	 * ranged GET of an empty object). */
 	if (expect && off >= expect->size)
@@ -1129,6 +1125,34 @@ out:
 	http_resp_cleanup(&resp);
 	buf_cleanup(&key);
 	return rc;
+}
+
+static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
+			size_t len, uint64_t off,
+			const struct xfer_attr *expect)
+{
+	struct s3_xfer *x = to_x(xb);
+	size_t done = 0;
+
+	x->base.err[0] = '\0';
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	if (off > INT64_MAX || len > INT64_MAX - off)
+		return fail(x, -EINVAL, "read %s: offset out of range", path);
+	/* Requests of at most READ_MAX, so a response never needs more
+	 * memory than that; short only at EOF. */
+	while (done < len) {
+		size_t n = len - done < READ_MAX ? len - done : READ_MAX;
+		ssize_t r = pread_once(x, path, (char *)buf + done, n,
+				       off + done, expect);
+
+		if (r < 0)
+			return r;
+		done += (size_t)r;
+		if ((size_t)r < n)
+			break;
+	}
+	return (ssize_t)done;
 }
 
 const struct xfer_ops xfer_s3_ops = {
