@@ -601,9 +601,9 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	if (resp->want)
 		capture_headers(h, resp, at->rc == CURLE_OK);
 	if (req->conn) {
-		/* Nothing of ours may stay referenced by the kept handle. */
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+		/* Nothing of ours (headers, error buffer, callback data on
+		 * this stack) may stay referenced by the kept handle. */
+		curl_easy_reset(h);
 	} else {
 		curl_easy_cleanup(h);
 	}
