@@ -156,6 +156,20 @@ extern const struct xfer_ops xfer_sftp_ops;
  */
 extern const struct xfer_ops xfer_s3_ops;
 
+/* Largest body xfer_s3_put() sends in one PUT (from memory). */
+#define XFER_S3_PUT_MAX ((size_t)256 << 20)
+
+/*
+ * S3 only, outside xfer_ops (the tree is read-only): store @len bytes at
+ * @data as the object at tree path @path of the handle @x (opened with
+ * xfer_s3_ops), signed with the body's SHA-256, which S3 checks. Retried
+ * like every request (the body is sent again). The new ETag into @etag
+ * (may be NULL). 0, or -errno with the reason in x->err (-EFBIG past
+ * XFER_S3_PUT_MAX, -EINVAL for another backend's handle).
+ */
+int xfer_s3_put(struct xfer *x, const char *path, const void *data,
+		size_t len, char *etag, size_t etaglen);
+
 /*
  * Check @host:@port and the key against an OpenSSH known_hosts @file
  * (plain and hashed entries, [host]:port form for ports other than 22).

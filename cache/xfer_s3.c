@@ -196,6 +196,8 @@ struct s3_call {
 	size_t nextra;
 	const char *const *want;
 	size_t max_body;
+	const void *body;		/* PUT: signed by its SHA-256 */
+	size_t body_len;
 };
 
 /*
@@ -246,7 +248,11 @@ static int s3_do(struct s3_xfer *x, const struct s3_call *c,
 	    .nquery = c->nquery,
 	    .headers = sh,
 	    .nheaders = nh,
-	    .payload_hash = SIGV4_UNSIGNED_PAYLOAD,
+	    /* no body: not signed (the bytes come back checked by their
+	     * ETag and length); a body: its SHA-256, which S3 verifies */
+	    .payload_hash = c->body ? NULL : SIGV4_UNSIGNED_PAYLOAD,
+	    .body = c->body,
+	    .body_len = c->body_len,
 	    .region = x->region,
 	    .service = "s3",
 	};
@@ -314,6 +320,8 @@ static int s3_do(struct s3_xfer *x, const struct s3_call *c,
 	req.ca_file = x->ca_file;
 	req.conn = x->conn;
 	req.identity = true;
+	req.body = c->body;
+	req.body_len = c->body_len;
 	rc = http_do(&req, resp, err, sizeof(err));
 	if (rc)
 		fail(x, rc, "%s: %s", x->bucket, err);
@@ -1153,6 +1161,62 @@ static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
 			break;
 	}
 	return (ssize_t)done;
+}
+
+/* ------------------------------------------------------------------ */
+/* upload                                                             */
+
+static const char *const put_want[] = {"ETag", "x-amz-request-id", NULL};
+
+int xfer_s3_put(struct xfer *xb, const char *path, const void *data,
+		size_t len, char *etag, size_t etaglen)
+{
+	struct s3_xfer *x = to_x(xb);
+	struct http_resp resp;
+	struct buf key;
+	char what[300];
+	int rc;
+
+	if (etag && etaglen)
+		etag[0] = '\0';
+	if (!xb || xb->ops != &xfer_s3_ops)
+		return -EINVAL;
+	x->base.err[0] = '\0';
+	snprintf(what, sizeof(what), "put %s", path);
+	if (len > XFER_S3_PUT_MAX)
+		return fail(x, -EFBIG,
+			    "%s in bucket %s: %zu bytes is more than one PUT "
+			    "may carry here",
+			    what, x->bucket, len);
+	buf_init(&key, S3_KEY_MAX + 2);
+	rc = path_to_key(x, path, false, &key);
+	if (rc) {
+		buf_cleanup(&key);
+		return rc;
+	}
+	if (key.len == strlen(x->prefix)) {
+		buf_cleanup(&key);
+		return fail(x, -EISDIR, "%s: not an object name", what);
+	}
+	struct s3_call c = {
+	    .method = "PUT",
+	    .key = key.data,
+	    .want = put_want,
+	    .max_body = ERR_BODY_MAX,
+	    .body = data ? data : "",
+	    .body_len = data ? len : 0,
+	};
+	rc = s3_do(x, &c, &resp);
+	if (!rc && resp.status != 200)
+		rc = s3_status_fail(x, &resp, what);
+	else if (!rc && etag && etaglen)
+		snprintf(etag, etaglen, "%s",
+			 http_resp_header(&resp, "ETag")
+			     ? http_resp_header(&resp, "ETag")
+			     : "");
+	http_resp_cleanup(&resp);
+	buf_cleanup(&key);
+	return rc;
 }
 
 const struct xfer_ops xfer_s3_ops = {

@@ -13,6 +13,8 @@
  *   statread PATH OFF LEN  stat PATH and print it as stat does, then wait
  *                          for a line on stdin, then read as cat does with
  *                          the stat result as the expected version
+ *   put PATH               store stdin (at most 64 MiB) as PATH with
+ *                          xfer_s3_put(); the new ETag on stdout
  *
  * Credentials come from the environment through s3cred (AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or a shared credentials file).
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "buf.h"
 #include "http.h"
 #include "s3cred.h"
 #include "s3xml.h"
@@ -50,6 +53,9 @@ static const char *ename(int e)
 	case ECONNREFUSED: return "ECONNREFUSED";
 	case EHOSTUNREACH: return "EHOSTUNREACH";
 	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case EISDIR: return "EISDIR";
+	case EFBIG: return "EFBIG";
+	case ENOMEM: return "ENOMEM";
 	default: return "E?";
 	}
 }
@@ -127,7 +133,7 @@ int main(int argc, char **argv)
 
 	if (argc < 7) {
 		fprintf(stderr, "usage: s3probe ENDPOINT REGION BUCKET PREFIX "
-				"stat|ls PATH | cat|statread PATH OFF LEN\n");
+				"stat|ls|put PATH | cat|statread PATH OFF LEN\n");
 		return 2;
 	}
 	cmd = argv[5];
@@ -191,6 +197,23 @@ int main(int argc, char **argv)
 			ret = cat(x, argv[6], strtoull(argv[7], NULL, 10),
 				  strtoull(argv[8], NULL, 10), &a);
 		}
+	} else if (!strcmp(cmd, "put")) {
+		struct buf in;
+		char chunk[65536], etag[XFER_ETAG_MAX];
+		size_t n;
+
+		buf_init(&in, (size_t)64 << 20);
+		while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0 &&
+		       !(rc = buf_append(&in, chunk, n)))
+			;
+		if (rc)
+			ret = die(rc, "stdin larger than 64 MiB");
+		else if ((rc = xfer_s3_put(x, argv[6], in.data, in.len, etag,
+					   sizeof(etag))))
+			ret = die(rc, x->err);
+		else
+			printf("%s\n", etag);
+		buf_cleanup(&in);
 	} else {
 		fprintf(stderr, "s3probe: unknown command %s\n", cmd);
 		ret = 2;

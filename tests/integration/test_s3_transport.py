@@ -473,3 +473,30 @@ def test_tls_verified_and_ca_file(s3, pr, tmp_path):
         assert set(got) == {"a.bin"}
     finally:
         front.close()
+
+
+# ---- upload (xfer_s3_put, for archives) ------------------------------------------------
+
+def test_put_uploads_and_retries_with_the_same_body(s3, pr, proxied):
+    px, p = proxied
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    r = pr.ok("put", "/up/archive.tar", input=data)
+    assert r.stdout.decode().strip() == md5q(data)
+    assert s3.get(B, "up/archive.tar") == data
+    assert pr.cat("/up/archive.tar", 0, len(data)) == data
+    assert pr.ok("put", "/up/empty", input=b"").stdout.decode().strip() == md5q(b"")
+    assert s3.head(B, "up/empty")["size"] == 0
+
+    # a 503 then success: the body is sent again, whole
+    px.fail("slowdown", times=1, method="PUT", path="/bkt/up/again.bin")
+    small = os.urandom(100000)
+    assert p.ok("put", "/up/again.bin", input=small).stdout.decode().strip() == md5q(small)
+    assert px.count(method="PUT", path="/bkt/up/again.bin") == 2
+    assert s3.get(B, "up/again.bin") == small
+    sha = [rq.header("x-amz-content-sha256") for rq in px.requests(method="PUT")]
+    assert sha and all(h == hashlib.sha256(small).hexdigest() for h in sha)
+
+    kind, _ = pr.err("put", "/", input=b"x")
+    assert kind == "EISDIR"
+    kind, why = pr.err("put", "/up/x", input=b"x", env={"AWS_SECRET_ACCESS_KEY": "bad"})
+    assert kind == "EACCES" and "access denied" in why
