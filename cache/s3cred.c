@@ -164,14 +164,13 @@ static int from_files(const struct rgt_section *sec, struct s3_creds *c,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = read_key_file(akp, "access_key_file", &c->access_key, err,
-			   errlen);
+	rc = read_key_file(akp, "access_key_file", &c->access_key, err, errlen);
 	if (!rc)
 		rc = read_key_file(skp, "secret_key_file", &c->secret_key, err,
 				   errlen);
 	if (!rc && tkp)
-		rc = read_key_file(tkp, "session_token_file",
-				   &c->session_token, err, errlen);
+		rc = read_key_file(tkp, "session_token_file", &c->session_token,
+				   err, errlen);
 	if (!rc)
 		snprintf(c->source, sizeof(c->source), "files (%s, %s)", akp,
 			 skp);
@@ -237,8 +236,8 @@ struct prof_ctx {
 	const char *profile;
 	FILE *f;
 	int line;
-	int long_line;		/* first line too long even for us, 0: none */
-	bool in_section;	/* (reader) inside [profile] right now */
+	int long_line;	 /* first line too long even for us, 0: none */
+	bool in_section; /* (reader) inside [profile] right now */
 	bool seen_profile;
 	char *ak, *sk, *tk;
 	bool nomem;
@@ -450,8 +449,8 @@ out:
 	return rc;
 }
 
-int s3cred_load(const struct rgt_section *sec, struct s3_creds *out,
-		char *err, size_t errlen)
+int s3cred_load(const struct rgt_section *sec, struct s3_creds *out, char *err,
+		size_t errlen)
 {
 	char why[512];
 	int rc;
@@ -469,9 +468,8 @@ int s3cred_load(const struct rgt_section *sec, struct s3_creds *out,
 	if (rc) {
 		s3cred_cleanup(out);
 		if (err && errlen)
-			snprintf(err, errlen, "%s%s%s%s",
-				 sec ? "[cloud:" : "", sec ? sec->name : "",
-				 sec ? "] " : "",
+			snprintf(err, errlen, "%s%s%s%s", sec ? "[cloud:" : "",
+				 sec ? sec->name : "", sec ? "] " : "",
 				 why[0] ? why : "out of memory");
 	}
 	return rc;

@@ -43,7 +43,7 @@ struct rgt_section;
 struct s3_creds {
 	char *access_key;
 	char *secret_key;
-	char *session_token;	/* NULL: none */
+	char *session_token; /* NULL: none */
 	/* Where they came from, for messages: "environment
 	 * (AWS_ACCESS_KEY_ID)", "files (PATH, PATH)", "profile P in FILE". */
 	char source[512];
@@ -56,8 +56,8 @@ struct s3_creds {
  * an unterminated profile, too long a line), -ENOMEM; the reason in @err.
  * @out is to be released with s3cred_cleanup() in every case.
  */
-int s3cred_load(const struct rgt_section *sec, struct s3_creds *out,
-		char *err, size_t errlen);
+int s3cred_load(const struct rgt_section *sec, struct s3_creds *out, char *err,
+		size_t errlen);
 void s3cred_cleanup(struct s3_creds *c);
 
 #endif

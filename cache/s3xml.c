@@ -44,7 +44,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 
-#define TOKEN_MAX 4096	/* NextContinuationToken */
+#define TOKEN_MAX 4096 /* NextContinuationToken */
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
@@ -68,8 +68,8 @@ void s3_escape(const char *s, size_t n, char *out, size_t outlen)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1
-				: c == '\\'			 ? 2
-								 : 4;
+			      : c == '\\'			   ? 2
+								   : 4;
 
 		if (o + need + 4 > outlen) { /* room for "..." and NUL */
 			if (o + 4 <= outlen) {
@@ -100,8 +100,9 @@ int s3_parse_iso8601(const char *s, int64_t *out)
 	const char *p;
 	time_t t;
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-			 &sec, &n) != 6 ||
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec,
+		   &n) != 6 ||
 	    n != 19)
 		return -EINVAL;
 	p = s + n;
@@ -171,8 +172,7 @@ static bool key_bad(const char *key, size_t n, char *why, size_t whylen,
 	return false;
 }
 
-bool s3_key_component_ok(const char *key, size_t n, char *why,
-			 size_t whylen)
+bool s3_key_component_ok(const char *key, size_t n, char *why, size_t whylen)
 {
 	const unsigned char *p = (const unsigned char *)key;
 	size_t seg = 0; /* start of the current segment */
@@ -447,8 +447,7 @@ static int parse_contents(xmlNodePtr n, struct s3_object *o, bool enc,
 			else if (!*t)
 				rc = perr(err, errlen, -EPROTO,
 					  "Contents with an empty Key%s", "");
-			else if ((rc = key_value(t, enc, &o->key,
-						 &o->key_len)))
+			else if ((rc = key_value(t, enc, &o->key, &o->key_len)))
 				rc = rc == -ENOMEM
 					 ? rc
 					 : perr(err, errlen, -EPROTO,
@@ -485,10 +484,10 @@ static int parse_contents(xmlNodePtr n, struct s3_object *o, bool enc,
 	if (rc)
 		return rc;
 	if (!o->key || !have_size || !have_mtime)
-		return perr(err, errlen, -EPROTO,
-			    "Contents without %s",
-			    !o->key ? "Key" : !have_size ? "Size"
-							 : "LastModified");
+		return perr(err, errlen, -EPROTO, "Contents without %s",
+			    !o->key	 ? "Key"
+			    : !have_size ? "Size"
+					 : "LastModified");
 	return 0;
 }
 
@@ -538,8 +537,8 @@ static int parse_prefix(xmlNodePtr n, bool enc, char **out, size_t *len,
 }
 
 /* One singleton field's text; a second occurrence is an error. */
-static int single(xmlNodePtr c, bool *seen, size_t max, char **out,
-		  char *err, size_t errlen)
+static int single(xmlNodePtr c, bool *seen, size_t max, char **out, char *err,
+		  size_t errlen)
 {
 	int rc;
 
@@ -632,10 +631,9 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 			} else {
 				size_t i = out->nprefix++;
 
-				rc = parse_prefix(c, out->url_encoded,
-						  &out->prefixes[i],
-						  &out->prefix_len[i], err,
-						  errlen);
+				rc = parse_prefix(
+				    c, out->url_encoded, &out->prefixes[i],
+				    &out->prefix_len[i], err, errlen);
 			}
 		} else if (is(c, "IsTruncated")) {
 			rc = single(c, &seen_trunc, 8, &t, err, errlen);
@@ -645,8 +643,7 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 				rc = perr(err, errlen, -EPROTO,
 					  "IsTruncated is \"%s\"", t);
 		} else if (is(c, "NextContinuationToken")) {
-			rc = single(c, &seen_token, TOKEN_MAX, &t, err,
-				    errlen);
+			rc = single(c, &seen_token, TOKEN_MAX, &t, err, errlen);
 			if (!rc && !(out->next_token = strdup(t)))
 				rc = -ENOMEM;
 		} else if (is(c, "KeyCount")) {
@@ -669,11 +666,9 @@ int s3xml_parse_list(const char *xml, size_t len, struct s3_list_page *out,
 			  "no IsTruncated: cannot tell whether the listing "
 			  "is complete%s",
 			  "");
-	} else if (out->truncated &&
-		   (!out->next_token || !*out->next_token)) {
+	} else if (out->truncated && (!out->next_token || !*out->next_token)) {
 		rc = perr(err, errlen, -EPROTO,
-			  "IsTruncated without a NextContinuationToken%s",
-			  "");
+			  "IsTruncated without a NextContinuationToken%s", "");
 	} else if (out->key_count >= 0 &&
 		   (size_t)out->key_count != out->nobj + out->nprefix &&
 		   (size_t)out->key_count != out->nobj) {
@@ -706,8 +701,8 @@ void s3xml_list_cleanup(struct s3_list_page *p)
 	p->key_count = -1;
 }
 
-int s3xml_parse_error(const char *xml, size_t len, char *code,
-		      size_t codelen, char *msg, size_t msglen)
+int s3xml_parse_error(const char *xml, size_t len, char *code, size_t codelen,
+		      char *msg, size_t msglen)
 {
 	xmlDocPtr doc;
 	xmlNodePtr root;

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define S3_KEY_MAX 1024			/* bytes, as S3 itself */
+#define S3_KEY_MAX 1024 /* bytes, as S3 itself */
 /*
  * Entries (Contents + CommonPrefixes) one page may hold. We ask for
  * max-keys=1000 and AWS never sends more, but s3rver does not count
@@ -32,27 +32,27 @@
  * prefixes besides), so the bound leaves room for that and stays a bound.
  */
 #define S3_LIST_MAX_ENTRIES 5000
-#define S3_ETAG_MAX 80			/* with its quotes and NUL */
-#define S3_NAME_MAX 255			/* one tree name (NAME_MAX) */
+#define S3_ETAG_MAX 80	/* with its quotes and NUL */
+#define S3_NAME_MAX 255 /* one tree name (NAME_MAX) */
 
 struct s3_object {
-	char *key;			/* full key, as listed (decoded) */
-	size_t key_len;			/* may hold a NUL when URL-encoded */
+	char *key;	/* full key, as listed (decoded) */
+	size_t key_len; /* may hold a NUL when URL-encoded */
 	uint64_t size;
-	int64_t mtime;			/* LastModified, epoch seconds */
-	char etag[S3_ETAG_MAX];		/* as sent, quotes included */
+	int64_t mtime;		/* LastModified, epoch seconds */
+	char etag[S3_ETAG_MAX]; /* as sent, quotes included */
 };
 
 struct s3_list_page {
-	struct s3_object *obj;		/* Contents */
+	struct s3_object *obj; /* Contents */
 	size_t nobj;
-	char **prefixes;		/* CommonPrefixes/Prefix (decoded) */
+	char **prefixes; /* CommonPrefixes/Prefix (decoded) */
 	size_t *prefix_len;
 	size_t nprefix;
-	bool truncated;			/* IsTruncated */
-	char *next_token;		/* NextContinuationToken, or NULL */
-	long key_count;			/* KeyCount, -1 when absent */
-	bool url_encoded;		/* EncodingType was "url" */
+	bool truncated;	  /* IsTruncated */
+	char *next_token; /* NextContinuationToken, or NULL */
+	long key_count;	  /* KeyCount, -1 when absent */
+	bool url_encoded; /* EncodingType was "url" */
 };
 
 void s3xml_init(void);
@@ -79,8 +79,8 @@ void s3xml_list_cleanup(struct s3_list_page *p);
  * printable ASCII and cut to fit. 0, or -EPROTO when it is not one (then
  * @code and @msg are empty).
  */
-int s3xml_parse_error(const char *xml, size_t len, char *code,
-		      size_t codelen, char *msg, size_t msglen);
+int s3xml_parse_error(const char *xml, size_t len, char *code, size_t codelen,
+		      char *msg, size_t msglen);
 
 /*
  * May @n bytes of @key (a key relative to the listed prefix, one or more
@@ -90,8 +90,7 @@ int s3xml_parse_error(const char *xml, size_t len, char *code,
  * '/'), no "." or ".." segment, and no segment longer than S3_NAME_MAX.
  * Otherwise false, with the reason and the escaped key in @why. Pure.
  */
-bool s3_key_component_ok(const char *key, size_t n, char *why,
-			 size_t whylen);
+bool s3_key_component_ok(const char *key, size_t n, char *why, size_t whylen);
 
 /*
  * @n bytes of @s as printable ASCII: other bytes as \xNN, '\\' as "\\\\";

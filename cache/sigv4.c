@@ -80,8 +80,7 @@ static bool unreserved(unsigned char c)
 	       c == '~';
 }
 
-int sigv4_uri_encode(struct buf *out, const char *s, size_t n,
-		     bool keep_slash)
+int sigv4_uri_encode(struct buf *out, const char *s, size_t n, bool keep_slash)
 {
 	int rc = 0;
 
@@ -129,8 +128,7 @@ static int qcmp(const struct qpart *a, const struct qpart *b)
 		      b->value.data ? b->value.data : "");
 }
 
-int sigv4_canonical_query(struct buf *out, const struct sigv4_kv *q,
-			  size_t n)
+int sigv4_canonical_query(struct buf *out, const struct sigv4_kv *q, size_t n)
 {
 	struct qpart *p;
 	int rc = 0;
@@ -155,8 +153,7 @@ int sigv4_canonical_query(struct buf *out, const struct sigv4_kv *q,
 			rc = sigv4_uri_encode(&p[i].name, q[i].name,
 					      strlen(q[i].name), false);
 		if (!rc)
-			rc = sigv4_uri_encode(&p[i].value, v, strlen(v),
-					      false);
+			rc = sigv4_uri_encode(&p[i].value, v, strlen(v), false);
 	}
 	/* Insertion sort: at most MAX_QUERY entries. */
 	for (size_t i = 1; !rc && i < n; i++) {
@@ -192,15 +189,13 @@ static int hmac(const void *key, size_t klen, const void *msg, size_t n,
 {
 	unsigned int len = 0;
 
-	if (!HMAC(EVP_sha256(), key, (int)klen, msg, n, out, &len) ||
-	    len != 32)
+	if (!HMAC(EVP_sha256(), key, (int)klen, msg, n, out, &len) || len != 32)
 		return -EIO;
 	return 0;
 }
 
-int sigv4_signing_key(const char *secret, const char *date8,
-		      const char *region, const char *service,
-		      unsigned char key[32])
+int sigv4_signing_key(const char *secret, const char *date8, const char *region,
+		      const char *service, unsigned char key[32])
 {
 	char k0[4 + 256 + 1];
 	unsigned char a[32], b[32];
@@ -264,8 +259,7 @@ static bool simple_word(const char *s, size_t max)
 	size_t n = 0;
 
 	for (; s && s[n]; n++)
-		if (!isalnum((unsigned char)s[n]) && s[n] != '-' &&
-		    s[n] != '_')
+		if (!isalnum((unsigned char)s[n]) && s[n] != '-' && s[n] != '_')
 			return false;
 	return n > 0 && n <= max;
 }
@@ -336,8 +330,8 @@ int sigv4_sign(const struct sigv4_req *req, const struct sigv4_creds *c,
 		if (strcmp(req->payload_hash, SIGV4_UNSIGNED_PAYLOAD) &&
 		    (pl != 64 || strspn(req->payload_hash, hexd) != 64))
 			return fail(err, errlen, -EINVAL, "bad payload hash");
-		snprintf(out->content_sha256, sizeof(out->content_sha256),
-			 "%s", req->payload_hash);
+		snprintf(out->content_sha256, sizeof(out->content_sha256), "%s",
+			 req->payload_hash);
 	} else {
 		sigv4_sha256_hex(req->body, req->body ? req->body_len : 0,
 				 out->content_sha256);
@@ -369,8 +363,8 @@ int sigv4_sign(const struct sigv4_req *req, const struct sigv4_creds *c,
 		hv[nh++] = (struct sigv4_kv){"x-amz-content-sha256",
 					     out->content_sha256};
 	if (token)
-		hv[nh++] = (struct sigv4_kv){"x-amz-security-token",
-					     c->session_token};
+		hv[nh++] =
+		    (struct sigv4_kv){"x-amz-security-token", c->session_token};
 	/* Stable insertion sort by lower-cased name. */
 	for (size_t i = 1; i < nh; i++) {
 		struct sigv4_kv t = hv[i];
@@ -395,8 +389,8 @@ int sigv4_sign(const struct sigv4_req *req, const struct sigv4_creds *c,
 		rc = buf_append(&out->creq, "\n", 1);
 	for (size_t i = 0; !rc && i < nh; i++) {
 		bool first = !i || strcasecmp(hv[i - 1].name, hv[i].name);
-		bool last = i + 1 == nh || strcasecmp(hv[i + 1].name,
-						      hv[i].name);
+		bool last =
+		    i + 1 == nh || strcasecmp(hv[i + 1].name, hv[i].name);
 
 		if (first) {
 			struct buf *bs[2] = {&out->creq, &sh};
@@ -406,8 +400,8 @@ int sigv4_sign(const struct sigv4_req *req, const struct sigv4_creds *c,
 			for (int k = 0; !rc && k < 2; k++)
 				for (const char *p = hv[i].name; !rc && *p;
 				     p++) {
-					char l = (char)tolower(
-					    (unsigned char)*p);
+					char l =
+					    (char)tolower((unsigned char)*p);
 
 					rc = buf_append(bs[k], &l, 1);
 				}
@@ -450,8 +444,8 @@ int sigv4_sign(const struct sigv4_req *req, const struct sigv4_creds *c,
 
 	memcpy(date8, out->amz_date, 8);
 	date8[8] = '\0';
-	rc = sigv4_signing_key(c->secret_key, date8, req->region,
-			       req->service, key);
+	rc = sigv4_signing_key(c->secret_key, date8, req->region, req->service,
+			       key);
 	if (!rc)
 		rc = hmac(key, sizeof(key), out->sts.data, out->sts.len, sig);
 	OPENSSL_cleanse(key, sizeof(key));

@@ -31,25 +31,25 @@
 #include "buf.h"
 
 #define SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
-#define SIGV4_AUTH_MAX 1024	/* longest Authorization value we build */
-#define SIGV4_MAX_HEADERS 32	/* headers a request may sign */
+#define SIGV4_AUTH_MAX 1024  /* longest Authorization value we build */
+#define SIGV4_MAX_HEADERS 32 /* headers a request may sign */
 
 /* A query parameter or a header, both raw (not yet encoded or trimmed). */
 struct sigv4_kv {
 	const char *name;
-	const char *value;	/* NULL: "" (a parameter without '=') */
+	const char *value; /* NULL: "" (a parameter without '=') */
 };
 
 struct sigv4_creds {
 	const char *access_key;
 	const char *secret_key;
-	const char *session_token;	/* NULL or "": none */
+	const char *session_token; /* NULL or "": none */
 };
 
 struct sigv4_req {
-	const char *method;		/* "GET", "HEAD", "PUT", ... */
-	const char *path;		/* raw path: "/", "/bucket/a b/c" */
-	const struct sigv4_kv *query;	/* raw, any order */
+	const char *method;	      /* "GET", "HEAD", "PUT", ... */
+	const char *path;	      /* raw path: "/", "/bucket/a b/c" */
+	const struct sigv4_kv *query; /* raw, any order */
 	size_t nquery;
 	/*
 	 * Headers to sign, any case and order; must include Host. The
@@ -65,8 +65,8 @@ struct sigv4_req {
 	const char *payload_hash;
 	const void *body;
 	size_t body_len;
-	const char *region;		/* "us-east-1" */
-	const char *service;		/* "s3" */
+	const char *region;  /* "us-east-1" */
+	const char *service; /* "s3" */
 	/*
 	 * Do not add x-amz-content-sha256. Only for the generic
 	 * aws-sig-v4-test-suite, whose requests do not carry it; S3 refuses
@@ -76,10 +76,10 @@ struct sigv4_req {
 };
 
 struct sigv4_out {
-	char amz_date[17];		/* "20130524T000000Z": x-amz-date */
-	char content_sha256[65];	/* x-amz-content-sha256 value */
+	char amz_date[17];	 /* "20130524T000000Z": x-amz-date */
+	char content_sha256[65]; /* x-amz-content-sha256 value */
 	char signature[65];
-	char authorization[SIGV4_AUTH_MAX];	/* Authorization value */
+	char authorization[SIGV4_AUTH_MAX]; /* Authorization value */
 	/* The intermediate texts, for tests and debugging (never logged:
 	 * the canonical request can hold the session token). Freed (and
 	 * wiped) by sigv4_out_cleanup(). */
@@ -92,8 +92,7 @@ struct sigv4_out {
  * becomes %XX (upper-case hex); '/' is kept when @keep_slash. 0, or
  * -EFBIG past the buffer's cap / -ENOMEM.
  */
-int sigv4_uri_encode(struct buf *out, const char *s, size_t n,
-		     bool keep_slash);
+int sigv4_uri_encode(struct buf *out, const char *s, size_t n, bool keep_slash);
 
 /* S3 canonical URI of the raw @path ("" -> "/"), onto @out. */
 int sigv4_canonical_uri(struct buf *out, const char *path);
@@ -103,16 +102,14 @@ int sigv4_canonical_uri(struct buf *out, const char *path);
  * encoded (including '/', '+', '='), sorted by encoded name, then value.
  * -E2BIG for more than SIGV4_MAX_HEADERS * 2 parameters.
  */
-int sigv4_canonical_query(struct buf *out, const struct sigv4_kv *q,
-			  size_t n);
+int sigv4_canonical_query(struct buf *out, const struct sigv4_kv *q, size_t n);
 
 /*
  * The signing key: HMAC chain "AWS4"+secret -> @date8 ("20130524") ->
  * @region -> @service -> "aws4_request", into @key (32 bytes).
  */
-int sigv4_signing_key(const char *secret, const char *date8,
-		      const char *region, const char *service,
-		      unsigned char key[32]);
+int sigv4_signing_key(const char *secret, const char *date8, const char *region,
+		      const char *service, unsigned char key[32]);
 
 /*
  * Sign @req with @c at time @now (seconds since the epoch, UTC): fills

@@ -110,11 +110,11 @@
 struct s3_xfer {
 	struct xfer base; /* first: xfer.h casts */
 	struct http_conn *conn;
-	char *origin;	/* "http://127.0.0.1:9000" or "https://b.host" */
-	char *host;	/* Host header: "127.0.0.1:9000", "b.host" */
+	char *origin;	   /* "http://127.0.0.1:9000" or "https://b.host" */
+	char *host;	   /* Host header: "127.0.0.1:9000", "b.host" */
 	char *bucket_path; /* "/bucket" (path-style) or "" (virtual) */
 	char *bucket;
-	char *prefix;	/* "" or ends in '/' */
+	char *prefix; /* "" or ends in '/' */
 	char *region;
 	char *ak, *sk, *tok;
 	char *ca_file;
@@ -127,8 +127,7 @@ static struct s3_xfer *to_x(struct xfer *x)
 	return (struct s3_xfer *)x;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(struct s3_xfer *x,
-						      int rc,
+__attribute__((format(printf, 3, 4))) static int fail(struct s3_xfer *x, int rc,
 						      const char *fmt, ...)
 {
 	va_list ap;
@@ -189,14 +188,14 @@ static int path_to_key(struct s3_xfer *x, const char *path, bool dir,
 
 struct s3_call {
 	const char *method;
-	const char *key;		/* NULL: the bucket itself */
+	const char *key; /* NULL: the bucket itself */
 	const struct sigv4_kv *query;
 	size_t nquery;
-	const struct sigv4_kv *extra;	/* signed and sent */
+	const struct sigv4_kv *extra; /* signed and sent */
 	size_t nextra;
 	const char *const *want;
 	size_t max_body;
-	const void *body;		/* PUT: signed by its SHA-256 */
+	const void *body; /* PUT: signed by its SHA-256 */
 	size_t body_len;
 };
 
@@ -367,8 +366,8 @@ static int s3_status_fail(struct s3_xfer *x, const struct http_resp *resp,
 		if (!strcmp(code, "NoSuchBucket"))
 			return fail(x, -ENOENT, "%s: no bucket %s", what,
 				    x->bucket);
-		return fail(x, -ENOENT, "%s in bucket %s: no such object",
-			    what, x->bucket);
+		return fail(x, -ENOENT, "%s in bucket %s: no such object", what,
+			    x->bucket);
 	case 503:
 		return fail(x, -EAGAIN,
 			    "%s in bucket %s: server busy (%s), gave up after "
@@ -379,8 +378,9 @@ static int s3_status_fail(struct s3_xfer *x, const struct http_resp *resp,
 		rc = http_status_to_errno(st); /* 429 -EAGAIN, 504 -ETIMEDOUT */
 		if (!rc || rc == -ENOENT || rc == -EACCES)
 			rc = -EIO;
-		if (st == 301 || st == 307 || !strcmp(code, "PermanentRedirect")
-		    || !strcmp(code, "AuthorizationHeaderMalformed"))
+		if (st == 301 || st == 307 ||
+		    !strcmp(code, "PermanentRedirect") ||
+		    !strcmp(code, "AuthorizationHeaderMalformed"))
 			return fail(x, -EIO,
 				    "%s in bucket %s: HTTP %ld%s%s (wrong "
 				    "region or endpoint?)",
@@ -681,8 +681,10 @@ static int take(struct dlist *d, const char *rel, size_t n,
 		char esc[160];
 
 		s3_escape(rel, n, esc, sizeof(esc));
-		snprintf(why, sizeof(why), "key \"%s\": holds '/' below a "
-			 "delimiter listing", esc);
+		snprintf(why, sizeof(why),
+			 "key \"%s\": holds '/' below a "
+			 "delimiter listing",
+			 esc);
 		dlist_skip(d, why);
 		return 0;
 	}
@@ -846,9 +848,8 @@ out:
 /* ------------------------------------------------------------------ */
 /* stat                                                               */
 
-static const char *const head_want[] = {"ETag", "Content-Length",
-					"Last-Modified", "x-amz-request-id",
-					NULL};
+static const char *const head_want[] = {
+    "ETag", "Content-Length", "Last-Modified", "x-amz-request-id", NULL};
 
 static int parse_http_date(const char *s, int64_t *out)
 {
@@ -979,9 +980,9 @@ out_key:
 /* ------------------------------------------------------------------ */
 /* pread                                                              */
 
-static const char *const get_want[] = {"ETag", "Content-Range",
-				       "Content-Length", "Last-Modified",
-				       "x-amz-request-id", NULL};
+static const char *const get_want[] = {
+    "ETag",	     "Content-Range",	 "Content-Length",
+    "Last-Modified", "x-amz-request-id", NULL};
 
 /* "bytes A-B/T" -> a, b, t. */
 static int parse_content_range(const char *s, uint64_t *a, uint64_t *b,
@@ -990,8 +991,9 @@ static int parse_content_range(const char *s, uint64_t *a, uint64_t *b,
 	char sa[24], sb[24], st[24];
 	int n = 0;
 
-	if (!s || sscanf(s, "bytes %23[0-9]-%23[0-9]/%23[0-9]%n", sa, sb, st,
-			 &n) != 3 ||
+	if (!s ||
+	    sscanf(s, "bytes %23[0-9]-%23[0-9]/%23[0-9]%n", sa, sb, st, &n) !=
+		3 ||
 	    s[n] || parse_u64(sa, a) || parse_u64(sb, b) || parse_u64(st, t) ||
 	    *b < *a || *b >= *t)
 		return -EINVAL;
@@ -1048,8 +1050,10 @@ static ssize_t pread_once(struct s3_xfer *x, const char *path, char *buf,
 	};
 	rc = s3_do(x, &c, &resp);
 	if (rc == -EFBIG)
-		rc = fail(x, -EIO, "%s in bucket %s: the server sent more "
-			  "than the range asked for", what, x->bucket);
+		rc = fail(x, -EIO,
+			  "%s in bucket %s: the server sent more "
+			  "than the range asked for",
+			  what, x->bucket);
 	if (rc)
 		goto out;
 
@@ -1107,9 +1111,9 @@ static ssize_t pread_once(struct s3_xfer *x, const char *path, char *buf,
 			     &mtime) ||
 	     mtime != expect->mtime))
 		stale = true;
-	if (expect && (total != expect->size ||
-		       (expect->etag[0] &&
-			(!etag || strcmp(etag, expect->etag)))))
+	if (expect &&
+	    (total != expect->size ||
+	     (expect->etag[0] && (!etag || strcmp(etag, expect->etag)))))
 		stale = true;
 	if (stale) {
 		char esc[XFER_ETAG_MAX * 4];
@@ -1168,8 +1172,8 @@ static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
 
 static const char *const put_want[] = {"ETag", "x-amz-request-id", NULL};
 
-int xfer_s3_put(struct xfer *xb, const char *path, const void *data,
-		size_t len, char *etag, size_t etaglen)
+int xfer_s3_put(struct xfer *xb, const char *path, const void *data, size_t len,
+		char *etag, size_t etaglen)
 {
 	struct s3_xfer *x = to_x(xb);
 	struct http_resp resp;

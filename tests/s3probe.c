@@ -42,21 +42,36 @@
 static const char *ename(int e)
 {
 	switch (-e) {
-	case ENOENT: return "ENOENT";
-	case EACCES: return "EACCES";
-	case ESTALE: return "ESTALE";
-	case EIO: return "EIO";
-	case ETIMEDOUT: return "ETIMEDOUT";
-	case EAGAIN: return "EAGAIN";
-	case E2BIG: return "E2BIG";
-	case EINVAL: return "EINVAL";
-	case ECONNREFUSED: return "ECONNREFUSED";
-	case EHOSTUNREACH: return "EHOSTUNREACH";
-	case ENAMETOOLONG: return "ENAMETOOLONG";
-	case EISDIR: return "EISDIR";
-	case EFBIG: return "EFBIG";
-	case ENOMEM: return "ENOMEM";
-	default: return "E?";
+	case ENOENT:
+		return "ENOENT";
+	case EACCES:
+		return "EACCES";
+	case ESTALE:
+		return "ESTALE";
+	case EIO:
+		return "EIO";
+	case ETIMEDOUT:
+		return "ETIMEDOUT";
+	case EAGAIN:
+		return "EAGAIN";
+	case E2BIG:
+		return "E2BIG";
+	case EINVAL:
+		return "EINVAL";
+	case ECONNREFUSED:
+		return "ECONNREFUSED";
+	case EHOSTUNREACH:
+		return "EHOSTUNREACH";
+	case ENAMETOOLONG:
+		return "ENAMETOOLONG";
+	case EISDIR:
+		return "EISDIR";
+	case EFBIG:
+		return "EFBIG";
+	case ENOMEM:
+		return "ENOMEM";
+	default:
+		return "E?";
 	}
 }
 
@@ -132,8 +147,9 @@ int main(int argc, char **argv)
 	int rc, ret = 0;
 
 	if (argc < 7) {
-		fprintf(stderr, "usage: s3probe ENDPOINT REGION BUCKET PREFIX "
-				"stat|ls|put PATH | cat|statread PATH OFF LEN\n");
+		fprintf(stderr,
+			"usage: s3probe ENDPOINT REGION BUCKET PREFIX "
+			"stat|ls|put PATH | cat|statread PATH OFF LEN\n");
 		return 2;
 	}
 	cmd = argv[5];
@@ -159,9 +175,8 @@ int main(int argc, char **argv)
 	sp.max_entries = env_long("S3PROBE_MAX_ENTRIES");
 	xp.s3 = &sp;
 	xp.connect_timeout_ms = 5000;
-	xp.io_timeout_ms = env_long("S3PROBE_IO_MS") > 0
-			       ? env_long("S3PROBE_IO_MS")
-			       : 20000;
+	xp.io_timeout_ms =
+	    env_long("S3PROBE_IO_MS") > 0 ? env_long("S3PROBE_IO_MS") : 20000;
 	rc = xfer_s3_ops.open(&xp, &x, err, sizeof(err));
 	s3cred_cleanup(&cr); /* the handle keeps its own copy */
 	if (rc) {
