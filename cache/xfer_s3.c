@@ -357,6 +357,12 @@ static int s3_status_fail(struct s3_xfer *x, const struct http_resp *resp,
 
 	switch (st) {
 	case 403:
+		if (!strcmp(code, "RequestTimeTooSkewed"))
+			return fail(x, -EACCES,
+				    "%s in bucket %s: refused: this machine's "
+				    "clock is more than 15 minutes off "
+				    "(RequestTimeTooSkewed)",
+				    what, x->bucket);
 		return fail(x, -EACCES,
 			    "%s in bucket %s: access denied (wrong secret or "
 			    "no permission)%s%s%s%s",

@@ -500,3 +500,25 @@ def test_put_uploads_and_retries_with_the_same_body(s3, pr, proxied):
     assert kind == "EISDIR"
     kind, why = pr.err("put", "/up/x", input=b"x", env={"AWS_SECRET_ACCESS_KEY": "bad"})
     assert kind == "EACCES" and "access denied" in why
+
+
+def test_error_codes_are_named(s3, proxied):
+    px, p = proxied
+    s3.put(B, "a.bin", b"abc")
+    px.fail("status", times=None, method="GET", status=403, code="RequestTimeTooSkewed",
+            message="The difference between the request time and the current time "
+                    "is too large.")
+    kind, why = p.err("cat", "/a.bin", 0, 3)
+    assert kind == "EACCES" and "clock" in why and "RequestTimeTooSkewed" in why
+    px.clear_faults()
+    px.fail("status", times=None, method="GET", status=429, code="TooManyRequests",
+            message="slow down")
+    kind, why = p.err("cat", "/a.bin", 0, 3)
+    assert kind == "EAGAIN" and "429" in why
+    px.clear_faults()
+    px.fail("status", times=None, method="GET", status=400,
+            code="AuthorizationHeaderMalformed", message="wrong region")
+    kind, why = p.err("cat", "/a.bin", 0, 3)
+    assert kind == "EIO" and "region" in why
+    px.clear_faults()
+    assert p.cat("/a.bin", 0, 3) == b"abc"
