@@ -212,7 +212,9 @@ static int from_env(const struct rgt_section *sec, struct s3_creds *c,
 			 sec ? "" : "; set both keys");
 		return -ENOENT;
 	}
-	tk = getenv(tkn ? tkn : "AWS_SESSION_TOKEN");
+	/* AWS_SESSION_TOKEN belongs to the default pair: a section that
+	 * names its own key variables names its token variable too. */
+	tk = tkn ? getenv(tkn) : named ? NULL : getenv("AWS_SESSION_TOKEN");
 	if (tkn && (!tk || !*tk)) {
 		snprintf(err, errlen,
 			 "the environment variable %s (session_token_env) is "

@@ -11,7 +11,8 @@
  *     or over 64 KiB: refused.
  *  2. Environment: the variables named by access_key_env and secret_key_env
  *     (defaults AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the token from
- *     session_token_env (default AWS_SESSION_TOKEN, optional). When the
+ *     session_token_env (optional; AWS_SESSION_TOKEN goes with the default
+ *     pair only, never with variables the section names). When the
  *     section names the variables itself, they must be set; with the
  *     defaults, both unset means "go on to 3", one of them unset is an
  *     error naming it.

@@ -121,6 +121,15 @@ static void test_env(void)
 	CHECK(strstr(c.source, "MY_AK") != NULL);
 	s3cred_cleanup(&c);
 
+	/* the default token never joins a pair the section names */
+	setenv("AWS_SESSION_TOKEN", "TOKENVALUE", 1);
+	CHECK_ERR(load("access_key_env = MY_AK\nsecret_key_env = MY_SK\n", &c,
+		       err, sizeof(err)),
+		  0);
+	CHECK(c.session_token == NULL);
+	s3cred_cleanup(&c);
+	unsetenv("AWS_SESSION_TOKEN");
+
 	/* named but unset: no fallback to the defaults */
 	unsetenv("MY_SK");
 	CHECK_ERR(load("access_key_env = MY_AK\nsecret_key_env = MY_SK\n", &c,
