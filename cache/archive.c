@@ -172,18 +172,30 @@ int archive_get_progress(struct store *st, const char *plat, const char *id,
 	size_t vl;
 	if (!klen || !tklen)
 		return -ENOENT;
-	int rc = store_meta_get(st, tk, tklen, &v, &vl);
-	if (rc)
-		return rc;	/* no journal */
-	free(v);
 	*ph = ARCH_RECORDED;
 	*verbs = 0;
-	if (!store_meta_get(st, k, klen, &v, &vl)) {
-		if (archive_phase_parse(v, vl, ph, verbs))
-			rgt_log(RGT_WARN, "%s/%s: unreadable teardown phase "
-				"record; taken as \"recorded\"", plat, id);
-		free(v);
+	int rc = store_meta_get(st, tk, tklen, &v, &vl);
+	if (rc == -ENOENT)
+		return rc;	/* no journal */
+	if (rc) {
+		/* A journal that cannot be read could be past its destroy
+		 * call: pinned, never trusted, never dropped (fail closed). */
+		*ph = ARCH_DESTROY_UNKNOWN;
+		return 0;
 	}
+	free(v);
+	rc = store_meta_get(st, k, klen, &v, &vl);
+	if (rc == -ENOENT)
+		return 0;	/* crashed between the two writes: RECORDED */
+	if (rc || archive_phase_parse(v, vl, ph, verbs)) {
+		rgt_log(RGT_WARN, "%s/%s: unreadable teardown phase record; "
+			"taken as \"destroy_unknown\" (the copy stays pinned)",
+			plat, id);
+		*ph = ARCH_DESTROY_UNKNOWN;
+		*verbs = 0;
+	}
+	if (!rc)
+		free(v);
 	return 0;
 }
 

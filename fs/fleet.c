@@ -46,6 +46,15 @@ struct finst {
 	struct remote *remote;
 	char *teardown;		/* what `teardown` shows */
 	bool tearing_down;
+	/*
+	 * A destroy sequence stopped between verbs (AutoDL: power_off
+	 * accepted, release not sent) and every list since has shown the
+	 * box not running: only then may a later rmdir go on from the
+	 * journal (fleet_seq_watched). Memory only: after a remount, or one
+	 * list that failed or showed the box running, the box may have run
+	 * and written new checkpoints, and it is verified anew.
+	 */
+	bool seq_watch;
 	/* the last platform log read (fleet_log), reused for PLOG_REUSE_MS */
 	char *plog;
 	size_t plog_len;
@@ -266,6 +275,14 @@ static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
 		in->hidden = false;
 		in->seen = now;
 		in->state = ri->state;
+		if (in->seq_watch && ri->state != RGT_ST_STOPPED &&
+		    ri->state != RGT_ST_DESTROYING) {
+			in->seq_watch = false;
+			rgt_log(RGT_INFO, "%s/%s: listed as %s after its "
+				"destroy sequence began; a later rmdir "
+				"verifies it anew", pl->sec->kind, in->id,
+				rgt_state_name(ri->state));
+		}
 		free(in->status_msg);
 		in->status_msg = ri->status_msg;
 		ri->status_msg = NULL;
@@ -395,6 +412,9 @@ static int poll_once(struct fplat *pl, const char *id, bool *listed,
 					pl->sec->kind);
 			pl->error[0] = '\0';
 		} else {
+			/* No answer: the box may have run meanwhile. */
+			for (size_t i = 0; i < pl->n; i++)
+				pl->inst[i].seq_watch = false;
 			if (!err[0])
 				snprintf(err, sizeof(err), "%s",
 					 strerror(-rc));
@@ -990,6 +1010,28 @@ int fleet_log(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 	pthread_mutex_unlock(&pl->mu);
 	free(copy);
 	return rc;
+}
+
+void fleet_seq_watch(struct fleet *fl, size_t pi, const char *id, bool on)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in)
+		in->seq_watch = on;
+	pthread_mutex_unlock(&pl->mu);
+}
+
+bool fleet_seq_watched(struct fleet *fl, size_t pi, const char *id)
+{
+	struct fplat *pl = &fl->pl[pi];
+	bool on = false;
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in)
+		on = in->seq_watch;
+	pthread_mutex_unlock(&pl->mu);
+	return on;
 }
 
 size_t fleet_log_size(struct fleet *fl, size_t pi, const char *id)

@@ -85,6 +85,13 @@ int fleet_caps(struct fleet *fl, size_t pi, struct platform_caps *out);
 int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 		  bool *maybe_sent, char *err, size_t errlen);
 /* After a destroy: what still bills (platform_ops.orphans), appended. */
+/*
+ * A destroy sequence stopped between verbs: watch the instance from now
+ * (@on) or stop. Watched means every list since has answered and shown it
+ * not running, so its earlier verified copy still stands (teardown.c).
+ */
+void fleet_seq_watch(struct fleet *fl, size_t pi, const char *id, bool on);
+bool fleet_seq_watched(struct fleet *fl, size_t pi, const char *id);
 /* platform_ops.destroy_ready, or 1 where the adapter has none. */
 int fleet_destroy_ready(struct fleet *fl, size_t pi, const char *id,
 			size_t step);

@@ -157,6 +157,7 @@ struct td {
 	enum archive_phase carried;	/* phase of an earlier run's journal */
 	unsigned carried_verbs;		/* and its count (archive.h) */
 	size_t first_verb;		/* where step_destroy starts */
+	size_t verbs_accepted;		/* destroy[0..this) were accepted */
 	bool (*cancelled)(void *arg);
 	void *cancel_arg;
 	struct platform_caps caps;	/* what the platform can do */
@@ -882,6 +883,9 @@ static int wait_for_state(struct td *t, enum rgt_state want, const char *after,
 					err, sizeof(err));
 		if (!rc && !listed)
 			return 1;	/* gone: the rest is not needed */
+		/* Nothing more has been sent: Ctrl-C may still stop it. */
+		if (is_cancelled(t))
+			return interrupted(t);
 		if (!rc && !fleet_instance_state(t->c->fleet, t->pi, t->id,
 						 &st) &&
 		    st == (int)want &&
@@ -898,6 +902,17 @@ static int wait_for_state(struct td *t, enum rgt_state want, const char *after,
 				      destroy_timeout(t->sec));
 		sleep(1);
 	}
+}
+
+/*
+ * The journal's phase with how far the sequence got. The count is stored
+ * only in the middle of a sequence (0 < @k < n_destroy): a finished or
+ * one-verb sequence keeps the plain form older builds can read.
+ */
+static int mark(struct td *t, enum archive_phase ph, size_t k)
+{
+	unsigned v = k > 0 && k < t->caps.n_destroy ? (unsigned)k : 0;
+	return archive_set_progress(t->c->store, t->plat, t->id, ph, v);
 }
 
 /*
@@ -937,16 +952,11 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 		/* Evidence first: once this is on disk the copy is pinned
 		 * and a later rmdir of the gone instance trusts it,
 		 * whatever happens to this process or the call. */
-		rc = archive_set_progress(t->c->store, t->plat, t->id,
-					  ARCH_DESTROY_REQUESTED,
-					  (unsigned)step);
+		rc = mark(t, ARCH_DESTROY_REQUESTED, step);
 		if (rc) {
 			if (step)
 				/* not sent: a later run may still send it */
-				archive_set_progress(t->c->store, t->plat,
-						     t->id,
-						     ARCH_DESTROY_ACCEPTED,
-						     (unsigned)step);
+				mark(t, ARCH_DESTROY_ACCEPTED, step);
 			return refuse(t, rc, "cannot record the destroy "
 				      "request: %s", strerror(-rc));
 		}
@@ -954,18 +964,19 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 		rc = fleet_destroy(t->c->fleet, t->pi, t->id, step, &sent,
 				   err, sizeof(err));
 		if (!rc) {
-			archive_set_progress(t->c->store, t->plat, t->id,
-					     ARCH_DESTROY_ACCEPTED,
-					     (unsigned)step + 1);
+			mark(t, ARCH_DESTROY_ACCEPTED, step + 1);
+			t->verbs_accepted = step + 1;
+			/* Between verbs: watched from here on (fleet.h). */
+			fleet_seq_watch(t->c->fleet, t->pi, t->id,
+					step + 1 < t->caps.n_destroy);
 			note(t, "destroy: the platform accepted %s", v->name);
 			*maybe_sent = true;
 			continue;
 		}
+		fleet_seq_watch(t->c->fleet, t->pi, t->id, false);
 		if (sent) {
 			*maybe_sent = true;
-			archive_set_progress(t->c->store, t->plat, t->id,
-					     ARCH_DESTROY_UNKNOWN,
-					     (unsigned)step);
+			mark(t, ARCH_DESTROY_UNKNOWN, step);
 			return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
 				      "the outcome of the destroy call (%s) is "
 				      "unknown (%s); rgtfs does not retry a "
@@ -980,9 +991,8 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 			 * the box was acted on, and a later rmdir goes on
 			 * from this verb. */
 			*maybe_sent = true;
-			archive_set_progress(t->c->store, t->plat, t->id,
-					     ARCH_DESTROY_ACCEPTED,
-					     (unsigned)step);
+			mark(t, ARCH_DESTROY_ACCEPTED, step);
+			fleet_seq_watch(t->c->fleet, t->pi, t->id, true);
 			return refuse(t, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO,
 				      "%s was accepted, then %s failed (%s) "
 				      "before the platform got it. The "
@@ -1234,6 +1244,7 @@ static int step_resume(struct td *t, bool *resumed)
 	     t->files, t->caps.destroy[t->first_verb - 1].name,
 	     t->caps.destroy[t->first_verb].name);
 	t->journal = a;
+	t->verbs_accepted = t->first_verb;
 	*resumed = true;
 	return 0;
 }
@@ -1382,12 +1393,33 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 		t.carried = ph;
 		t.carried_verbs = verbs;
 	}
-	/* A sequence an earlier run began and could not finish goes on
-	 * where it stopped; it is never begun again. */
+	/*
+	 * A sequence an earlier run began and could not finish (AutoDL:
+	 * power_off accepted, release not sent) goes on where it stopped,
+	 * from the journal, only while rgtfs has watched the box stay down
+	 * ever since. A box running again is verified anew from the first
+	 * verb (it may hold checkpoints the journal never saw); a box that
+	 * is down but was not watched (a remount, a list that failed) may
+	 * have run meanwhile: refused, with what to do.
+	 */
 	if (f.step != TD_REFUSED && t.r && t.carried == ARCH_DESTROY_ACCEPTED &&
 	    verbs > 0 && verbs < t.caps.n_destroy) {
-		t.first_verb = verbs;
-		f.step = TD_RESUME;
+		if (fleet_seq_watched(c->fleet, pi, id)) {
+			t.first_verb = verbs;
+			f.step = TD_RESUME;
+		} else if (st != RGT_ST_RUNNING) {
+			rc = refuse(&t, -EHOSTUNREACH, "an earlier run's %s was "
+				    "accepted and %s was never sent, but rgtfs "
+				    "has not watched the instance since (a "
+				    "remount, or a list that failed or showed "
+				    "it running): it may have run and written "
+				    "checkpoints its verified copy lacks. Start "
+				    "it and rmdir again (rgtfs verifies it "
+				    "anew), or check it and finish from the "
+				    "platform's console", t.caps.destroy[0].name,
+				    t.caps.destroy[verbs].name);
+			f.step = TD_REFUSED;
+		}
 	}
 	if (!t.r) {
 		rc = refuse(&t, -ENOENT, "no such instance");
@@ -1431,9 +1463,13 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 				 * the user's own teardown_command */
 				struct buf vb;
 				buf_init(&vb, 4096);
-				for (size_t i = 0; i < t.caps.n_destroy; i++)
+				for (size_t i = 0; i < t.verbs_accepted; i++)
 					buf_appendf(&vb, "%s%s", i ? ", " : "",
 						    t.caps.destroy[i].name);
+				if (t.verbs_accepted < t.caps.n_destroy)
+					buf_appendf(&vb, "; gone before %s",
+						    t.caps.destroy[t.verbs_accepted]
+							    .name);
 				buf_appendf(&rep, "done: %s/%s destroyed (%s) "
 					    "after a verified copy of %" PRIu64
 					    " files (%" PRIu64 " bytes)\n%s",

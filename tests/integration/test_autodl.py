@@ -13,6 +13,8 @@ import json
 import os
 import random
 import re
+import signal
+import subprocess
 import time
 
 import pytest
@@ -327,13 +329,14 @@ def test_release_refused_then_rmdir_again_sends_release_only(autodl):
 
 @pytest.mark.faults
 @pytest.mark.deadline(300)
-def test_rgtfs_killed_between_power_off_and_release_never_powers_off_again(autodl):
+def test_rgtfs_killed_between_power_off_and_release_sends_nothing_blind(autodl):
     """The box takes longer to shut down than destroy_timeout, and rgtfs is
-    then killed: after a remount, rmdir of the shut-down box sends release
-    once, from the journal, and never power_off again."""
+    then killed. After the remount nobody watched the box: it may have run
+    and written checkpoints the journal lacks, so rmdir of the shut-down box
+    sends nothing and says what to do. Started again, it is verified anew
+    and torn down whole, its new file included."""
     w = autodl(destroy_timeout=4)
     iid = w.ids[0]
-    want = snapshot_ckpt(w)
     w.api.off_lag = 10 ** 9
     assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
     rep = read_text(w.f(0, "teardown"))
@@ -344,13 +347,86 @@ def test_rgtfs_killed_between_power_off_and_release_never_powers_off_again(autod
     w.boxes[0].stop()
     w.mount.start()
     wait_until(lambda: iid in ls(w.dir()), WAIT, msg="listed again")
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("refused:") and "not watched" in rep, rep
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off"], w.api.deletes()
+    # the user starts it again; it trains on
+    w.boxes[0].start()
+    util.write_file(os.path.join(w.boxes[0].workspace, "checkpoints", "after.bin"),
+                    b"written after the power_off\n")
+    w.api.set_state(iid, "running")
+    w.api.off_lag = 2
+    wait_until(lambda: w.status() == "running\n", WAIT, msg="running again")
+    want = snapshot_ckpt(w)
+    assert any(k.endswith(b"after.bin") for k in want)
     err = op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT)
     assert err == "OK", "rmdir -> %s; teardown:\n%s\n%s" % (
         err, run(["cat", w.f(0, "teardown")]).text, w.mount.log_tail())
-    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"], w.api.deletes()
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "power_off", "release"]
     wait_until(lambda: iid in _archived(w), WAIT, msg="archived")
     a = os.path.join(w.mnt, "archive", "autodl", iid)
     assert _digests(util.snapshot(os.path.join(a, "checkpoints"))) == want
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(300)
+def test_box_that_ran_again_is_never_released_on_its_old_copy(autodl):
+    """power_off accepted, release refused; then the box runs again, writes
+    a new checkpoint and shuts down. The old verified copy lacks that file:
+    rmdir must not resume (no release), and refuses until it can verify the
+    box anew."""
+    w = autodl()
+    iid = w.ids[0]
+    w.api.fail(mode="code", code="InstanceStatusNotAllowed", kind="release", times=1)
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"]
+    w.api.clear()
+    w.api.set_state(iid, "running")
+    util.write_file(os.path.join(w.boxes[0].workspace, "checkpoints", "epoch-99.bin"),
+                    b"new training\n")
+    wait_until(lambda: w.status() == "running\n", WAIT, msg="seen running")
+    w.api.set_state(iid, "shutdown")
+    wait_until(lambda: w.status() == "stopped\n", WAIT, msg="seen shut down")
+    w.boxes[0].stop()
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("refused:"), rep
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"], w.api.deletes()
+    assert w.api.get(iid)["status"] == "shutdown"
+    assert iid in ls(w.dir()) and iid not in _archived(w)
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(300)
+def test_ctrl_c_while_waiting_to_release_sends_nothing(autodl):
+    """A resumed run waits for the box to show shutdown before release: an
+    interrupt then stops it, and release is not sent."""
+    w = autodl(destroy_timeout=60)
+    iid = w.ids[0]
+    w.api.fail(mode="code", code="InstanceStatusNotAllowed", kind="release", times=1)
+    assert op_errno("rmdir", w.idir(0), timeout=RMDIR_TIMEOUT) != "OK"
+    w.api.clear()
+    # still down, but not yet "shutdown": the resumed run has to wait
+    w.api.update(iid, status="shutting_down")
+    w.api.off_lag = 10 ** 9
+    t0 = time.monotonic()
+    p = util.spawn(["rmdir", "--", w.idir(0)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # the wait polls the list once a second
+    wait_until(lambda: len(w.api.calls(kind="list", since=t0)) >= 3 or p.poll() is not None,
+               30, msg="the resumed run is waiting")
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=20)
+    finally:
+        util.stop_child(p)
+    assert p.returncode != 0
+    w.api.set_state(iid, "shutdown")
+    time.sleep(2)      # a release sent late would show in the log by now
+    assert [r["kind"] for r in w.api.deletes()] == ["power_off", "release"], w.api.deletes()
+    assert iid in ls(w.dir()) and iid not in _archived(w)
 
 
 @pytest.mark.faults
