@@ -97,10 +97,10 @@ struct remote {
 	char err[512];
 	struct memdir mem[MEM_LISTINGS];
 	unsigned mem_next;
-	/* The platform's password (password_fn), fetched once; pw_mu. */
+	/* The platform's password (remote_set_password); pw_mu. */
 	pthread_mutex_t pw_mu;
 	char *plat_pw;
-	int64_t plat_pw_fail_at;	/* last failed fetch, monotonic ms */
+	bool plat_pw_refused;
 };
 
 struct rlisting_int {
@@ -572,48 +572,45 @@ void remote_error(struct remote *r, char *buf, size_t len)
 }
 
 /* Try every endpoint in order, each bounded by @cto_ms; without the lock. */
-/*
- * The password for this connect: the section's, else a copy of the one
- * the platform keeps (fetched once; a failed fetch is retried at most
- * every RETRY_AFTER seconds). NULL: none. Free with remote_password_free.
- */
-static char *connect_password(struct remote *r)
+/* The password for this connect: the section's, else the platform's
+ * (remote_set_password). NULL: none. Free with remote_password_free. */
+static char *connect_password(struct remote *r, bool *platform)
 {
+	*platform = false;
 	if (r->p.password)
 		return strdup(r->p.password);
-	if (!r->p.password_fn)
-		return NULL;
 	char *pw = NULL;
 	pthread_mutex_lock(&r->pw_mu);
-	int64_t now = mono_ms();
-	if (!r->plat_pw && (!r->plat_pw_fail_at ||
-			    now - r->plat_pw_fail_at >= RETRY_AFTER * 1000)) {
-		char err[320] = "";
-		int rc = r->p.password_fn(r->p.password_arg, r->p.id,
-					  &r->plat_pw, err, sizeof(err));
-		if (rc) {
-			r->plat_pw = NULL;
-			r->plat_pw_fail_at = now ? now : 1;
-			if (rc != -ENOENT)
-				rgt_log(RGT_WARN, "%s/%s: no login password "
-					"from the platform: %s",
-					r->p.platform, r->p.id,
-					err[0] ? err : strerror(-rc));
-		}
-	}
-	if (r->plat_pw)
+	if (r->plat_pw) {
 		pw = strdup(r->plat_pw);
+		*platform = pw != NULL;
+	}
 	pthread_mutex_unlock(&r->pw_mu);
 	return pw;
 }
 
-/* A connect refused with the platform's password: ask for it again. */
-static void forget_platform_password(struct remote *r)
+int remote_set_password(struct remote *r, const char *pw)
 {
+	char *copy = pw ? strdup(pw) : NULL;
+	if (pw && !copy)
+		return -ENOMEM;
 	pthread_mutex_lock(&r->pw_mu);
 	remote_password_free(r->plat_pw);
-	r->plat_pw = NULL;
+	r->plat_pw = copy;
+	r->plat_pw_refused = false;
 	pthread_mutex_unlock(&r->pw_mu);
+	/* a connect refused for want of it may try again at once */
+	if (copy)
+		remote_retry_now(r);
+	return 0;
+}
+
+bool remote_password_refused(struct remote *r)
+{
+	pthread_mutex_lock(&r->pw_mu);
+	bool v = r->plat_pw_refused;
+	pthread_mutex_unlock(&r->pw_mu);
+	return v;
 }
 
 static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
@@ -637,7 +634,8 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 	}
 	snprintf(err, errlen, "%s/%s: no SSH endpoint known", r->p.platform,
 		 r->p.id);
-	char *pw = n_ep ? connect_password(r) : NULL;
+	bool plat = false;
+	char *pw = n_ep ? connect_password(r, &plat) : NULL;
 	for (int i = 0; i < n_ep; i++) {
 		/* The proxy can be the same address as the direct one. */
 		if (i && !strcmp(ep[i].host, ep[0].host) &&
@@ -666,8 +664,11 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		if (rc == -EACCES)
 			break;
 	}
-	if (rc == -EACCES && pw && !r->p.password)
-		forget_platform_password(r);
+	if (rc == -EACCES && plat) {
+		pthread_mutex_lock(&r->pw_mu);
+		r->plat_pw_refused = true;
+		pthread_mutex_unlock(&r->pw_mu);
+	}
 	remote_password_free(pw);
 	return rc;
 }

@@ -36,15 +36,6 @@ struct remote_params {
 	/* Login password after a refused or missing key (NULL: none).
 	 * Copied; the copy is wiped when the remote is freed. */
 	const char *password;
-	/*
-	 * No @password: asked once, before the first connect, for one the
-	 * platform keeps (platform_ops.password); asked again after a
-	 * connect that failed with it. May be NULL. Returns 0 with a
-	 * malloc'd password in *out (the remote wipes and frees it).
-	 */
-	int (*password_fn)(void *arg, const char *id, char **out, char *err,
-			   size_t errlen);
-	void *password_arg;
 	bool strict_host_keys;		/* only ~/.ssh/known_hosts */
 	long connect_timeout_ms;
 	long io_timeout_ms;
@@ -57,6 +48,17 @@ struct remote_params {
 };
 
 int remote_new(const struct remote_params *p, struct remote **out);
+
+/*
+ * The password the platform keeps for this instance (AutoDL's
+ * root_password), handed in by the poller, which fetches it (no API call
+ * ever happens on a read's path); used when the remote has no @password.
+ * Copied; the old copy is wiped. NULL forgets it.
+ */
+int remote_set_password(struct remote *r, const char *pw);
+/* A connect was refused with the platform's password (it may have
+ * changed): the poller fetches it again. */
+bool remote_password_refused(struct remote *r);
 
 struct rgt_section;
 /*

@@ -55,6 +55,10 @@ struct finst {
 	 * and written new checkpoints, and it is verified anew.
 	 */
 	bool seq_watch;
+	/* The login password the platform keeps for it (wanted_password),
+	 * fetched by the poller, wiped when freed; retry not before. */
+	char *plat_pw;
+	time_t pw_retry;
 	/* the last platform log read (fleet_log), reused for PLOG_REUSE_MS */
 	char *plog;
 	size_t plog_len;
@@ -373,6 +377,64 @@ static void *poller_main(void *arg)
  * One list call, applied. If @id: *listed says whether the answer has it.
  * Returns the adapter's result; its reason goes to .error and to @err.
  */
+/*
+ * Platforms that keep a login password per instance (AutoDL) when the
+ * section gives neither a key nor a password: the poller fetches it, a
+ * few instances per poll, so no read ever waits for the API. Asked again
+ * when a login with it was refused; a failed fetch waits a minute.
+ */
+static bool wanted_password(const struct fplat *pl)
+{
+	return pl->p && pl->ops->password && !pl->sec->ssh_key &&
+	       !config_get(pl->sec, "password_env") &&
+	       !config_get(pl->sec, "password_file");
+}
+
+#define PW_PER_POLL 4
+#define PW_RETRY_S 60
+
+static void fetch_passwords(struct fplat *pl, time_t now)
+{
+	char ids[PW_PER_POLL][RGT_ID_MAX];
+	size_t n = 0;
+	if (!wanted_password(pl))
+		return;
+	pthread_mutex_lock(&pl->mu);
+	for (size_t i = 0; i < pl->n && n < PW_PER_POLL; i++) {
+		struct finst *in = &pl->inst[i];
+		bool refused = in->plat_pw && in->remote &&
+			       remote_password_refused(in->remote);
+		if (in->listed && in->state == RGT_ST_RUNNING &&
+		    (!in->plat_pw || refused) && now >= in->pw_retry)
+			snprintf(ids[n++], RGT_ID_MAX, "%s", in->id);
+	}
+	pthread_mutex_unlock(&pl->mu);
+	for (size_t k = 0; k < n; k++) {
+		char *pw = NULL, err[320] = "";
+		pthread_mutex_lock(&pl->api_mu);
+		int rc = pl->ops->password(pl->p, ids[k], &pw, err, sizeof(err));
+		pthread_mutex_unlock(&pl->api_mu);
+		pthread_mutex_lock(&pl->mu);
+		struct finst *in = find(pl, ids[k]);
+		if (in && !rc) {
+			remote_password_free(in->plat_pw);
+			in->plat_pw = pw;
+			pw = NULL;
+			in->pw_retry = 0;
+			if (in->remote)
+				remote_set_password(in->remote, in->plat_pw);
+		} else if (in) {
+			in->pw_retry = now + PW_RETRY_S;
+			if (rc != -ENOENT)
+				rgt_log(RGT_WARN, "%s/%s: no login password from "
+					"the platform: %s", pl->sec->kind, ids[k],
+					err[0] ? err : strerror(-rc));
+		}
+		pthread_mutex_unlock(&pl->mu);
+		remote_password_free(pw);
+	}
+}
+
 static int poll_once(struct fplat *pl, const char *id, bool *listed,
 		     char *errout, size_t errlen)
 {
@@ -425,6 +487,8 @@ static int poll_once(struct fplat *pl, const char *id, bool *listed,
 		}
 		pthread_mutex_unlock(&pl->mu);
 		rgt_instance_list_free(&l);
+		if (!rc && !id)
+			fetch_passwords(pl, now);
 		return rc;
 	}
 }
@@ -593,6 +657,7 @@ void fleet_free(struct fleet *fl)
 			free(pl->inst[k].info_json);
 			free(pl->inst[k].teardown);
 			free(pl->inst[k].plog);
+			remote_password_free(pl->inst[k].plat_pw);
 			remote_free(pl->inst[k].remote);
 		}
 		free(pl->inst);
@@ -818,20 +883,6 @@ int fleet_platform_error(struct fleet *fl, size_t d, struct buf *out)
 	return rc;
 }
 
-/* remote_params.password_fn: the password the platform keeps for @id. */
-static int platform_password(void *arg, const char *id, char **out,
-			     char *err, size_t errlen)
-{
-	struct fplat *pl = arg;
-	*out = NULL;
-	if (!pl->p || !pl->ops->password)
-		return -ENOENT;
-	pthread_mutex_lock(&pl->api_mu);
-	int rc = pl->ops->password(pl->p, id, out, err, errlen);
-	pthread_mutex_unlock(&pl->api_mu);
-	return rc;
-}
-
 struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 {
 	struct fplat *pl = &fl->pl[pi];
@@ -852,17 +903,17 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 			.user = pl->sec->ssh_user,
 			.key_path = pl->sec->ssh_key,
 			.password = pw,
-			.password_fn = pl->ops && pl->ops->password ?
-					       platform_password : NULL,
-			.password_arg = pl,
 			.strict_host_keys = pl->sec->strict_host_keys,
 			.connect_timeout_ms = fl->cfg->connect_timeout_ms,
 			.io_timeout_ms = fl->cfg->io_timeout_ms,
 			.max_sessions = fl->cfg->sessions,
 			.store = fl->st,
 		};
-		if (!remote_new(&p, &in->remote))
+		if (!remote_new(&p, &in->remote)) {
 			remote_set_endpoints(in->remote, in->ep, in->n_ep);
+			if (in->plat_pw)
+				remote_set_password(in->remote, in->plat_pw);
+		}
 		remote_password_free(pw);
 	}
 	if (in)

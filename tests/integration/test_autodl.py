@@ -468,19 +468,21 @@ def test_box_that_takes_only_its_root_password(autodl, pw_user, box_factory):
     box.write_config()
     box.start()
     iid = new_ids(1)[0]
-    w = autodl(n=0, extra=[{"iid": iid, "direct_port": box.port}], wait_ids=[iid],
+    w = autodl(n=0, extra=[{"iid": iid, "direct_port": box.port}], mount=False,
                ssh_key=None)
-    # before anything logs in; the login AutoDL names (root there) is the
-    # throwaway user here, so the endpoint comes from ssh_command
+    # the login AutoDL names (root there) is the throwaway user here, so
+    # the endpoint comes from ssh_command
     w.api.update(iid, root_password=pw, proxy_host=None,
                  ssh_command="ssh -p %d %s@127.0.0.1" % (box.port, user))
+    w.mount.start()
+    wait_until(lambda: iid in ls(w.dir()), WAIT, msg="listed")
     rel = ("checkpoints", "run-001", "best_metrics.json")
     with open(os.path.join(box.workspace, *rel), "rb") as f:
         want = f.read()
     d = os.path.join(w.dir(), iid)
-    wait_until(lambda: "%s@" % user in read_text(os.path.join(d, "ssh")), WAIT,
-               msg="the new endpoint polled")
-    assert cat(os.path.join(d, *rel)) == want
+    # the poller fetches the password; the first read may come first
+    wait_until(lambda: run(["cat", os.path.join(d, *rel)]).out == want, WAIT,
+               msg="read with the instance's password")
     snaps = [r for r in w.api.calls(method="GET") if "snapshot" in r["path"]]
     assert snaps, "the password did not come from the snapshot call"
     assert pw not in w.mount.read_log()
