@@ -41,6 +41,7 @@ void archive_free(struct archive *a)
 	free(a->manifest);
 	free(a->verified);
 	free(a->log_path);
+	free(a->log_text);
 	for (size_t i = 0; i < a->nfiles; i++)
 		free(a->files[i].path);
 	free(a->files);
@@ -241,15 +242,18 @@ static json_t *encode(const struct archive *a)
 			  "bytes", (json_int_t)a->log_size, "mtime",
 			  (json_int_t)a->log_mtime) :
 		json_null();
-	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+	json_t *lt = a->log_text ? name_json(a->log_text) : json_null();
+	if (!lt)
+		return NULL;
+	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
 			 "platform", a->platform, "id", a->id, "root",
 			 name_json(a->root), "status_msg",
 			 str_or_null(a->status_msg), "info",
 			 str_or_null(a->info), "ssh", str_or_null(a->ssh),
 			 "report", str_or_null(a->report), "manifest",
 			 str_or_null(a->manifest), "verified",
-			 str_or_null(a->verified), "log", log, "files", files,
-			 "dirs", dirs);
+			 str_or_null(a->verified), "log", log, "log_text", lt,
+			 "files", files, "dirs", dirs);
 }
 
 static int save_as(struct store *st, const struct archive *a,
@@ -333,6 +337,9 @@ static int decode(json_t *o, struct archive *a)
 	a->report = dup_or_null(json_object_get(o, "report"));
 	a->manifest = dup_or_null(json_object_get(o, "manifest"));
 	a->verified = dup_or_null(json_object_get(o, "verified"));
+	json_t *lt = json_object_get(o, "log_text");
+	if (lt && !json_is_null(lt) && !(a->log_text = name_from_json(lt)))
+		return -EIO;
 	json_t *log = json_object_get(o, "log");
 	if (json_is_object(log)) {
 		a->log_path = name_from_json(json_object_get(log, "path"));

@@ -51,6 +51,9 @@ struct archive {
 	char *manifest;		/* PULL_MANIFEST.json, or NULL */
 	char *verified;		/* PULL_VERIFIED.json, or NULL */
 	char *log_path;		/* NULL: no log kept */
+	/* The platform's own log (its log API: RunPod, vast.ai) as read just
+	 * before the destroy, when there is no log_path; NULL: none. */
+	char *log_text;
 	uint64_t log_size;
 	int64_t log_mtime;
 	struct archive_file *files;	/* sorted by path */

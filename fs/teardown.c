@@ -152,6 +152,7 @@ struct td {
 	char *verified;
 	bool have_log;
 	struct xfer_attr log_attr;
+	char *log_text;			/* the platform's log (no log_path) */
 	uint64_t files, bytes;
 	struct archive *journal;	/* what record wrote, as loaded back */
 	enum archive_phase carried;	/* phase of an earlier run's journal */
@@ -521,6 +522,25 @@ static int step_pull(struct td *t, bool *pulled)
 	/* Only a log pulled whole is recorded: a partial one would read EIO
 	 * from the archive halfway. */
 	t->have_log = log_ok;
+	/* No log_path: the platform's own log (RunPod, vast.ai) vanishes
+	 * with the instance; keep what its log API says now. Best effort. */
+	struct platform_caps lc;
+	if (!t->sec->log_path && !fleet_caps(t->c->fleet, t->pi, &lc) &&
+	    lc.log_api) {
+		struct buf lb;
+		char lerr[512] = "";
+		buf_init(&lb, 1u << 20);
+		int lrc = fleet_log(t->c->fleet, t->pi, t->id, &lb, lerr,
+				    sizeof(lerr));
+		if (!lrc && lb.data)
+			t->log_text = buf_take(&lb);
+		else if (!lrc)
+			t->log_text = strdup("");
+		else
+			note(t, "note: no snapshot of the platform's log (%s)",
+			     lerr[0] ? lerr : strerror(-lrc));
+		buf_cleanup(&lb);
+	}
 	rc = fetch_flush(t->c->fetcher);
 	if (!rc)
 		rc = store_sync(t->c->store);
@@ -818,6 +838,11 @@ static int step_serve(struct td *t, bool *served)
 				    esc(e->path, e1), hex, e->sha256);
 		}
 	}
+	if (!rc && (t->log_text ? !a->log_text ||
+					   strcmp(a->log_text, t->log_text) :
+				 a->log_text != NULL))
+		rc = refuse(t, -EIO, "the platform log snapshot does not read "
+			    "back from the record");
 	if (!rc && a->log_path) {
 		/* the log has no digest from the box: it must read whole */
 		struct fetch_file ff;
@@ -1085,6 +1110,10 @@ static struct archive *build_archive(struct td *t, const char *report,
 	a->report = strdup(report);
 	a->manifest = t->manifest ? strdup(t->manifest) : NULL;
 	a->verified = t->verified ? strdup(t->verified) : NULL;
+	if (t->log_text && !(a->log_text = strdup(t->log_text))) {
+		archive_free(a);
+		return NULL;
+	}
 	if (t->have_log) {
 		a->log_path = strdup(t->sec->log_path);
 		a->log_size = t->log_attr.size;
@@ -1550,6 +1579,7 @@ out:
 	buf_cleanup(&t.log);
 	free(t.manifest);
 	free(t.verified);
+	free(t.log_text);
 	archive_free(t.journal);
 	return rc;
 }

@@ -25,7 +25,7 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 enum { AV_STATUS, AV_STATUS_MSG, AV_INFO, AV_SSH, AV_TEARDOWN, AV_MANIFEST,
-       AV_VERIFIED };
+       AV_VERIFIED, AV_PLOG };
 
 static const struct {
 	const char *name;
@@ -137,6 +137,11 @@ static int inst_resolve(struct rgt_ctx *c, struct node *p, const char *name,
 	if (!strcmp(name, "log") && a->log_path) {
 		t->kind = NK_ALOG;
 		rc = 0;
+	} else if (!strcmp(name, "log") && a->log_text) {
+		/* the platform's log, kept as text */
+		t->kind = NK_AVFILE;
+		t->vf = AV_PLOG;
+		rc = 0;
 	}
 	if (!strcmp(name, "checkpoints")) {
 		t->kind = NK_ADIR;
@@ -160,7 +165,7 @@ static int inst_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
 			continue;
 		rc = tree_add_child(d, n, avfiles[i].name, S_IFREG);
 	}
-	if (!rc && a->log_path)
+	if (!rc && (a->log_path || a->log_text))
 		rc = tree_add_child(d, n, "log", S_IFREG);
 	if (!rc)
 		rc = tree_add_child(d, n, "checkpoints", S_IFDIR);
@@ -188,6 +193,7 @@ static int vfile_render(struct rgt_ctx *c, const struct node *n,
 	case AV_TEARDOWN: text = a->report; break;
 	case AV_MANIFEST: text = a->manifest; break;
 	case AV_VERIFIED: text = a->verified; break;
+	case AV_PLOG: text = a->log_text; break;
 	}
 	rc = text ? buf_appendf(b, "%s", text) : 0;
 	archive_free(a);

@@ -71,3 +71,24 @@ def test_polls_go_on_while_a_log_streams(cworld):
     # one poll interval (1 s); measured 0.96 s, and 2.0 s when the poller
     # had to wait for each 2 s stream
     assert took < 1.6, "status took %.1fs to change while the log streamed" % took
+
+
+def test_teardown_keeps_the_platform_log(cworld):
+    """No log_path: the pod's log comes from RunPod's log API, which is gone
+    with the pod. The teardown keeps a snapshot, and archive/.../log shows
+    it once the pod is destroyed."""
+    w = cworld(log_path=None)
+    iid = w.ids[0]
+    events = EVENTS + [{"ts": "2026-12-01T10:00:09.000Z", "source": "system",
+                        "line": "last words"}]
+    w.api.set_logs(iid, events)
+    want = read_text(w.f(0, "log"))
+    assert "last words" in want
+    err = util.op_errno("rmdir", w.idir(0), timeout=120)
+    assert err == "OK", "rmdir -> %s; teardown:\n%s" % (err, run(["cat", w.f(0, "teardown")]).text)
+    wait_until(lambda: os.path.isdir(w.archive(0)), 10, msg="archived")
+    assert "log" in util.ls(w.archive(0))
+    assert read_text(os.path.join(w.archive(0), "log")) == want
+    # served from the cache alone: the API cannot be asked any more
+    w.api.stop()
+    assert read_text(os.path.join(w.archive(0), "log")) == want
