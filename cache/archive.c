@@ -42,8 +42,11 @@ void archive_free(struct archive *a)
 	free(a->verified);
 	free(a->log_path);
 	free(a->log_text);
-	for (size_t i = 0; i < a->nfiles; i++)
+	free(a->src_cloud);
+	for (size_t i = 0; i < a->nfiles; i++) {
 		free(a->files[i].path);
+		free(a->files[i].src);
+	}
 	free(a->files);
 	archive_names_free(a->dirs, a->ndirs);
 	free(a);
@@ -219,14 +222,23 @@ static json_t *encode(const struct archive *a)
 {
 	json_t *files = json_array(), *dirs = json_array();
 	bool ok = files && dirs;
-	for (size_t i = 0; ok && i < a->nfiles; i++)
-		ok = append(files, json_pack("{s:o,s:I,s:I,s:s}", "path",
-					     name_json(a->files[i].path),
-					     "bytes",
-					     (json_int_t)a->files[i].size,
-					     "mtime",
-					     (json_int_t)a->files[i].mtime,
-					     "sha256", a->files[i].sha256));
+	for (size_t i = 0; ok && i < a->nfiles; i++) {
+		json_t *e = json_pack("{s:o,s:I,s:I,s:s}", "path",
+				      name_json(a->files[i].path), "bytes",
+				      (json_int_t)a->files[i].size, "mtime",
+				      (json_int_t)a->files[i].mtime, "sha256",
+				      a->files[i].sha256);
+		if (e && a->files[i].src) {
+			json_t *src = name_json(a->files[i].src);
+			if (!src || json_object_set_new(e, "src", src) ||
+			    json_object_set_new(e, "etag",
+						json_string(a->files[i].etag))) {
+				json_decref(e);
+				e = NULL;
+			}
+		}
+		ok = append(files, e);
+	}
 	for (size_t i = 0; ok && i < a->ndirs; i++)
 		ok = append(dirs, name_json(a->dirs[i]));
 	/* Every entry or none: a record that lost one would still look
@@ -245,7 +257,7 @@ static json_t *encode(const struct archive *a)
 	json_t *lt = a->log_text ? name_json(a->log_text) : json_null();
 	if (!lt)
 		return NULL;
-	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+	json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
 			 "platform", a->platform, "id", a->id, "root",
 			 name_json(a->root), "status_msg",
 			 str_or_null(a->status_msg), "info",
@@ -254,6 +266,12 @@ static json_t *encode(const struct archive *a)
 			 str_or_null(a->manifest), "verified",
 			 str_or_null(a->verified), "log", log, "log_text", lt,
 			 "files", files, "dirs", dirs);
+	if (o && a->src_cloud &&
+	    json_object_set_new(o, "src_cloud", json_string(a->src_cloud))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 static int save_as(struct store *st, const struct archive *a,
@@ -337,6 +355,7 @@ static int decode(json_t *o, struct archive *a)
 	a->report = dup_or_null(json_object_get(o, "report"));
 	a->manifest = dup_or_null(json_object_get(o, "manifest"));
 	a->verified = dup_or_null(json_object_get(o, "verified"));
+	a->src_cloud = dup_or_null(json_object_get(o, "src_cloud"));
 	json_t *lt = json_object_get(o, "log_text");
 	if (lt && !json_is_null(lt) && !(a->log_text = name_from_json(lt)))
 		return -EIO;
@@ -371,6 +390,15 @@ static int decode(json_t *o, struct archive *a)
 		af->mtime = json_integer_value(m);
 		snprintf(af->sha256, sizeof(af->sha256), "%s", h);
 		a->nfiles++;
+		json_t *src = json_object_get(f, "src");
+		if (src) {
+			const char *et = json_string_value(
+				json_object_get(f, "etag"));
+			if (!(af->src = name_from_json(src)) || !et ||
+			    strlen(et) >= sizeof(af->etag))
+				return -EIO;
+			snprintf(af->etag, sizeof(af->etag), "%s", et);
+		}
 	}
 	json_t *dirs = json_object_get(o, "dirs");
 	n = json_array_size(dirs);
@@ -432,6 +460,16 @@ int archive_file_path(const struct archive *a, const struct archive_file *f,
 int archive_file_open(const struct archive *a, const struct archive_file *f,
 		      struct fetch_file *ff)
 {
+	/* Bytes from a bucket are keyed as that bucket's object, exactly as
+	 * the pull fetched them (fetch_file_id of "cloud", NAME, its path
+	 * and ETag); a file with a src but no bucket named is broken. */
+	if (f->src) {
+		if (!a->src_cloud)
+			return -EIO;
+		return fetch_file_init(ff, a->src_remote, "cloud",
+				       a->src_cloud, f->src, f->size, f->mtime,
+				       f->etag);
+	}
 	char path[8192];
 	int rc = archive_file_path(a, f, path, sizeof(path));
 	return rc ? rc : fetch_file_init(ff, NULL, a->platform, a->id, path,

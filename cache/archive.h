@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "xfer.h"
+
 struct store;
 struct fetch_file;
 
@@ -38,6 +40,11 @@ struct archive_file {
 	uint64_t size;
 	int64_t mtime;
 	char sha256[65];
+	/* Bytes that came from a bucket (archive.src_cloud): the object's
+	 * path in that bucket's tree and its ETag, which key its blocks.
+	 * NULL/"": they came from the box (root + path). */
+	char *src;
+	char etag[XFER_ETAG_MAX];
 };
 
 struct archive {
@@ -61,6 +68,11 @@ struct archive {
 	char **dirs;			/* sorted */
 	size_t ndirs;
 	enum archive_phase phase;	/* journals only */
+	/* The [cloud:NAME] the files with a src came from; NULL: none. */
+	char *src_cloud;
+	/* Not stored: where missing blocks of those files may be fetched
+	 * (that bucket's remote), or NULL: the store alone. */
+	struct remote *src_remote;
 };
 
 void archive_free(struct archive *a);
