@@ -150,14 +150,136 @@ static struct cloud *cloud_of(const struct rgt_ctx *c, const struct node *n)
 		       c->clouds[n->cloud - 1] : NULL;
 }
 
-static struct remote *remote_of(struct rgt_ctx *c, const struct node *n)
+/*
+ * Where the names and bytes of a remote node come from, in the order to
+ * ask. A bucket's node: that bucket. An instance's log: the box. An
+ * instance's checkpoints/: the box, and, when its section says cloud =
+ * NAME, the bucket copy under the section's prefix (SPEC: a stopped or
+ * gone instance's synced checkpoints stay readable) -- the bucket first
+ * when the platform says the box is not running. Node paths are always
+ * the box's; cloud_map_path() is the one mapping to the bucket's.
+ */
+struct rsrc {
+	struct remote *r;
+	const char *path;	/* in r's tree */
+	const char *plat;	/* identity of its files (fetch_file_id) */
+	const char *id;
+	bool cloud;
+	char buf[PATH_MAX];
+};
+
+static int sources_of(struct rgt_ctx *c, const struct node *n,
+		      struct rsrc src[2])
 {
 	struct cloud *cl = cloud_of(c, n);
-	if (cl)
-		return cloud_remote(cl);
+	if (cl) {
+		src[0] = (struct rsrc){ cloud_remote(cl), n->rpath, "cloud",
+					cloud_name(cl), true, "" };
+		return src[0].r ? 1 : 0;
+	}
 	if (n->pi < 0 || !n->id)
-		return NULL;
-	return fleet_remote(c->fleet, (size_t)n->pi, n->id);
+		return 0;
+	int k = 0;
+	struct remote *box = fleet_remote(c->fleet, (size_t)n->pi, n->id);
+	if (box)
+		src[k++] = (struct rsrc){ box, n->rpath,
+					  fleet_platform_name(c->fleet,
+							      (size_t)n->pi),
+					  n->id, false, "" };
+	const struct rgt_section *sec = fleet_section(c->fleet, (size_t)n->pi);
+	cl = n->kind == NK_LOG ? NULL : rgt_cloud(c, sec->cloud);
+	char pre[PATH_MAX];
+	if (!cl || !cloud_remote(cl) ||
+	    cloud_instance_path(cl, sec->kind, n->id, pre, sizeof(pre)))
+		return k;
+	struct rsrc *b = &src[k];
+	*b = (struct rsrc){ cloud_remote(cl), b->buf, "cloud", cloud_name(cl),
+			    true, "" };
+	if (cloud_map_path(pre, sec->checkpoint_dir, n->rpath, b->buf,
+			   sizeof(b->buf)))
+		return k;
+	k++;
+	int st = RGT_ST_UNKNOWN;
+	if (k == 2 && !fleet_instance_state(c->fleet, (size_t)n->pi, n->id,
+					    &st) &&
+	    st != RGT_ST_RUNNING && st != RGT_ST_PROVISIONING &&
+	    st != RGT_ST_UNKNOWN) {
+		struct rsrc t = src[0];
+		src[0] = src[1];
+		src[1] = t;
+		/* the structs moved: their buffers with them */
+		if (src[0].cloud)
+			src[0].path = src[0].buf;
+		if (src[1].cloud)
+			src[1].path = src[1].buf;
+	}
+	return k;
+}
+
+/* The source whose files have this version: S3 objects always carry an
+ * ETag, SFTP files never do. */
+static const struct rsrc *source_for(const struct rsrc *src, int n,
+				     const struct xfer_attr *a)
+{
+	for (int i = 0; i < n; i++)
+		if (src[i].cloud == (a->etag[0] != '\0'))
+			return &src[i];
+	return n ? &src[0] : NULL;
+}
+
+/* @path's parent directory into @out ("/" for "/x"). */
+static void parent_of(const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s", path);
+	char *slash = strrchr(out, '/');
+	if (!slash)
+		return;
+	if (slash == out)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+}
+
+/*
+ * The listing of directory @dir_of(src) from the first source that
+ * answers; a listing served from memory because its source did not
+ * answer (stale) is taken only when no source answers afresh.
+ */
+static int list_any(const struct rsrc *src, int n, bool parent, int max_age,
+		    struct rlisting **out, int *used)
+{
+	int first_rc = -ENOENT;
+	struct rlisting *stale = NULL;
+	int stale_i = -1;
+	for (int i = 0; i < n; i++) {
+		char dir[PATH_MAX];
+		if (parent)
+			parent_of(src[i].path, dir, sizeof(dir));
+		else
+			snprintf(dir, sizeof(dir), "%s", src[i].path);
+		struct rlisting *l;
+		int rc = remote_list(src[i].r, dir, max_age, &l);
+		if (!rc && !l->stale) {
+			rlisting_free(stale);
+			*out = l;
+			*used = i;
+			return 0;
+		}
+		if (!rc && !stale) {
+			stale = l;
+			stale_i = i;
+		} else if (!rc) {
+			rlisting_free(l);
+		} else if (i == 0) {
+			first_rc = rc;
+		}
+	}
+	if (stale) {
+		*out = stale;
+		*used = stale_i;
+		return 0;
+	}
+	return first_rc;
 }
 
 static int dir_stat_fn(struct rgt_ctx *c, struct node *n, struct stat *st,
@@ -469,27 +591,22 @@ static const struct kind_ops plog_ops = {
 /* Fresh attributes of a remote file or dir from its parent's listing. */
 static int refresh_remote(struct rgt_ctx *c, struct node *n, int max_age)
 {
-	struct remote *r = remote_of(c, n);
-	if (!r)
+	struct rsrc src[2];
+	int ns = sources_of(c, n, src);
+	if (!ns)
 		return -ENOENT;
 	if (n->kind == NK_LOG) {
 		struct xfer_attr a;
-		int rc = remote_stat(r, n->rpath, max_age, &a);
+		int rc = remote_stat(src[0].r, n->rpath, max_age, &a);
 		if (!rc)
 			node_set_attr(c->nodes, n, &a);
 		return rc;
 	}
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", n->rpath);
-	char *slash = strrchr(dir, '/');
-	if (!slash || n->kind == NK_RDIR)
+	if (n->kind == NK_RDIR || !strchr(n->rpath, '/'))
 		return 0;	/* directories: the listing that found it */
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
 	struct rlisting *l;
-	int rc = remote_list(r, dir, max_age, &l);
+	int used;
+	int rc = list_any(src, ns, true, max_age, &l, &used);
 	if (rc)
 		return rc;
 	const struct rentry *e = rlisting_find(l, n->name);
@@ -518,11 +635,12 @@ static int rfile_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		      struct open_out *out)
 {
-	struct remote *r = remote_of(c, n);
+	struct rsrc src[2];
+	int ns = sources_of(c, n, src);
 	int rc;
 	h->kind = FH_REMOTE;
 	fetch_stream_init(&h->stream);
-	if (!r)
+	if (!ns)
 		return -ENOENT;
 	if (n->kind == NK_LOG && !*n->rpath) {
 		/* No log_path configured: an empty log. */
@@ -543,12 +661,10 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 			return rc;
 	}
 	struct xfer_attr a = node_attr(c->nodes, n);
-	struct cloud *cl = cloud_of(c, n);
-	rc = fetch_file_init(&h->ff, r,
-			     cl ? "cloud" :
-				  fleet_platform_name(c->fleet, (size_t)n->pi),
-			     cl ? cloud_name(cl) : n->id,
-			     *n->rpath ? n->rpath : "/dev/null", a.size,
+	/* the bytes come from where this version was listed */
+	const struct rsrc *s = source_for(src, ns, &a);
+	rc = fetch_file_init(&h->ff, s->r, s->plat, s->id,
+			     *s->path ? s->path : "/dev/null", a.size,
 			     a.mtime, a.etag);
 	if (n->kind == NK_LOG)
 		out->direct_io = true;
@@ -575,14 +691,15 @@ static int rdir_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 static int rdir_resolve(struct rgt_ctx *c, struct node *p, const char *name,
 			struct node *t, char *path, size_t pathlen)
 {
-	struct remote *r = remote_of(c, p);
+	struct rsrc src[2];
+	int ns = sources_of(c, p, src), used;
 	struct rlisting *l;
-	if (!r)
+	if (!ns)
 		return -ENOENT;
 	int rc = rpath_join(path, pathlen, p->rpath, name);
 	if (rc)
 		return rc;
-	rc = remote_list(r, p->rpath, LIST_MAX_AGE, &l);
+	rc = list_any(src, ns, false, LIST_MAX_AGE, &l, &used);
 	if (rc)
 		return rc;
 	const struct rentry *e = rlisting_find(l, name);
@@ -599,11 +716,12 @@ static int rdir_resolve(struct rgt_ctx *c, struct node *p, const char *name,
 
 static int rdir_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
 {
-	struct remote *r = remote_of(c, n);
+	struct rsrc src[2];
+	int ns = sources_of(c, n, src), used;
 	struct rlisting *l;
-	if (!r)
+	if (!ns)
 		return -ENOENT;
-	int rc = remote_list(r, n->rpath, LIST_MAX_AGE, &l);
+	int rc = list_any(src, ns, false, LIST_MAX_AGE, &l, &used);
 	if (rc == -ENOENT && !n->cloud &&
 	    !strcmp(n->rpath,
 		    fleet_section(c->fleet, (size_t)n->pi)->checkpoint_dir))

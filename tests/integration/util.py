@@ -313,7 +313,7 @@ def write_config(path, *, api_url, ssh_key, connect_timeout=3, io_timeout=5,
                  api_timeout=2, poll_interval=1, stale_after=4,
                  checkpoint_dir="/workspace/checkpoints", log_path="/workspace/train.log",
                  ssh_user="root", api_key_env="VAST_API_KEY", extra_rgtfs=None,
-                 extra_vastai=None, kind="vastai", section=None):
+                 extra_vastai=None, kind="vastai", section=None, extra_sections=None):
     lines = ["; written by the rgtfs integration tests",
              "[rgtfs]",
              "connect_timeout = %s" % connect_timeout,
@@ -335,6 +335,9 @@ def write_config(path, *, api_url, ssh_key, connect_timeout=3, io_timeout=5,
         lines.remove("log_path = None")
     for k, v in list((extra_vastai or {}).items()) + list((section or {}).items()):
         lines.append("%s = %s" % (k, v))
+    # more sections: {"[cloud:ckpt]": {"bucket": "x", ...}, ...}
+    for head, kv in (extra_sections or {}).items():
+        lines += ["", head] + ["%s = %s" % (k, v) for k, v in kv.items()]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path

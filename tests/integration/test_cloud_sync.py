@@ -1,0 +1,116 @@
+"""An instance whose section says `cloud = NAME`: its checkpoints/ reads from
+the box while the box runs, and from the bucket copy under the section's
+prefix ({platform}/{id}/) when the box is stopped or gone, so a stopped
+instance's synced checkpoints stay readable. Against a real vast.ai-shaped
+stand-in, a real sshd box and a real SigV4-verifying S3 server.
+"""
+
+import hashlib
+import os
+
+import pytest
+
+import util
+from s3server import installed, start_s3
+from util import ls, op_errno, read_text, wait_until
+
+pytestmark = pytest.mark.skipif(not installed(), reason="s3rver not installed "
+                                "(tools/install-s3rver.sh)")
+
+BUCKET = "ckpts"
+
+
+@pytest.fixture
+def s3(tmp_path):
+    with start_s3(tmp_path) as s:
+        s.make_bucket(BUCKET)
+        yield s
+
+
+def cloud_section(s3, tmp_path, **more):
+    """The [cloud:ckpt] section, its keys in 0600 files (no environment)."""
+    ak, sk = tmp_path / "ak", tmp_path / "sk"
+    ak.write_text(s3.access_key + "\n")
+    sk.write_text(s3.secret_key + "\n")
+    os.chmod(ak, 0o600)
+    os.chmod(sk, 0o600)
+    kv = {"endpoint": s3.endpoint, "region": "us-east-1", "bucket": BUCKET,
+          "access_key_file": str(ak), "secret_key_file": str(sk)}
+    kv.update(more)
+    return {"[cloud:ckpt]": kv}
+
+
+def sync_box_to_bucket(s3, box, iid):
+    """What the instance's own sync job does: its checkpoint_dir to
+    vastai/<id>/ in the bucket. Returns {relpath: sha256}."""
+    root = os.path.join(box.workspace, "checkpoints")
+    out = {}
+    for d, _, files in os.walk(root):
+        for name in files:
+            p = os.path.join(d, name)
+            rel = os.path.relpath(p, root)
+            with open(p, "rb") as f:
+                data = f.read()
+            s3.put(BUCKET, "vastai/%s/%s" % (iid, rel), data)
+            out[rel] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_stopped_instance_reads_from_the_bucket(world, s3, tmp_path):
+    w = world(extra_vastai={"cloud": "ckpt"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    want = sync_box_to_bucket(s3, w.boxes[0], iid)
+    assert len(want) >= 3, want
+    rels = sorted(want)
+    # running: from the box, as always
+    first = rels[0]
+    assert util.sha256sum(w.ck(0, *first.split("/"))) == want[first]
+    # stopped, and the box is not reachable any more
+    w.api.set_state(iid, "stopped")
+    w.boxes[0].stop()
+    wait_until(lambda: w.status() == "stopped\n", 10, msg="seen stopped")
+    # every file reads, the ones never read before from the bucket
+    got = {rel: util.sha256sum(w.ck(0, *rel.split("/"))) for rel in rels}
+    assert got == want
+    # sizes are the bucket's, the listing the bucket's
+    for rel in rels:
+        with open(os.path.join(w.boxes[0].workspace, "checkpoints", rel), "rb") as f:
+            assert os.stat(w.ck(0, *rel.split("/"))).st_size == len(f.read())
+    assert set(rels) == {os.path.relpath(os.path.join(d, n), w.ck(0))
+                         for d, _, fs in os.walk(w.ck(0)) for n in fs}
+    # and what only the bucket has (synced after the box went away) shows:
+    # the listing and the bytes are the bucket's
+    s3.put(BUCKET, "vastai/%s/late/only-in-bucket.bin" % iid, b"synced late\n")
+    wait_until(lambda: "late" in ls(w.ck(0)), 10, msg="bucket listing")
+    assert util.cat(w.ck(0, "late", "only-in-bucket.bin")) == b"synced late\n"
+    # the bucket is read-only here too
+    assert op_errno("unlink", w.ck(0, *rels[-1].split("/"))) in ("EROFS", "EPERM", "EACCES")
+
+
+def test_running_box_wins_over_the_bucket(world, s3, tmp_path):
+    """A box that runs is the truth: a stale bucket copy never shadows it."""
+    w = world(extra_vastai={"cloud": "ckpt"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    want = sync_box_to_bucket(s3, w.boxes[0], iid)
+    rel = sorted(want)[0]
+    s3.put(BUCKET, "vastai/%s/%s" % (iid, rel), b"an old copy in the bucket\n")
+    with open(os.path.join(w.boxes[0].workspace, "checkpoints", rel), "rb") as f:
+        box_bytes = f.read()
+    assert util.cat(w.ck(0, *rel.split("/"))) == box_bytes
+
+
+def test_gone_instance_reads_from_the_bucket(world, s3, tmp_path):
+    w = world(extra_vastai={"cloud": "ckpt"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    want = sync_box_to_bucket(s3, w.boxes[0], iid)
+    # read one file while it runs, so the cache knows the instance
+    rels = sorted(want)
+    assert util.sha256sum(w.ck(0, *rels[0].split("/"))) == want[rels[0]]
+    w.boxes[0].stop()
+    w.api.remove(iid)
+    wait_until(lambda: w.status() == "gone\n", 10, msg="seen gone")
+    got = {rel: util.sha256sum(w.ck(0, *rel.split("/"))) for rel in rels}
+    assert got == want
