@@ -646,3 +646,48 @@ int archive_children(const struct archive *a, const char *rel,
 	}
 	return rc;
 }
+
+char *archive_record_json(const struct archive *a)
+{
+	json_t *o = encode(a);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return text;
+}
+
+int archive_from_json(const char *text, size_t len, const char *plat,
+		      const char *id, struct archive **out)
+{
+	json_error_t je;
+	json_t *o = json_loadb(text, len, 0, &je);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return -EIO;
+	}
+	/* the record names itself: it must be the one asked for */
+	const char *rp = json_string_value(json_object_get(o, "platform"));
+	const char *ri = json_string_value(json_object_get(o, "id"));
+	if (!rp || !ri || strcmp(rp, plat) || strcmp(ri, id)) {
+		json_decref(o);
+		return -EIO;
+	}
+	struct archive *a = calloc(1, sizeof(*a));
+	if (!a) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	a->platform = strdup(plat);
+	a->id = strdup(id);
+	int rc = a->platform && a->id ? decode(o, a) : -ENOMEM;
+	json_decref(o);
+	if (rc) {
+		archive_free(a);
+		return rc;
+	}
+	if (a->nfiles)
+		qsort(a->files, a->nfiles, sizeof(*a->files), cmp_file);
+	if (a->ndirs)
+		qsort(a->dirs, a->ndirs, sizeof(*a->dirs), cmp_str);
+	*out = a;
+	return 0;
+}

@@ -112,6 +112,16 @@ int archive_phase_parse(const char *s, size_t len, enum archive_phase *ph,
 /* Drop the journal of @plat/@id (synced). */
 int archive_delete_pending(struct store *st, const char *plat,
 			   const char *id);
+/*
+ * The record as archive_save() stores it (compact JSON, malloc'd), or NULL
+ * when out of memory; and its inverse, for a record that travelled (the
+ * RGTFS_ARCHIVE.json of a pushed archive): -EIO if @len bytes at @text are
+ * not a record of @plat/@id (the record names itself; a record of another
+ * instance is refused), -ENOMEM. The decoded record has no src_remote.
+ */
+char *archive_record_json(const struct archive *a);
+int archive_from_json(const char *text, size_t len, const char *plat,
+		      const char *id, struct archive **out);
 /* -ENOENT if there is none. */
 int archive_load(struct store *st, const char *plat, const char *id,
 		 struct archive **out);

@@ -171,6 +171,48 @@ int xfer_s3_put(struct xfer *x, const char *path, const void *data,
 		size_t len, char *etag, size_t etaglen);
 
 /*
+ * S3 only: HEAD of object @path with "x-amz-checksum-mode: ENABLED", so a
+ * server that keeps a SHA-256 checksum of the object returns it: its
+ * base64 text (as sent: "<b64>" or, for a multipart object's checksum of
+ * checksums, "<b64>-N") into @sha256 (may be NULL; "" when the server sent
+ * none). Size, mtime and ETag into @out. 0 or -errno (-ENOENT: no such
+ * object), reason in x->err.
+ */
+int xfer_s3_head(struct xfer *x, const char *path, struct xfer_attr *out,
+		 char *sha256, size_t shalen);
+
+/* Longest upload id accepted from a server (with its NUL). */
+#define XFER_S3_UPLOAD_ID_MAX 1024
+
+/*
+ * S3 only: a multipart upload of object @path (CreateMultipartUpload,
+ * UploadPart, CompleteMultipartUpload, AbortMultipartUpload). Parts are
+ * numbered from 1, at most 10000, each at most XFER_S3_PUT_MAX bytes sent
+ * from memory and signed with its SHA-256; every part but the last must be
+ * at least 5 MiB (S3's rule, not checked here). Each request is retried
+ * like every request (http.c: bounded), with a budget that grows with its
+ * body. The caller aborts an upload it does not complete: an unfinished
+ * upload keeps its parts (and their cost) in the bucket.
+ *
+ * begin: the server's upload id into @upload_id (XFER_S3_UPLOAD_ID_MAX).
+ * part: the part's ETag as sent (quoted MD5 of the part) into @etag.
+ * complete: @etags[i] is part i+1's ETag; a 200 that carries an <Error>
+ *   (S3 may fail the assembly after sending the status) is -EIO.
+ * abort: 0 also when the upload is already gone (404).
+ * 0 or -errno with the reason in x->err.
+ */
+int xfer_s3_mpu_begin(struct xfer *x, const char *path, char *upload_id,
+		      size_t idlen);
+int xfer_s3_mpu_part(struct xfer *x, const char *path, const char *upload_id,
+		     unsigned partno, const void *data, size_t len, char *etag,
+		     size_t etaglen);
+int xfer_s3_mpu_complete(struct xfer *x, const char *path,
+			 const char *upload_id, const char *const *etags,
+			 unsigned nparts);
+int xfer_s3_mpu_abort(struct xfer *x, const char *path,
+		      const char *upload_id);
+
+/*
  * Check @host:@port and the key against an OpenSSH known_hosts @file
  * (plain and hashed entries, [host]:port form for ports other than 22).
  * 0: listed with this key; -ENOENT: host not listed (or no file);

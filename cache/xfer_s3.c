@@ -105,6 +105,8 @@
 #define BACKOFF_MS	200L
 #define BACKOFF_MAX_MS	2000L
 #define URL_MAX		(16 * 1024)
+#define UPLOAD_FLOOR_BPS	((size_t)2 << 20)	/* upload budget floor */
+#define MPU_PARTS_MAX	10000		/* S3's limit */
 /* clang-format on */
 
 struct s3_xfer {
@@ -197,6 +199,7 @@ struct s3_call {
 	size_t max_body;
 	const void *body; /* PUT: signed by its SHA-256 */
 	size_t body_len;
+	long timeout_ms; /* 0: the handle's io_timeout (uploads: scaled) */
 };
 
 /*
@@ -310,7 +313,7 @@ static int s3_do(struct s3_xfer *x, const struct s3_call *c,
 	req.url = url.data;
 	req.headers = hdr;
 	req.connect_timeout_ms = x->connect_ms;
-	req.timeout_ms = x->io_ms;
+	req.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : x->io_ms;
 	req.max_body = c->max_body;
 	req.max_retries = RETRIES;
 	req.backoff_ms = BACKOFF_MS;
@@ -1178,6 +1181,19 @@ static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
 
 static const char *const put_want[] = {"ETag", "x-amz-request-id", NULL};
 
+/*
+ * The whole budget of a request sending @len bytes, retries included: the
+ * io_timeout plus the body at a floor rate of UPLOAD_FLOOR_BPS, so a 64 MiB
+ * part is not cut off at a 30 s io_timeout on an ordinary uplink.
+ */
+static long upload_ms(const struct s3_xfer *x, size_t len)
+{
+	size_t extra = len / UPLOAD_FLOOR_BPS * 1000;
+
+	return extra > (size_t)(LONG_MAX / 2) ? LONG_MAX / 2
+					       : x->io_ms + (long)extra;
+}
+
 int xfer_s3_put(struct xfer *xb, const char *path, const void *data, size_t len,
 		char *etag, size_t etaglen)
 {
@@ -1215,6 +1231,7 @@ int xfer_s3_put(struct xfer *xb, const char *path, const void *data, size_t len,
 	    .max_body = ERR_BODY_MAX,
 	    .body = data ? data : "",
 	    .body_len = data ? len : 0,
+	    .timeout_ms = upload_ms(x, len),
 	};
 	rc = s3_do(x, &c, &resp);
 	if (!rc && resp.status != 200)
@@ -1224,6 +1241,331 @@ int xfer_s3_put(struct xfer *xb, const char *path, const void *data, size_t len,
 			 http_resp_header(&resp, "ETag")
 			     ? http_resp_header(&resp, "ETag")
 			     : "");
+	http_resp_cleanup(&resp);
+	buf_cleanup(&key);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* HEAD with checksums, multipart upload                              */
+
+static const char *const headx_want[] = {"ETag",
+					 "Content-Length",
+					 "Last-Modified",
+					 "x-amz-checksum-sha256",
+					 "x-amz-request-id",
+					 NULL};
+
+/* The key of object @path for an upload or a HEAD (never a directory). */
+static int object_key(struct s3_xfer *x, const char *path, struct buf *key,
+		      const char *what)
+{
+	int rc;
+
+	buf_init(key, S3_KEY_MAX + 2);
+	rc = path_to_key(x, path, false, key);
+	if (!rc && key->len == strlen(x->prefix))
+		rc = fail(x, -EISDIR, "%s: not an object name", what);
+	return rc;
+}
+
+int xfer_s3_head(struct xfer *xb, const char *path, struct xfer_attr *out,
+		 char *sha256, size_t shalen)
+{
+	struct s3_xfer *x = to_x(xb);
+	struct sigv4_kv extra[] = {{"x-amz-checksum-mode", "ENABLED"}};
+	struct http_resp resp;
+	struct buf key;
+	char what[300];
+	const char *v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (sha256 && shalen)
+		sha256[0] = '\0';
+	if (!xb || xb->ops != &xfer_s3_ops)
+		return -EINVAL;
+	x->base.err[0] = '\0';
+	snprintf(what, sizeof(what), "head %s", path);
+	rc = object_key(x, path, &key, what);
+	if (rc) {
+		buf_cleanup(&key);
+		return rc;
+	}
+	struct s3_call c = {
+	    .method = "HEAD",
+	    .key = key.data,
+	    .extra = extra,
+	    .nextra = 1,
+	    .want = headx_want,
+	    .max_body = ERR_BODY_MAX,
+	};
+	rc = s3_do(x, &c, &resp);
+	if (rc)
+		goto out;
+	if (resp.status != 200) {
+		rc = s3_status_fail(x, &resp, what);
+		goto out;
+	}
+	if (parse_u64(http_resp_header(&resp, "Content-Length"), &out->size) ||
+	    out->size > INT64_MAX) {
+		rc = fail(x, -EIO, "%s in bucket %s: no valid Content-Length",
+			  what, x->bucket);
+		goto out;
+	}
+	if (parse_http_date(http_resp_header(&resp, "Last-Modified"),
+			    &out->mtime))
+		out->mtime = 0;
+	out->mode = S_IFREG | 0444;
+	rc = etag_copy(x, http_resp_header(&resp, "ETag"), out->etag, what);
+	v = http_resp_header(&resp, "x-amz-checksum-sha256");
+	if (!rc && v && sha256 && shalen) {
+		if (strlen(v) >= shalen || strpbrk(v, "\r\n"))
+			rc = fail(x, -EIO,
+				  "%s in bucket %s: checksum header too long",
+				  what, x->bucket);
+		else
+			snprintf(sha256, shalen, "%s", v);
+	}
+out:
+	http_resp_cleanup(&resp);
+	buf_cleanup(&key);
+	return rc;
+}
+
+/*
+ * The text of element @tag in @body (first occurrence), strictly: no
+ * nested markup, no entity, no control byte; -EPROTO otherwise. S3's
+ * upload ids are URL-safe text, so refusing entities loses nothing.
+ */
+static int xml_text(const struct buf *body, const char *tag, char *out,
+		    size_t outlen)
+{
+	char open_t[64], close_t[64];
+	const char *s, *e;
+	size_t n;
+
+	if (!body->data || !body->len)
+		return -EPROTO;
+	snprintf(open_t, sizeof(open_t), "<%s>", tag);
+	snprintf(close_t, sizeof(close_t), "</%s>", tag);
+	s = memmem(body->data, body->len, open_t, strlen(open_t));
+	if (!s)
+		return -EPROTO;
+	s += strlen(open_t);
+	e = memmem(s, body->len - (size_t)(s - body->data), close_t,
+		   strlen(close_t));
+	if (!e)
+		return -EPROTO;
+	n = (size_t)(e - s);
+	if (!n || n >= outlen)
+		return -EPROTO;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || s[i] == 0x7f || s[i] == '<' ||
+		    s[i] == '&' || s[i] == '>')
+			return -EPROTO;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static const char *const mpu_want[] = {"x-amz-request-id", NULL};
+
+int xfer_s3_mpu_begin(struct xfer *xb, const char *path, char *upload_id,
+		      size_t idlen)
+{
+	struct s3_xfer *x = to_x(xb);
+	struct sigv4_kv q[] = {{"uploads", ""}};
+	struct http_resp resp;
+	struct buf key;
+	char what[300];
+	int rc;
+
+	if (upload_id && idlen)
+		upload_id[0] = '\0';
+	if (!xb || xb->ops != &xfer_s3_ops || !upload_id || !idlen)
+		return -EINVAL;
+	x->base.err[0] = '\0';
+	snprintf(what, sizeof(what), "start upload of %s", path);
+	rc = object_key(x, path, &key, what);
+	if (rc) {
+		buf_cleanup(&key);
+		return rc;
+	}
+	struct s3_call c = {
+	    .method = "POST",
+	    .key = key.data,
+	    .query = q,
+	    .nquery = 1,
+	    .want = mpu_want,
+	    .max_body = ERR_BODY_MAX,
+	};
+	rc = s3_do(x, &c, &resp);
+	if (!rc && resp.status != 200)
+		rc = s3_status_fail(x, &resp, what);
+	else if (!rc && xml_text(&resp.body, "UploadId", upload_id, idlen))
+		rc = fail(x, -EIO, "%s in bucket %s: no valid UploadId in the "
+			  "answer", what, x->bucket);
+	http_resp_cleanup(&resp);
+	buf_cleanup(&key);
+	return rc;
+}
+
+int xfer_s3_mpu_part(struct xfer *xb, const char *path, const char *upload_id,
+		     unsigned partno, const void *data, size_t len, char *etag,
+		     size_t etaglen)
+{
+	struct s3_xfer *x = to_x(xb);
+	struct http_resp resp;
+	struct buf key;
+	char what[300], pn[16];
+	const char *et;
+	int rc;
+
+	if (etag && etaglen)
+		etag[0] = '\0';
+	if (!xb || xb->ops != &xfer_s3_ops || !upload_id || !partno ||
+	    partno > MPU_PARTS_MAX)
+		return -EINVAL;
+	x->base.err[0] = '\0';
+	snprintf(what, sizeof(what), "upload part %u of %s", partno, path);
+	if (len > XFER_S3_PUT_MAX)
+		return fail(x, -EFBIG, "%s in bucket %s: part too large", what,
+			    x->bucket);
+	rc = object_key(x, path, &key, what);
+	if (rc) {
+		buf_cleanup(&key);
+		return rc;
+	}
+	snprintf(pn, sizeof(pn), "%u", partno);
+	struct sigv4_kv q[] = {{"partNumber", pn}, {"uploadId", upload_id}};
+	struct s3_call c = {
+	    .method = "PUT",
+	    .key = key.data,
+	    .query = q,
+	    .nquery = 2,
+	    .want = put_want,
+	    .max_body = ERR_BODY_MAX,
+	    .body = data ? data : "",
+	    .body_len = data ? len : 0,
+	    .timeout_ms = upload_ms(x, len),
+	};
+	rc = s3_do(x, &c, &resp);
+	if (!rc && resp.status != 200)
+		rc = s3_status_fail(x, &resp, what);
+	et = http_resp_header(&resp, "ETag");
+	if (!rc && etag && etaglen)
+		rc = etag_copy(x, et, etag, what);
+	http_resp_cleanup(&resp);
+	buf_cleanup(&key);
+	return rc;
+}
+
+int xfer_s3_mpu_complete(struct xfer *xb, const char *path,
+			 const char *upload_id, const char *const *etags,
+			 unsigned nparts)
+{
+	struct s3_xfer *x = to_x(xb);
+	struct http_resp resp;
+	struct buf key, body;
+	char what[300], pe[64];
+	int rc;
+
+	if (!xb || xb->ops != &xfer_s3_ops || !upload_id || !nparts ||
+	    nparts > MPU_PARTS_MAX)
+		return -EINVAL;
+	x->base.err[0] = '\0';
+	snprintf(what, sizeof(what), "complete upload of %s", path);
+	buf_init(&body, (size_t)nparts * (XFER_ETAG_MAX + 64) + 128);
+	rc = buf_appendf(&body, "<CompleteMultipartUpload>");
+	for (unsigned i = 0; !rc && i < nparts; i++) {
+		if (!etags[i] || !*etags[i] || strpbrk(etags[i], "<>&\r\n")) {
+			buf_cleanup(&body);
+			return fail(x, -EIO, "%s: part %u has no usable ETag",
+				    what, i + 1);
+		}
+		rc = buf_appendf(&body, "<Part><PartNumber>%u</PartNumber>"
+				 "<ETag>%s</ETag></Part>", i + 1, etags[i]);
+	}
+	if (!rc)
+		rc = buf_appendf(&body, "</CompleteMultipartUpload>");
+	if (rc) {
+		buf_cleanup(&body);
+		return fail(x, -ENOMEM, "%s: out of memory", what);
+	}
+	rc = object_key(x, path, &key, what);
+	if (rc) {
+		buf_cleanup(&key);
+		buf_cleanup(&body);
+		return rc;
+	}
+	struct sigv4_kv q[] = {{"uploadId", upload_id}};
+	struct s3_call c = {
+	    .method = "POST",
+	    .key = key.data,
+	    .query = q,
+	    .nquery = 1,
+	    .want = mpu_want,
+	    .max_body = ERR_BODY_MAX,
+	    .body = body.data,
+	    .body_len = body.len,
+	    /* S3 may take minutes to assemble a large object */
+	    .timeout_ms = upload_ms(x, (size_t)nparts << 20),
+	};
+	rc = s3_do(x, &c, &resp);
+	/* A 200 may still carry an <Error> (AWS sends it when the assembly
+	 * fails after the status went out): only a result counts. */
+	if (!rc && resp.status != 200)
+		rc = s3_status_fail(x, &resp, what);
+	else if (!rc && (!resp.body.data ||
+			 !memmem(resp.body.data, resp.body.len,
+				 "CompleteMultipartUploadResult", 29) ||
+			 memmem(resp.body.data, resp.body.len, "<Error>", 7))) {
+		char code[64] = "", msg[160] = "";
+
+		if (resp.body.len)
+			s3xml_parse_error(resp.body.data, resp.body.len, code,
+					  sizeof(code), msg, sizeof(msg));
+		snprintf(pe, sizeof(pe), "%s", code[0] ? code : "no result");
+		rc = fail(x, -EIO, "%s in bucket %s: failed (%s)%s%s", what,
+			  x->bucket, pe, msg[0] ? ": " : "", msg);
+	}
+	http_resp_cleanup(&resp);
+	buf_cleanup(&key);
+	buf_cleanup(&body);
+	return rc;
+}
+
+int xfer_s3_mpu_abort(struct xfer *xb, const char *path, const char *upload_id)
+{
+	struct s3_xfer *x = to_x(xb);
+	struct http_resp resp;
+	struct buf key;
+	char what[300];
+	int rc;
+
+	if (!xb || xb->ops != &xfer_s3_ops || !upload_id)
+		return -EINVAL;
+	x->base.err[0] = '\0';
+	snprintf(what, sizeof(what), "abort upload of %s", path);
+	rc = object_key(x, path, &key, what);
+	if (rc) {
+		buf_cleanup(&key);
+		return rc;
+	}
+	struct sigv4_kv q[] = {{"uploadId", upload_id}};
+	struct s3_call c = {
+	    .method = "DELETE",
+	    .key = key.data,
+	    .query = q,
+	    .nquery = 1,
+	    .want = mpu_want,
+	    .max_body = ERR_BODY_MAX,
+	};
+	rc = s3_do(x, &c, &resp);
+	if (!rc && resp.status != 204 && resp.status != 200 &&
+	    resp.status != 404)
+		rc = s3_status_fail(x, &resp, what);
 	http_resp_cleanup(&resp);
 	buf_cleanup(&key);
 	return rc;
