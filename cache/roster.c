@@ -215,7 +215,7 @@ int roster_compare(const struct roster *a, const struct roster *b, char *err,
 		}
 		const struct roster_entry *x = &a->v[i], *y = &b->v[k];
 		if (x->type != y->type || x->size != y->size ||
-		    x->mtime != y->mtime) {
+		    x->mtime != y->mtime || strcmp(x->etag, y->etag)) {
 			snprintf(err, errlen,
 				 "%s changed (%" PRIu64 " -> %" PRIu64
 				 " bytes, mtime %" PRId64 " -> %" PRId64 ")",

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "xfer.h"
 
 #define ROSTER_MARK "RGTFS-BEGIN"
 #define ROSTER_MAX_ENTRIES 100000
@@ -24,6 +25,8 @@ struct roster_entry {
 	uint64_t size;
 	int64_t mtime;		/* whole seconds */
 	char sha256[65];	/* lower-case hex; "" until hashed */
+	/* From a bucket (trust_cloud): the object's ETag; "" from a box. */
+	char etag[XFER_ETAG_MAX];
 };
 
 struct roster {

@@ -52,6 +52,7 @@
 #include "archive.h"
 #include "buf.h"
 #include "ckpt.h"
+#include "cloud.h"
 #include "config.h"
 #include "fetch.h"
 #include "fleet.h"
@@ -162,6 +163,14 @@ struct td {
 	bool (*cancelled)(void *arg);
 	void *cancel_arg;
 	struct platform_caps caps;	/* what the platform can do */
+	/*
+	 * trust_cloud: the box cannot be reached, so the roster, the bytes
+	 * and their digests (MD5 ETags) come from the bucket copy under
+	 * cloud_root; the report says so plainly.
+	 */
+	bool via_cloud;
+	struct cloud *cl;
+	char cloud_root[PATH_MAX];
 };
 
 static bool is_cancelled(struct td *t)
@@ -227,6 +236,35 @@ static int interrupted(struct td *t)
 static char *abs_path(const struct td *t, const char *rel)
 {
 	return rpath_join_dup(t->sec->checkpoint_dir, rel);
+}
+
+/*
+ * Where the bytes of roster entry @rel come from, and so their identity
+ * (fetch_file_id): the box's file, or with via_cloud the bucket's object.
+ * The one function the pull, the verify and the record use; the record
+ * then names the same source (archive_file.src), so the archive serves
+ * exactly the blocks that were verified.
+ */
+struct efile {
+	struct remote *r;
+	const char *plat, *id;
+	char *path;		/* malloc'd */
+	const char *etag;
+};
+
+static int entry_file(const struct td *t, const char *rel, const char *etag,
+		      struct efile *ef)
+{
+	if (t->via_cloud) {
+		*ef = (struct efile){ cloud_remote(t->cl), "cloud",
+				      cloud_name(t->cl),
+				      rpath_join_dup(t->cloud_root, rel),
+				      etag };
+	} else {
+		*ef = (struct efile){ t->r, t->plat, t->id,
+				      abs_path(t, rel), NULL };
+	}
+	return ef->path ? 0 : -ENOMEM;
 }
 
 static int remote_err(struct td *t, int rc, const char *what)
@@ -319,6 +357,137 @@ static int hash_box(struct td *t)
 	return rc;
 }
 
+/* ---- trust_cloud: the bucket copy stands in for a box that is down -------- */
+
+static int cloud_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct roster_entry *)a)->path,
+		      ((const struct roster_entry *)b)->path);
+}
+
+/* Every object under @dir of the bucket, recursively, into @out (paths
+ * relative to cloud_root). Only a fresh answer counts: a listing the
+ * remote serves from memory because the bucket did not answer is not a
+ * roster. */
+static int cloud_walk(struct td *t, const char *dir, const char *rel,
+		      struct roster *out, size_t *cap, int depth)
+{
+	struct rlisting *l;
+	char e1[ESC_MAX];
+	if (depth > 64)
+		return refuse(t, -EINVAL, "the bucket copy nests deeper than "
+			      "64 directories");
+	int rc = remote_list(cloud_remote(t->cl), dir, 0, &l);
+	if (rc == -ENOENT && !depth)
+		return refuse(t, -ENOENT, "the bucket has no copy of %s/%s "
+			      "under %s", t->plat, t->id,
+			      esc(t->cloud_root, e1));
+	if (!rc && l->stale) {
+		rlisting_free(l);
+		rc = -EHOSTUNREACH;
+	}
+	if (rc) {
+		char e[512];
+		cloud_error(t->cl, e, sizeof(e));
+		return refuse(t, rc == -EACCES ? -EACCES : -EHOSTUNREACH,
+			      "the bucket cannot be listed (%s)",
+			      e[0] ? e : strerror(-rc));
+	}
+	for (size_t i = 0; !rc && i < l->n; i++) {
+		const struct rentry *ent = &l->v[i];
+		char *sub = rpath_join_dup(dir, ent->name);
+		char *r = *rel ? rpath_join_dup(rel, ent->name) :
+				 strdup(ent->name);
+		if (!sub || !r) {
+			free(sub);
+			free(r);
+			rc = -ENOMEM;
+			break;
+		}
+		if (out->n >= ROSTER_MAX_ENTRIES) {
+			free(sub);
+			free(r);
+			rc = refuse(t, -EFBIG, "the bucket copy holds more than "
+				    "%d entries", ROSTER_MAX_ENTRIES);
+			break;
+		}
+		if (out->n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 64;
+			struct roster_entry *v = realloc(out->v,
+							 nc * sizeof(*v));
+			if (!v) {
+				free(sub);
+				free(r);
+				rc = -ENOMEM;
+				break;
+			}
+			out->v = v;
+			*cap = nc;
+		}
+		struct roster_entry *e = &out->v[out->n++];
+		memset(e, 0, sizeof(*e));
+		e->path = r;
+		e->type = S_ISDIR(ent->attr.mode) ? 'd' : 'f';
+		e->size = ent->attr.size;
+		e->mtime = ent->attr.mtime;
+		snprintf(e->etag, sizeof(e->etag), "%s", ent->attr.etag);
+		if (e->type == 'd')
+			rc = cloud_walk(t, sub, r, out, cap, depth + 1);
+		free(sub);
+	}
+	rlisting_free(l);
+	return rc;
+}
+
+static int list_cloud(struct td *t, struct roster *out)
+{
+	size_t cap = 0;
+	int rc = cloud_walk(t, t->cloud_root, "", out, &cap, 0);
+	if (!rc && out->n)
+		qsort(out->v, out->n, sizeof(*out->v), cloud_entry_cmp);
+	return rc;
+}
+
+/* The roster of a box that is down, from its bucket copy (trust_cloud). */
+static int roster_from_cloud(struct td *t, int st)
+{
+	char e1[ESC_MAX];
+	t->cl = rgt_cloud(t->c, t->sec->cloud);
+	if (!t->cl || !cloud_remote(t->cl) ||
+	    cloud_instance_path(t->cl, t->sec->kind, t->id, t->cloud_root,
+				sizeof(t->cloud_root))) {
+		char e[512] = "";
+		if (t->cl)
+			cloud_error(t->cl, e, sizeof(e));
+		return refuse(t, -EHOSTUNREACH, "the instance is %s and its "
+			      "bucket [cloud:%s] cannot be used%s%s",
+			      rgt_state_name(st), t->sec->cloud,
+			      e[0] ? ": " : "", e);
+	}
+	t->via_cloud = true;
+	note(t, "roster: the instance is %s, so the box itself cannot be "
+	     "checked; trust_cloud = yes: verifying the bucket copy %s under "
+	     "%s instead", rgt_state_name(st), cloud_where(t->cl),
+	     esc(t->cloud_root, e1));
+	int rc = list_cloud(t, &t->roster);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < t->roster.n; i++) {
+		const struct roster_entry *e = &t->roster.v[i];
+		/* single-part objects only: their ETag is their MD5 */
+		bool md5 = e->type != 'f' ||
+			   (strlen(e->etag) == 34 && e->etag[0] == '"' &&
+			    e->etag[33] == '"' &&
+			    strspn(e->etag + 1, "0123456789abcdef") == 32);
+		if (!md5)
+			return refuse(t, -EIO, "%s: its ETag %s is not an MD5 "
+				      "(a multipart upload), and the bucket "
+				      "gives no SHA-256: it cannot be verified",
+				      esc(e->path, e1), e->etag);
+	}
+	return 0;
+}
+
 static int step_roster(struct td *t)
 {
 	int st = RGT_ST_UNKNOWN;
@@ -326,11 +495,14 @@ static int step_roster(struct td *t)
 	int rc = fleet_instance_state(t->c->fleet, t->pi, t->id, &st);
 	if (rc)
 		return refuse(t, -ENOENT, "no such instance");
-	if (st != RGT_ST_RUNNING)
+	if (st != RGT_ST_RUNNING && t->sec->trust_cloud && t->sec->cloud)
+		rc = roster_from_cloud(t, st);
+	else if (st != RGT_ST_RUNNING)
 		return refuse(t, -EHOSTUNREACH,
 			      "the instance is %s: its box cannot be reached, "
 			      "so nothing can be verified", rgt_state_name(st));
-	rc = list_box(t, &t->roster);
+	else
+		rc = list_box(t, &t->roster);
 	if (rc)
 		return rc;
 	struct buf odd;
@@ -363,13 +535,16 @@ static int step_roster(struct td *t)
 			     "it is copied like any file", esc(p, e1));
 	}
 	note(t, "roster: %" PRIu64 " files, %" PRIu64 " bytes in %s",
-	     t->files, t->bytes, esc(t->sec->checkpoint_dir, e1));
+	     t->files, t->bytes,
+	     esc(t->via_cloud ? t->cloud_root : t->sec->checkpoint_dir, e1));
 
-	if ((rc = hash_box(t)))
-		return rc;
-	note(t, "roster: SHA-256 of every file computed on the box");
+	if (!t->via_cloud) {
+		if ((rc = hash_box(t)))
+			return rc;
+		note(t, "roster: SHA-256 of every file computed on the box");
+	}
 
-	if (t->sec->log_path &&
+	if (!t->via_cloud && t->sec->log_path &&
 	    !remote_stat(t->r, t->sec->log_path, 0, &t->log_attr) &&
 	    S_ISREG(t->log_attr.mode))
 		t->have_log = true;
@@ -439,13 +614,13 @@ static int sink(void *arg, const struct iovec *iov, int n)
 	return 0;
 }
 
-static int pull_one(struct td *t, const char *path, uint64_t size,
+static int pull_one(struct td *t, const struct efile *ef, uint64_t size,
 		    int64_t mtime, uint64_t *done)
 {
 	struct fetch_file ff;
 	struct fetch_stream fs;
-	int rc = fetch_file_init(&ff, t->r, t->plat, t->id, path, size,
-				 mtime, NULL);
+	int rc = fetch_file_init(&ff, ef->r, ef->plat, ef->id, ef->path, size,
+				 mtime, ef->etag);
 	if (rc)
 		return rc;
 	fetch_stream_init(&fs);
@@ -475,22 +650,24 @@ static int step_pull(struct td *t, bool *pulled)
 	uint64_t done = 0;
 	int rc = 0;
 	char e1[ESC_MAX];
-	remember_listings(t);
+	if (!t->via_cloud)
+		remember_listings(t);
 	for (size_t i = 0; !rc && i < t->roster.n; i++) {
 		const struct roster_entry *e = &t->roster.v[i];
+		struct efile ef;
 		if (e->type != 'f')
 			continue;
-		char *p = abs_path(t, e->path);
-		if (!p)
+		if (entry_file(t, e->path, e->etag, &ef))
 			return -ENOMEM;
-		rc = pull_one(t, p, e->size, e->mtime, &done);
-		free(p);
+		rc = pull_one(t, &ef, e->size, e->mtime, &done);
+		free(ef.path);
 		if (rc == -EINTR)
 			rc = interrupted(t);
 		else if (rc == -ESTALE)
-			rc = refuse(t, -EBUSY, "%s changed on the box during "
+			rc = refuse(t, -EBUSY, "%s changed on the %s during "
 				    "the pull: a job is still writing",
-				    esc(e->path, e1));
+				    esc(e->path, e1),
+				    t->via_cloud ? "bucket" : "box");
 		else if (rc == -EACCES)
 			rc = remote_err(t, rc, "pull");
 		else if (rc)
@@ -504,7 +681,9 @@ static int step_pull(struct td *t, bool *pulled)
 	bool log_ok = false;
 	for (int attempt = 0; t->have_log && attempt < 2; attempt++) {
 		uint64_t d = 0;
-		int lrc = pull_one(t, t->sec->log_path, t->log_attr.size,
+		struct efile lf = { t->r, t->plat, t->id,
+				    (char *)t->sec->log_path, NULL };
+		int lrc = pull_one(t, &lf, t->log_attr.size,
 				   t->log_attr.mtime, &d);
 		if (!lrc) {
 			log_ok = true;
@@ -587,15 +766,31 @@ static int store_pread(void *arg, void *buf, size_t len, uint64_t off)
 	return rc == -ENOENT ? -EIO : rc;
 }
 
+static int cached_digests(struct store *st, const uint8_t *fid,
+			  uint64_t size, char hex[65], char md5hex[33]);
+
 /* SHA-256 of a cached file; -EIO if any block is missing or short. */
 static int cached_sha256(struct store *st, const uint8_t *fid, uint64_t size,
 			 char hex[65])
 {
+	return cached_digests(st, fid, size, hex, NULL);
+}
+
+/* SHA-256 (and, if @md5hex, MD5) of a cached file, in one pass. */
+static int cached_digests(struct store *st, const uint8_t *fid,
+			  uint64_t size, char hex[65], char md5hex[33])
+{
+	EVP_MD_CTX *m5 = md5hex ? EVP_MD_CTX_new() : NULL;
+	if (md5hex && !m5)
+		return -ENOMEM;
+	if (m5)
+		EVP_DigestInit_ex(m5, EVP_md5(), NULL);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	struct store_rtxn *tx;
 	int rc = md ? store_rbegin(st, &tx) : -ENOMEM;
 	if (rc) {
 		EVP_MD_CTX_free(md);
+		EVP_MD_CTX_free(m5);
 		return rc;
 	}
 	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
@@ -609,6 +804,8 @@ static int cached_sha256(struct store *st, const uint8_t *fid, uint64_t size,
 			rc = -EIO;
 		if (!rc)
 			EVP_DigestUpdate(md, d, l);
+		if (!rc && m5)
+			EVP_DigestUpdate(m5, d, l);
 	}
 	store_rend(tx);
 	unsigned char out[EVP_MAX_MD_SIZE];
@@ -617,6 +814,12 @@ static int cached_sha256(struct store *st, const uint8_t *fid, uint64_t size,
 	EVP_MD_CTX_free(md);
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	if (m5) {
+		EVP_DigestFinal_ex(m5, out, &n);
+		EVP_MD_CTX_free(m5);
+		for (unsigned i = 0; i < 16; i++)
+			snprintf(md5hex + 2 * i, 3, "%02x", out[i]);
+	}
 	return rc == -ENOENT ? -EIO : rc;
 }
 
@@ -625,19 +828,44 @@ static int step_verify(struct td *t, bool *verified)
 	int checked = 0, skipped = 0;
 	char e1[ESC_MAX];
 	for (size_t i = 0; i < t->roster.n; i++) {
-		const struct roster_entry *e = &t->roster.v[i];
+		struct roster_entry *e = &t->roster.v[i];
 		if (e->type != 'f')
 			continue;
 		if (is_cancelled(t))
 			return interrupted(t);
-		char *p = abs_path(t, e->path);
-		if (!p)
+		struct efile ef;
+		if (entry_file(t, e->path, e->etag, &ef))
 			return -ENOMEM;
+		char *p = ef.path;
 		struct store_reader sr = { t->c->store, { 0 }, e->size };
-		fetch_file_id(sr.fid, t->plat, t->id, p, e->size, e->mtime,
-			      NULL);
+		fetch_file_id(sr.fid, ef.plat, ef.id, p, e->size, e->mtime,
+			      ef.etag);
 		char hex[65];
-		int rc = cached_sha256(t->c->store, sr.fid, e->size, hex);
+		int rc;
+		if (t->via_cloud) {
+			/* No digest from a box: the object's own, its MD5
+			 * ETag (single-part: checked at the roster), against
+			 * the MD5 of the very blocks that will be served. */
+			char md5[33];
+			rc = cached_digests(t->c->store, sr.fid, e->size, hex,
+					    md5);
+			free(p);
+			if (rc == -EINTR)
+				return interrupted(t);
+			if (rc)
+				return refuse(t, -EIO, "%s: the copy is "
+					      "incomplete in the cache (%s)",
+					      esc(e->path, e1), strerror(-rc));
+			if (strlen(e->etag) != 34 ||
+			    strncmp(e->etag + 1, md5, 32))
+				return refuse(t, -EIO, "%s: MD5 of the copy %s "
+					      "differs from the bucket's ETag "
+					      "%s", esc(e->path, e1), md5,
+					      e->etag);
+			memcpy(e->sha256, hex, sizeof(e->sha256));
+			goto load_check;
+		}
+		rc = cached_sha256(t->c->store, sr.fid, e->size, hex);
 		if (!rc && strcmp(hex, e->sha256)) {
 			/*
 			 * SFTP v3 knows a file only by size and whole-second
@@ -663,7 +891,7 @@ static int step_verify(struct td *t, bool *verified)
 			uint64_t d = 0;
 			rc = store_blocks_delete(t->c->store, sr.fid);
 			if (!rc)
-				rc = pull_one(t, p, e->size, e->mtime, &d);
+				rc = pull_one(t, &ef, e->size, e->mtime, &d);
 			if (!rc)
 				rc = fetch_flush(t->c->fetcher);
 			if (!rc)
@@ -681,6 +909,7 @@ static int step_verify(struct td *t, bool *verified)
 			return refuse(t, -EIO, "%s: SHA-256 of the copy %s "
 				      "differs from the box's %s",
 				      esc(e->path, e1), hex, e->sha256);
+load_check:;
 		struct ckpt_reader rd = { e->size, store_pread, &sr };
 		char detail[512];
 		enum ckpt_verdict v = ckpt_verify(e->path, &rd, detail,
@@ -695,9 +924,13 @@ static int step_verify(struct td *t, bool *verified)
 				      detail);
 		}
 	}
-	note(t, "verify: every SHA-256 matches the box; load checks passed "
-	     "for %d files (%d of a type without a load check)", checked,
-	     skipped);
+	note(t, t->via_cloud ?
+		     "verify: every object's MD5 matches its ETag in the "
+		     "bucket; load checks passed for %d files (%d of a type "
+		     "without a load check)" :
+		     "verify: every SHA-256 matches the box; load checks passed "
+		     "for %d files (%d of a type without a load check)",
+	     checked, skipped);
 	*verified = true;
 	return 0;
 }
@@ -869,7 +1102,7 @@ out:
 static int step_relist(struct td *t, bool *relisted)
 {
 	struct roster now = { 0 };
-	int rc = list_box(t, &now);
+	int rc = t->via_cloud ? list_cloud(t, &now) : list_box(t, &now);
 	if (rc)
 		return rc;
 	char err[512];
@@ -879,13 +1112,17 @@ static int step_relist(struct td *t, bool *relisted)
 		struct buf shown;
 		buf_init(&shown, ESC_MAX);
 		rpath_escape(&shown, err);
-		rc = refuse(t, -EBUSY, "the box changed since the roster "
+		rc = refuse(t, -EBUSY, "the %s changed since the roster "
 			    "(%s): a job is still writing",
+			    t->via_cloud ? "bucket copy" : "box",
 			    shown.data ? shown.data : "");
 		buf_cleanup(&shown);
 		return rc;
 	}
-	note(t, "re-list: the box still lists exactly the same files");
+	note(t, t->via_cloud ? "re-list: the bucket still lists exactly the "
+			      "same objects" :
+			      "re-list: the box still lists exactly the same "
+			      "files");
 	*relisted = true;
 	return 0;
 }
@@ -1070,7 +1307,8 @@ static int step_confirm(struct td *t)
 	}
 }
 
-static int add_dirs(struct archive *a, const struct roster *r)
+static int add_dirs(struct archive *a, const struct roster *r,
+		    const struct td *t)
 {
 	a->dirs = calloc(r->n ? r->n : 1, sizeof(*a->dirs));
 	a->files = calloc(r->n ? r->n : 1, sizeof(*a->files));
@@ -1090,6 +1328,15 @@ static int add_dirs(struct archive *a, const struct roster *r)
 			f->mtime = e->mtime;
 			memcpy(f->sha256, e->sha256, sizeof(f->sha256));
 			a->nfiles++;
+			if (t->via_cloud) {
+				/* the same source entry_file() pulled */
+				struct efile ef;
+				if (entry_file(t, e->path, e->etag, &ef))
+					return -ENOMEM;
+				f->src = ef.path;
+				snprintf(f->etag, sizeof(f->etag), "%s",
+					 e->etag);
+			}
 		}
 	}
 	return 0;
@@ -1119,8 +1366,11 @@ static struct archive *build_archive(struct td *t, const char *report,
 		a->log_size = t->log_attr.size;
 		a->log_mtime = t->log_attr.mtime;
 	}
+	if (!rc && t->via_cloud &&
+	    !(a->src_cloud = strdup(cloud_name(t->cl))))
+		rc = -ENOMEM;
 	if (!rc)
-		rc = add_dirs(a, r);
+		rc = add_dirs(a, r, t);
 	if (rc || !a->platform || !a->id || !a->root || !a->report) {
 		archive_free(a);
 		return NULL;
@@ -1501,10 +1751,15 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 							    .name);
 				buf_appendf(&rep, "done: %s/%s destroyed (%s) "
 					    "after a verified copy of %" PRIu64
-					    " files (%" PRIu64 " bytes)\n%s",
+					    " files (%" PRIu64 " bytes)%s\n%s",
 					    t.plat, id,
 					    vb.data ? vb.data : "",
-					    t.files, t.bytes, t.log.data);
+					    t.files, t.bytes,
+					    t.via_cloud ?
+						    " of its bucket copy: the box "
+						    "itself could not be checked" :
+						    "",
+					    t.log.data);
 				buf_cleanup(&vb);
 			}
 			else

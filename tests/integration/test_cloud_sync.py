@@ -114,3 +114,82 @@ def test_gone_instance_reads_from_the_bucket(world, s3, tmp_path):
     wait_until(lambda: w.status() == "gone\n", 10, msg="seen gone")
     got = {rel: util.sha256sum(w.ck(0, *rel.split("/"))) for rel in rels}
     assert got == want
+
+
+# ---- trust_cloud: a box that is down, verified against its bucket copy ----------------
+
+def _archive(w, i=0):
+    return os.path.join(w.mnt, "archive", "vastai", str(w.ids[i]))
+
+
+def _down(w, i=0):
+    w.api.set_state(w.ids[i], "stopped")
+    w.boxes[i].stop()
+    wait_until(lambda: w.status(i) == "stopped\n", 10, msg="seen stopped")
+
+
+def test_trust_cloud_teardown_of_a_stopped_instance(world, s3, tmp_path):
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    want = sync_box_to_bucket(s3, w.boxes[0], iid)
+    _down(w)
+    err = op_errno("rmdir", w.idir(0), timeout=180)
+    assert err == "OK", "rmdir -> %s; teardown:\n%s" % (
+        err, util.run(["cat", w.f(0, "teardown")]).text)
+    dels = w.api.deletes()
+    assert len(dels) == 1 and str(iid) in dels[0]["path"], dels
+    wait_until(lambda: os.path.isdir(_archive(w)), 10, msg="archived")
+    a = _archive(w)
+    rep = read_text(os.path.join(a, "teardown"))
+    assert "bucket copy" in rep and "could not be checked" in rep, rep
+    got = {rel: util.sha256sum(os.path.join(a, "checkpoints", *rel.split("/")))
+           for rel in want}
+    assert got == want
+    assert "PULL_MANIFEST.json" in ls(a)
+    # the archive is served from the cache alone, the bucket gone too
+    s3.stop()
+    rel = sorted(want)[-1]
+    assert util.sha256sum(os.path.join(a, "checkpoints", *rel.split("/"))) == want[rel]
+
+
+def test_trust_cloud_refuses_a_corrupt_bucket_copy(world, s3, tmp_path):
+    """One object's bytes changed in the bucket while its ETag stayed: the
+    MD5 of what was pulled does not match, nothing is destroyed."""
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    want = sync_box_to_bucket(s3, w.boxes[0], iid)
+    rel = max(want, key=lambda r: os.path.getsize(
+        os.path.join(w.boxes[0].workspace, "checkpoints", r)))
+    s3.corrupt_on_disk(BUCKET, "vastai/%s/%s" % (iid, rel))
+    _down(w)
+    err = op_errno("rmdir", w.idir(0), timeout=180)
+    assert err == "EIO", err
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("refused:") and "MD5" in rep, rep
+    assert w.api.deletes() == []
+    assert w.api.get(iid) is not None
+    assert not os.path.isdir(_archive(w))
+
+
+def test_without_trust_cloud_a_stopped_box_is_refused(world, s3, tmp_path):
+    w = world(extra_vastai={"cloud": "ckpt"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    sync_box_to_bucket(s3, w.boxes[0], iid)
+    _down(w)
+    err = op_errno("rmdir", w.idir(0), timeout=120)
+    assert err == "EHOSTUNREACH", err
+    assert w.api.deletes() == []
+    assert "cannot be reached" in read_text(w.f(0, "teardown"))
+
+
+def test_trust_cloud_refuses_an_empty_bucket_copy(world, s3, tmp_path):
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"},
+              extra_sections=cloud_section(s3, tmp_path))
+    _down(w)
+    err = op_errno("rmdir", w.idir(0), timeout=120)
+    assert err in ("ENOENT", "ENODATA"), err
+    assert w.api.deletes() == []
+    assert "bucket" in read_text(w.f(0, "teardown"))
