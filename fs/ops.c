@@ -548,6 +548,10 @@ static int rmdir_archive(fuse_req_t req, const char *plat, const char *name)
 	char key[256];
 	if (!is_owner(req, c))
 		return -EPERM;
+	/* an archive in a bucket: nothing here deletes in a bucket */
+	if (!archive_exists(c->store, plat, name) &&
+	    tree_archive_is_remote(c, plat, name))
+		return -EROFS;
 	int k = snprintf(key, sizeof(key), "archive/%s/%s", plat, name);
 	if (k < 0 || (size_t)k >= sizeof(key))
 		return -ENAMETOOLONG;

@@ -94,6 +94,11 @@ int tree_text_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		   int (*render)(struct rgt_ctx *, const struct node *,
 				 struct buf *));
 
+/* Is archive/@plat/@id one pushed to a bucket (and not a local one's
+ * name)? Such an archive is read-only: rmdir of it is EROFS. */
+bool tree_archive_is_remote(struct rgt_ctx *c, const char *plat,
+			    const char *id);
+
 /* The archive kinds (tree_archive.c). */
 extern const struct kind_ops tree_archive_root, tree_archive_plat,
 	tree_archive_inst, tree_archive_vfile, tree_archive_log,
