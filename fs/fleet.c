@@ -835,8 +835,20 @@ int fleet_instance_file(struct fleet *fl, size_t pi, const char *id,
 		break;
 	case FF_TEARDOWN: {
 		enum archive_phase ph;
+		unsigned verbs = 0;
 		if (in->teardown)
 			rc = buf_appendf(out, "%s", in->teardown);
+		else if (!archive_get_progress(fl->st, pl->sec->kind, in->id,
+					       &ph, &verbs) &&
+			 ph == ARCH_DESTROY_ACCEPTED && verbs)
+			/* After a remount, in the middle of a sequence. */
+			rc = buf_appendf(out, "a destroy sequence stopped "
+					 "after %u of its calls; the verified "
+					 "copy is kept in the cache. rgtfs has "
+					 "not watched the instance since, so it "
+					 "is verified anew: start it and rmdir "
+					 "again, or finish from the platform's "
+					 "console\n", verbs);
 		else if (!archive_get_phase(fl->st, pl->sec->kind, in->id,
 					    &ph) && ph != ARCH_RECORDED)
 			/* After a remount: the journal still says so. */
