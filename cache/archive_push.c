@@ -305,6 +305,7 @@ struct push {
 	size_t bufcap;
 	char *err;
 	size_t errlen;
+	size_t skipped;		/* objects already there, verified */
 };
 
 __attribute__((format(printf, 3, 4))) static int perr(struct push *p, int rc,
@@ -413,6 +414,29 @@ static void digest_hex_b64(EVP_MD_CTX *md, unsigned char *raw, char *hex,
 		b64_of(raw, ml, b64, b64len);
 }
 
+/*
+ * Is @path already in the bucket exactly as it would be after the upload
+ * (a push run again after a failure)? The same evidence verify_object()
+ * asks for after an upload; any doubt (an error, a mismatch) is "no", and
+ * the object is sent.
+ */
+static bool already_there(struct push *p, const char *path, uint64_t size,
+			  const char *single, const char *multi,
+			  const char *sha_whole, const char *sha_multi,
+			  char *etag_out)
+{
+	struct xfer_attr at;
+	char cks[128];
+	if (xfer_s3_head(p->x, path, &at, cks, sizeof(cks)) ||
+	    at.size != size || !archive_etag_ok(at.etag, single, multi) ||
+	    (cks[0] && strcmp(cks, sha_whole) &&
+	     !(sha_multi && !strcmp(cks, sha_multi))))
+		return false;
+	snprintf(etag_out, XFER_ETAG_MAX, "%s", at.etag);
+	p->skipped++;
+	return true;
+}
+
 /* One PUT of @len bytes at @data as @path, verified. */
 static int put_small(struct push *p, const char *path, const char *what,
 		     const char *data, size_t len, const char *want_sha,
@@ -429,6 +453,8 @@ static int put_small(struct push *p, const char *path, const char *what,
 		return perr(p, -EIO, "%s: the cached bytes' SHA-256 is %s, "
 			    "the record says %s: not sent", what, hex, want_sha);
 	archive_etag_single(md5, single, sizeof(single));
+	if (already_there(p, path, len, single, NULL, b64, NULL, etag_out))
+		return 0;
 	int rc = xfer_s3_put(p->x, path, data, len, sent, sizeof(sent));
 	if (rc)
 		return perr(p, rc, "%s: upload failed (%s)", what, p->x->err);
@@ -452,7 +478,13 @@ static int ensure_buf(struct push *p, size_t n)
 	return 0;
 }
 
-/* Multipart upload of the archived file @ff (@f's bytes), verified. */
+/*
+ * Multipart upload of the archived file @f (blocks of @fid), verified.
+ * Two passes over the cached bytes: the first computes every digest (the
+ * whole file's SHA-256 must be the record's before a byte goes out, and
+ * the expected ETags let an object already there be kept), the second
+ * sends the parts, each checked against its first-pass MD5.
+ */
 static int put_multi(struct push *p, const char *path, const char *what,
 		     const struct archive_file *f, const uint8_t *fid,
 		     size_t part, char *etag_out)
@@ -461,6 +493,8 @@ static int put_multi(struct push *p, const char *path, const char *what,
 	unsigned char *md5s = calloc(nparts, 16), *shas = calloc(nparts, 32);
 	char **etags = calloc(nparts, sizeof(*etags));
 	char upload[XFER_S3_UPLOAD_ID_MAX];
+	char single[XFER_ETAG_MAX], multi[XFER_ETAG_MAX], hex[65];
+	char b64w[64], b64m[80];
 	EVP_MD_CTX *whole = EVP_MD_CTX_new(), *wsha = EVP_MD_CTX_new();
 	bool begun = false;
 	int rc = md5s && shas && etags && whole && wsha ? 0 : -ENOMEM;
@@ -470,17 +504,9 @@ static int put_multi(struct push *p, const char *path, const char *what,
 	}
 	EVP_DigestInit_ex(whole, EVP_md5(), NULL);
 	EVP_DigestInit_ex(wsha, EVP_sha256(), NULL);
-	rc = xfer_s3_mpu_begin(p->x, path, upload, sizeof(upload));
-	if (rc) {
-		rc = perr(p, rc, "%s: cannot start a multipart upload (%s)",
-			  what, p->x->err);
-		goto out;
-	}
-	begun = true;
 	for (unsigned i = 0; i < nparts; i++) {
 		uint64_t off = (uint64_t)i * part;
 		size_t n = f->size - off < part ? (size_t)(f->size - off) : part;
-		char want[XFER_ETAG_MAX], got[XFER_ETAG_MAX];
 		unsigned int ml = 0;
 		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
 		if (rc) {
@@ -494,30 +520,11 @@ static int put_multi(struct push *p, const char *path, const char *what,
 			   NULL);
 		EVP_Digest(p->buf, n, shas + 32 * (size_t)i, &ml,
 			   EVP_sha256(), NULL);
-		archive_etag_single(md5s + 16 * (size_t)i, want, sizeof(want));
-		rc = xfer_s3_mpu_part(p->x, path, upload, i + 1, p->buf, n, got,
-				      sizeof(got));
-		if (rc) {
-			rc = perr(p, rc, "%s: part %u of %u failed (%s)", what,
-				  i + 1, nparts, p->x->err);
-			goto out;
-		}
-		if (strcmp(got, want)) {
-			rc = perr(p, -EIO, "%s: part %u: the server's ETag is "
-				  "not the MD5 of what was sent", what, i + 1);
-			goto out;
-		}
-		if (!(etags[i] = strdup(got))) {
-			rc = perr(p, -ENOMEM, "%s: out of memory", what);
-			goto out;
-		}
 	}
 	unsigned char wmd5[EVP_MAX_MD_SIZE], wsh[EVP_MAX_MD_SIZE];
-	char single[XFER_ETAG_MAX], multi[XFER_ETAG_MAX], hex[65];
-	char b64w[64], b64m[80];
 	digest_hex_b64(whole, wmd5, NULL, NULL, 0);
 	digest_hex_b64(wsha, wsh, hex, b64w, sizeof(b64w));
-	/* the record's promise, before the object becomes visible */
+	/* the record's promise, before anything goes out */
 	if (strcmp(hex, f->sha256)) {
 		rc = perr(p, -EIO, "%s: the cached bytes' SHA-256 is %s, the "
 			  "record says %s: not sent", what, hex, f->sha256);
@@ -537,6 +544,53 @@ static int put_multi(struct push *p, const char *path, const char *what,
 		b64_of(cm, 32, b64m, sizeof(b64m));
 		size_t bl = strlen(b64m);
 		snprintf(b64m + bl, sizeof(b64m) - bl, "-%u", nparts);
+	}
+	if (already_there(p, path, f->size, single, multi, b64w, b64m,
+			  etag_out))
+		goto out;
+
+	rc = xfer_s3_mpu_begin(p->x, path, upload, sizeof(upload));
+	if (rc) {
+		rc = perr(p, rc, "%s: cannot start a multipart upload (%s)",
+			  what, p->x->err);
+		goto out;
+	}
+	begun = true;
+	for (unsigned i = 0; i < nparts; i++) {
+		uint64_t off = (uint64_t)i * part;
+		size_t n = f->size - off < part ? (size_t)(f->size - off) : part;
+		unsigned char md[16];
+		char want[XFER_ETAG_MAX], got[XFER_ETAG_MAX];
+		unsigned int ml = 0;
+		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
+		if (rc) {
+			rc = perr(p, rc, "%s: bytes at %" PRIu64 " are not in "
+				  "the cache (%s)", what, off, strerror(-rc));
+			goto out;
+		}
+		EVP_Digest(p->buf, n, md, &ml, EVP_md5(), NULL);
+		if (memcmp(md, md5s + 16 * (size_t)i, 16)) {
+			rc = perr(p, -EIO, "%s: part %u changed in the cache "
+				  "between two reads", what, i + 1);
+			goto out;
+		}
+		archive_etag_single(md, want, sizeof(want));
+		rc = xfer_s3_mpu_part(p->x, path, upload, i + 1, p->buf, n, got,
+				      sizeof(got));
+		if (rc) {
+			rc = perr(p, rc, "%s: part %u of %u failed (%s)", what,
+				  i + 1, nparts, p->x->err);
+			goto out;
+		}
+		if (strcmp(got, want)) {
+			rc = perr(p, -EIO, "%s: part %u: the server's ETag is "
+				  "not the MD5 of what was sent", what, i + 1);
+			goto out;
+		}
+		if (!(etags[i] = strdup(got))) {
+			rc = perr(p, -ENOMEM, "%s: out of memory", what);
+			goto out;
+		}
 	}
 	rc = xfer_s3_mpu_complete(p->x, path, upload,
 				  (const char *const *)etags, nparts);
@@ -631,7 +685,7 @@ static int push_text(struct push *p, const char *name, const char *text,
 int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		 char *err, size_t errlen)
 {
-	struct push p = { cl, st, a, NULL, NULL, 0, err, errlen };
+	struct push p = { cl, st, a, NULL, NULL, 0, err, errlen, 0 };
 	struct remote *r = cloud_remote(cl);
 	struct archive_file *files = NULL;
 	char **srcs = NULL;
@@ -692,8 +746,9 @@ int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 	}
 	if (!rc)
 		rgt_log(RGT_INFO, "archive_to [cloud:%s]: %s/%s pushed and "
-			"verified (%zu files)", cloud_name(cl), a->platform,
-			a->id, a->nfiles);
+			"verified (%zu files; %zu objects were there already)",
+			cloud_name(cl), a->platform, a->id, a->nfiles,
+			p.skipped);
 out:
 	remote_release(r, p.x, rc);
 	for (size_t i = 0; srcs && i < a->nfiles; i++)

@@ -128,8 +128,11 @@ extern size_t archive_push_part_size;
  * and loaded back (archive_save() + archive_load()), before the destroy
  * call; any non-zero return must refuse the teardown (the instance stays
  * running and untouched, rmdir fails with the errno, @err goes to the
- * teardown report). It may be called again: every object is sent again
- * and verified again. Long: it moves every byte of the archive.
+ * teardown report). It may be called again (a teardown retried): an
+ * object already in the bucket exactly as it would be after its upload
+ * (a HEAD gives its size, ETag and checksum as computed here) is kept,
+ * everything else is sent and verified again. Long: it reads every byte of
+ * the archive and sends what the bucket lacks.
  */
 int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		 char *err, size_t errlen);

@@ -288,3 +288,11 @@ def test_a_failed_upload_is_an_error_and_lists_nothing(world, s3, tmp_path, prob
         assert rc == 0, (rc, out, err)
         rc, out, _ = run_probe(probe, conf, w.mount.cache, "list")
         assert out.strip() == "vastai %s" % iid
+
+        # run again (a retried teardown): what is there and verified is kept
+        px.clear_log()
+        rc, out, err = run_probe(probe, conf, w.mount.cache, "push", "vastai", iid,
+                                 str(PART))
+        assert rc == 0, (rc, out, err)
+        assert px.count(method="PUT") == 0 and px.count(method="POST") == 0
+        assert px.count(method="HEAD") >= 10
