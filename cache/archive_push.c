@@ -56,13 +56,12 @@
 #include "store.h"
 #include "xfer.h"
 
-#define PART_DEFAULT	((size_t)64 << 20)
-#define PART_MIN	((size_t)5 << 20)
-#define PARTS_MAX	10000u
-#define HASHED_LEN	66		/* "%%" + 64 hex */
-#define RECORD_MAX	((size_t)64 << 20)
-#define RECORD_NAME	"RGTFS_ARCHIVE.json"
-#define KEY_BUDGET	S3_KEY_MAX
+#define PART_DEFAULT ((size_t)64 << 20)
+#define PARTS_MAX 10000u
+#define HASHED_LEN 66 /* "%%" + 64 hex */
+#define RECORD_MAX ((size_t)64 << 20)
+#define RECORD_NAME "RGTFS_ARCHIVE.json"
+#define KEY_BUDGET S3_KEY_MAX
 
 size_t archive_push_part_size = PART_DEFAULT;
 
@@ -76,15 +75,14 @@ static bool keep_byte(unsigned char c)
 
 /*
  * Encode segment @s (@n bytes) at @out+*o; false if it would pass @max
- * bytes of output or 255 bytes of segment. @slash: '/' is a byte of the
- * name (encoded), not possible here otherwise.
+ * bytes of output or 255 bytes of segment ('/' in @s is encoded: a byte
+ * of a name).
  */
-static bool enc_seg(const char *s, size_t n, char *out, size_t *o,
-		    size_t max)
+static bool enc_seg(const char *s, size_t n, char *out, size_t *o, size_t max)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	bool dots = (n == 1 && s[0] == '.') ||
-		    (n == 2 && s[0] == '.' && s[1] == '.');
+	bool dots =
+	    (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.');
 	size_t start = *o;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -155,7 +153,7 @@ static int unhex(char c)
 		return c - '0';
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
-	return -1;	/* lower case is not what we write */
+	return -1; /* lower case is not what we write */
 }
 
 int archive_key_decode(const char *key, char *out, size_t outlen)
@@ -205,8 +203,7 @@ int archive_name_encode(const char *name, char *out, size_t outlen)
 	return 0;
 }
 
-int archive_remote_dir(const char *plat, const char *id, char *out,
-		       size_t len)
+int archive_remote_dir(const char *plat, const char *id, char *out, size_t len)
 {
 	char p[S3_NAME_MAX + 1], i[S3_NAME_MAX + 1];
 	int rc = archive_name_encode(plat, p, sizeof(p));
@@ -241,7 +238,8 @@ int archive_remote_file(const char *plat, const char *id, const char *rel,
 	return rc;
 }
 
-/* ---- ETags ---------------------------------------------------------------- */
+/* ---- ETags ----------------------------------------------------------------
+ */
 
 static void hex_of(const unsigned char *d, size_t n, char *out)
 {
@@ -294,7 +292,8 @@ static void b64_of(const unsigned char *d, size_t n, char *out, size_t len)
 	out[w] = '\0';
 }
 
-/* ---- push ----------------------------------------------------------------- */
+/* ---- push -----------------------------------------------------------------
+ */
 
 struct push {
 	struct cloud *cl;
@@ -305,7 +304,7 @@ struct push {
 	size_t bufcap;
 	char *err;
 	size_t errlen;
-	size_t skipped;		/* objects already there, verified */
+	size_t skipped; /* objects already there, verified */
 };
 
 __attribute__((format(printf, 3, 4))) static int perr(struct push *p, int rc,
@@ -352,8 +351,9 @@ static int read_cached(struct store *st, const uint8_t *fid, uint64_t size,
 		uint64_t pos = off + done;
 		uint64_t b = pos >> STORE_BLOCK_SHIFT;
 		size_t in = (size_t)(pos & (STORE_BLOCK_SIZE - 1));
-		size_t want = b + 1 < nb ? STORE_BLOCK_SIZE :
-			      (size_t)(size - (b << STORE_BLOCK_SHIFT));
+		size_t want = b + 1 < nb
+				  ? STORE_BLOCK_SIZE
+				  : (size_t)(size - (b << STORE_BLOCK_SHIFT));
 		const void *d;
 		size_t l;
 		rc = store_block_peek(tx, fid, b, &d, &l);
@@ -386,19 +386,22 @@ static int verify_object(struct push *p, const char *path, const char *what,
 		return perr(p, rc, "%s: cannot read the upload back (%s)", what,
 			    p->x->err);
 	if (at.size != size)
-		return perr(p, -EIO, "%s: read back %" PRIu64 " bytes, sent %"
-			    PRIu64, what, at.size, size);
+		return perr(p, -EIO,
+			    "%s: read back %" PRIu64 " bytes, sent %" PRIu64,
+			    what, at.size, size);
 	if (!archive_etag_ok(at.etag, single, multi))
-		return perr(p, -EIO, "%s: the bucket's ETag %s is not the "
-			    "one computed here (%s%s%s): not verified", what,
-			    esc(at.etag, e1, sizeof(e1)),
+		return perr(p, -EIO,
+			    "%s: the bucket's ETag %s is not the "
+			    "one computed here (%s%s%s): not verified",
+			    what, esc(at.etag, e1, sizeof(e1)),
 			    esc(single, e2, sizeof(e2)), multi ? " or " : "",
 			    multi ? multi : "");
 	if (cks[0] && strcmp(cks, sha_whole) &&
 	    !(sha_multi && !strcmp(cks, sha_multi)))
-		return perr(p, -EIO, "%s: the bucket's SHA-256 checksum %s is "
-			    "not the one computed here", what,
-			    esc(cks, e1, sizeof(e1)));
+		return perr(p, -EIO,
+			    "%s: the bucket's SHA-256 checksum %s is "
+			    "not the one computed here",
+			    what, esc(cks, e1, sizeof(e1)));
 	snprintf(etag_out, XFER_ETAG_MAX, "%s", at.etag);
 	return 0;
 }
@@ -450,8 +453,10 @@ static int put_small(struct push *p, const char *path, const char *what,
 	hex_of(sha, 32, hex);
 	b64_of(sha, 32, b64, sizeof(b64));
 	if (want_sha && strcmp(hex, want_sha))
-		return perr(p, -EIO, "%s: the cached bytes' SHA-256 is %s, "
-			    "the record says %s: not sent", what, hex, want_sha);
+		return perr(p, -EIO,
+			    "%s: the cached bytes' SHA-256 is %s, "
+			    "the record says %s: not sent",
+			    what, hex, want_sha);
 	archive_etag_single(md5, single, sizeof(single));
 	if (already_there(p, path, len, single, NULL, b64, NULL, etag_out))
 		return 0;
@@ -459,9 +464,10 @@ static int put_small(struct push *p, const char *path, const char *what,
 	if (rc)
 		return perr(p, rc, "%s: upload failed (%s)", what, p->x->err);
 	if (sent[0] && strcmp(sent, single))
-		return perr(p, -EIO, "%s: the server answered the upload with "
-			    "ETag %s, not the MD5 of what was sent", what,
-			    sent);
+		return perr(p, -EIO,
+			    "%s: the server answered the upload with "
+			    "ETag %s, not the MD5 of what was sent",
+			    what, sent);
 	return verify_object(p, path, what, len, single, NULL, b64, NULL,
 			     etag_out);
 }
@@ -506,28 +512,33 @@ static int put_multi(struct push *p, const char *path, const char *what,
 	EVP_DigestInit_ex(wsha, EVP_sha256(), NULL);
 	for (unsigned i = 0; i < nparts; i++) {
 		uint64_t off = (uint64_t)i * part;
-		size_t n = f->size - off < part ? (size_t)(f->size - off) : part;
+		size_t n =
+		    f->size - off < part ? (size_t)(f->size - off) : part;
 		unsigned int ml = 0;
 		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
 		if (rc) {
-			rc = perr(p, rc, "%s: bytes at %" PRIu64 " are not in "
-				  "the cache (%s)", what, off, strerror(-rc));
+			rc = perr(p, rc,
+				  "%s: bytes at %" PRIu64 " are not in "
+				  "the cache (%s)",
+				  what, off, strerror(-rc));
 			goto out;
 		}
 		EVP_DigestUpdate(whole, p->buf, n);
 		EVP_DigestUpdate(wsha, p->buf, n);
 		EVP_Digest(p->buf, n, md5s + 16 * (size_t)i, &ml, EVP_md5(),
 			   NULL);
-		EVP_Digest(p->buf, n, shas + 32 * (size_t)i, &ml,
-			   EVP_sha256(), NULL);
+		EVP_Digest(p->buf, n, shas + 32 * (size_t)i, &ml, EVP_sha256(),
+			   NULL);
 	}
 	unsigned char wmd5[EVP_MAX_MD_SIZE], wsh[EVP_MAX_MD_SIZE];
 	digest_hex_b64(whole, wmd5, NULL, NULL, 0);
 	digest_hex_b64(wsha, wsh, hex, b64w, sizeof(b64w));
 	/* the record's promise, before anything goes out */
 	if (strcmp(hex, f->sha256)) {
-		rc = perr(p, -EIO, "%s: the cached bytes' SHA-256 is %s, the "
-			  "record says %s: not sent", what, hex, f->sha256);
+		rc = perr(p, -EIO,
+			  "%s: the cached bytes' SHA-256 is %s, the "
+			  "record says %s: not sent",
+			  what, hex, f->sha256);
 		goto out;
 	}
 	archive_etag_single(wmd5, single, sizeof(single));
@@ -558,20 +569,25 @@ static int put_multi(struct push *p, const char *path, const char *what,
 	begun = true;
 	for (unsigned i = 0; i < nparts; i++) {
 		uint64_t off = (uint64_t)i * part;
-		size_t n = f->size - off < part ? (size_t)(f->size - off) : part;
+		size_t n =
+		    f->size - off < part ? (size_t)(f->size - off) : part;
 		unsigned char md[16];
 		char want[XFER_ETAG_MAX], got[XFER_ETAG_MAX];
 		unsigned int ml = 0;
 		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
 		if (rc) {
-			rc = perr(p, rc, "%s: bytes at %" PRIu64 " are not in "
-				  "the cache (%s)", what, off, strerror(-rc));
+			rc = perr(p, rc,
+				  "%s: bytes at %" PRIu64 " are not in "
+				  "the cache (%s)",
+				  what, off, strerror(-rc));
 			goto out;
 		}
 		EVP_Digest(p->buf, n, md, &ml, EVP_md5(), NULL);
 		if (memcmp(md, md5s + 16 * (size_t)i, 16)) {
-			rc = perr(p, -EIO, "%s: part %u changed in the cache "
-				  "between two reads", what, i + 1);
+			rc = perr(p, -EIO,
+				  "%s: part %u changed in the cache "
+				  "between two reads",
+				  what, i + 1);
 			goto out;
 		}
 		archive_etag_single(md, want, sizeof(want));
@@ -583,8 +599,10 @@ static int put_multi(struct push *p, const char *path, const char *what,
 			goto out;
 		}
 		if (strcmp(got, want)) {
-			rc = perr(p, -EIO, "%s: part %u: the server's ETag is "
-				  "not the MD5 of what was sent", what, i + 1);
+			rc = perr(p, -EIO,
+				  "%s: part %u: the server's ETag is "
+				  "not the MD5 of what was sent",
+				  what, i + 1);
 			goto out;
 		}
 		if (!(etags[i] = strdup(got))) {
@@ -604,7 +622,8 @@ static int put_multi(struct push *p, const char *path, const char *what,
 			   etag_out);
 out:
 	if (begun && xfer_s3_mpu_abort(p->x, path, upload))
-		rgt_log(RGT_WARN, "archive_to [cloud:%s]: %s: could not abort "
+		rgt_log(RGT_WARN,
+			"archive_to [cloud:%s]: %s: could not abort "
 			"the unfinished upload (%s); its parts stay in the "
 			"bucket until a lifecycle rule removes them",
 			cloud_name(p->cl), what, p->x->err);
@@ -620,8 +639,8 @@ out:
 
 static size_t part_for(uint64_t size)
 {
-	size_t part = archive_push_part_size ? archive_push_part_size :
-			PART_DEFAULT;
+	size_t part =
+	    archive_push_part_size ? archive_push_part_size : PART_DEFAULT;
 	/* S3 allows 10000 parts: larger files get larger parts (MiB) */
 	if (size / part >= PARTS_MAX) {
 		uint64_t need = size / PARTS_MAX + 1;
@@ -644,8 +663,10 @@ static int push_file(struct push *p, const struct archive_file *f,
 			    strerror(-rc));
 	size_t part = part_for(f->size);
 	if (!part)
-		return perr(p, -EIO, "%s: %" PRIu64 " bytes is more than a "
-			    "multipart upload may carry", what, f->size);
+		return perr(p, -EIO,
+			    "%s: %" PRIu64 " bytes is more than a "
+			    "multipart upload may carry",
+			    what, f->size);
 	rc = archive_file_open(p->a, f, &ff);
 	if (rc)
 		return perr(p, rc, "%s: cannot open the archived copy (%s)",
@@ -657,7 +678,8 @@ static int push_file(struct push *p, const struct archive_file *f,
 		rc = read_cached(p->st, ff.fid, f->size, 0, (size_t)f->size,
 				 p->buf);
 		if (rc)
-			rc = perr(p, rc, "%s: not all of it is in the cache (%s)",
+			rc = perr(p, rc,
+				  "%s: not all of it is in the cache (%s)",
 				  what, strerror(-rc));
 		else
 			rc = put_small(p, path, what, p->buf, (size_t)f->size,
@@ -676,8 +698,8 @@ static int push_text(struct push *p, const char *name, const char *text,
 	char dir[1024], path[1100];
 	int rc = archive_remote_dir(p->a->platform, p->a->id, dir, sizeof(dir));
 	if (rc)
-		return perr(p, rc, "%s/%s: no key for this archive", p->a->platform,
-			    p->a->id);
+		return perr(p, rc, "%s/%s: no key for this archive",
+			    p->a->platform, p->a->id);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	return put_small(p, path, name, text, strlen(text), NULL, etag_out);
 }
@@ -685,7 +707,7 @@ static int push_text(struct push *p, const char *name, const char *text,
 int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		 char *err, size_t errlen)
 {
-	struct push p = { cl, st, a, NULL, NULL, 0, err, errlen, 0 };
+	struct push p = {cl, st, a, NULL, NULL, 0, err, errlen, 0};
 	struct remote *r = cloud_remote(cl);
 	struct archive_file *files = NULL;
 	char **srcs = NULL;
@@ -699,14 +721,15 @@ int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 	if (!r) {
 		char why[512];
 		cloud_error(cl, why, sizeof(why));
-		return perr(&p, -EACCES, "%s", why[0] ? why :
-			    "no credentials for the bucket");
+		return perr(&p, -EACCES, "%s",
+			    why[0] ? why : "no credentials for the bucket");
 	}
 	rc = remote_acquire(r, &p.x);
 	if (rc) {
 		char why[512];
 		remote_error(r, why, sizeof(why));
-		return perr(&p, rc, "cannot reach %s (%s)", cloud_where(cl), why);
+		return perr(&p, rc, "cannot reach %s (%s)", cloud_where(cl),
+			    why);
 	}
 	files = calloc(a->nfiles ? a->nfiles : 1, sizeof(*files));
 	srcs = calloc(a->nfiles ? a->nfiles : 1, sizeof(*srcs));
@@ -714,17 +737,18 @@ int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		rc = perr(&p, -ENOMEM, "out of memory");
 		goto out;
 	}
-	rgt_log(RGT_INFO, "archive_to [cloud:%s]: pushing %s/%s (%zu files) "
-		"to %s", cloud_name(cl), a->platform, a->id, a->nfiles,
-		cloud_where(cl));
+	rgt_log(RGT_INFO,
+		"archive_to [cloud:%s]: pushing %s/%s (%zu files) "
+		"to %s",
+		cloud_name(cl), a->platform, a->id, a->nfiles, cloud_where(cl));
 	for (size_t i = 0; i < a->nfiles && !rc; i++) {
 		char path[4096];
 		files[i] = a->files[i];
 		rc = push_file(&p, &a->files[i], files[i].etag);
-		if (!rc && (archive_remote_file(a->platform, a->id,
-						a->files[i].path, path,
-						sizeof(path)) ||
-			    !(srcs[i] = strdup(path))))
+		if (!rc &&
+		    (archive_remote_file(a->platform, a->id, a->files[i].path,
+					 path, sizeof(path)) ||
+		     !(srcs[i] = strdup(path))))
 			rc = perr(&p, -ENOMEM, "out of memory");
 		files[i].src = srcs[i];
 	}
@@ -741,11 +765,12 @@ int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		pushed.src_cloud = (char *)cloud_name(cl);
 		pushed.src_remote = NULL;
 		json = archive_record_json(&pushed);
-		rc = json ? push_text(&p, RECORD_NAME, json, etag) :
-			    perr(&p, -ENOMEM, "out of memory");
+		rc = json ? push_text(&p, RECORD_NAME, json, etag)
+			  : perr(&p, -ENOMEM, "out of memory");
 	}
 	if (!rc)
-		rgt_log(RGT_INFO, "archive_to [cloud:%s]: %s/%s pushed and "
+		rgt_log(RGT_INFO,
+			"archive_to [cloud:%s]: %s/%s pushed and "
 			"verified (%zu files; %zu objects were there already)",
 			cloud_name(cl), a->platform, a->id, a->nfiles,
 			p.skipped);
@@ -760,7 +785,8 @@ out:
 	return rc;
 }
 
-/* ---- reading back --------------------------------------------------------- */
+/* ---- reading back ---------------------------------------------------------
+ */
 
 void archive_refs_free(struct archive_ref *v, size_t n)
 {
@@ -788,9 +814,8 @@ static char *name_decode(const char *enc)
 	return strdup(out);
 }
 
-int archive_remote_list(struct cloud *cl, int max_age,
-			struct archive_ref **out, size_t *n, char *err,
-			size_t errlen)
+int archive_remote_list(struct cloud *cl, int max_age, struct archive_ref **out,
+			size_t *n, char *err, size_t errlen)
 {
 	struct remote *r = cloud_remote(cl);
 	struct rlisting *top = NULL;
@@ -826,7 +851,7 @@ int archive_remote_list(struct cloud *cl, int max_age,
 		snprintf(path, sizeof(path), "/archive/%s", top->v[i].name);
 		if (remote_list(r, path, max_age, &pl)) {
 			free(plat);
-			continue;	/* vanished meanwhile */
+			continue; /* vanished meanwhile */
 		}
 		for (size_t j = 0; !rc && j < pl->n; j++) {
 			struct rlisting *il = NULL;
@@ -837,7 +862,8 @@ int archive_remote_list(struct cloud *cl, int max_age,
 				 pl->v[j].name);
 			if (remote_list(r, ipath, max_age, &il))
 				continue;
-			const struct rentry *rec = rlisting_find(il, RECORD_NAME);
+			const struct rentry *rec =
+			    rlisting_find(il, RECORD_NAME);
 			bool ok = rec && S_ISREG(rec->attr.mode);
 			rlisting_free(il);
 			char *id = ok ? name_decode(pl->v[j].name) : NULL;
@@ -846,7 +872,7 @@ int archive_remote_list(struct cloud *cl, int max_age,
 			if (nv == cap) {
 				size_t nc = cap ? cap * 2 : 16;
 				struct archive_ref *nvv =
-					realloc(v, nc * sizeof(*v));
+				    realloc(v, nc * sizeof(*v));
 				if (!nvv) {
 					free(id);
 					rc = -ENOMEM;
@@ -879,8 +905,8 @@ int archive_remote_list(struct cloud *cl, int max_age,
 	return 0;
 }
 
-static size_t rarc_key(char *k, size_t len, const char *cloud,
-		       const char *plat, const char *id)
+static size_t rarc_key(char *k, size_t len, const char *cloud, const char *plat,
+		       const char *id)
 {
 	int n = snprintf(k, len, "rarc%c%s%c%s%c%s", 0, cloud, 0, plat, 0, id);
 	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
@@ -918,8 +944,10 @@ static int record_text(struct cloud *cl, struct store *st, const char *plat,
 		free(v);
 	}
 	if (attr->size > RECORD_MAX) {
-		snprintf(err, errlen, "%s: record of %" PRIu64 " bytes is "
-			 "larger than %zu", path, attr->size, RECORD_MAX);
+		snprintf(err, errlen,
+			 "%s: record of %" PRIu64 " bytes is "
+			 "larger than %zu",
+			 path, attr->size, RECORD_MAX);
 		return -EIO;
 	}
 	char *buf = malloc((size_t)attr->size + el + 2);
@@ -947,8 +975,10 @@ static int record_text(struct cloud *cl, struct store *st, const char *plat,
 	EVP_Digest(body, (size_t)got, md5, &ml, EVP_md5(), NULL);
 	archive_etag_single(md5, want, sizeof(want));
 	if (strcmp(want, attr->etag)) {
-		snprintf(err, errlen, "%s: the record's bytes do not match its "
-			 "ETag (corrupted in the bucket)", path);
+		snprintf(err, errlen,
+			 "%s: the record's bytes do not match its "
+			 "ETag (corrupted in the bucket)",
+			 path);
 		free(buf);
 		return -EIO;
 	}
@@ -1030,8 +1060,10 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 	for (size_t i = 0; safe && i < a->ndirs; i++)
 		safe = rel_safe(a->dirs[i]);
 	if (!safe) {
-		snprintf(err, errlen, "%s: the record holds a name that "
-			 "cannot be a path in the tree", path);
+		snprintf(err, errlen,
+			 "%s: the record holds a name that "
+			 "cannot be a path in the tree",
+			 path);
 		archive_free(a);
 		return -EIO;
 	}
@@ -1069,17 +1101,20 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 			if (remote_list(r, fp, max_age, &dl))
 				dl = NULL;
 		}
-		const struct rentry *e = dl ? rlisting_find(dl, slash + 1) : NULL;
+		const struct rentry *e =
+		    dl ? rlisting_find(dl, slash + 1) : NULL;
 		if (!f->etag[0])
 			snprintf(why, sizeof(why), "the record names no ETag");
 		else if (!e || !S_ISREG(e->attr.mode))
 			snprintf(why, sizeof(why), "its object is missing");
 		else if (e->attr.size != f->size)
-			snprintf(why, sizeof(why), "its object has %" PRIu64
-				 " bytes, the record %" PRIu64, e->attr.size,
-				 f->size);
+			snprintf(why, sizeof(why),
+				 "its object has %" PRIu64
+				 " bytes, the record %" PRIu64,
+				 e->attr.size, f->size);
 		else if (strcmp(e->attr.etag, f->etag))
-			snprintf(why, sizeof(why), "its object's ETag is not "
+			snprintf(why, sizeof(why),
+				 "its object's ETag is not "
 				 "the verified one (rewritten or corrupted in "
 				 "the bucket)");
 		if (why[0]) {
@@ -1087,14 +1122,16 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 			 * the server has another (-ESTALE), so no byte of
 			 * it is ever served. */
 			if (!f->etag[0])
-				snprintf(f->etag, sizeof(f->etag), "\"refused\"");
+				snprintf(f->etag, sizeof(f->etag),
+					 "\"refused\"");
 			if (!nref++ && err && errlen)
 				snprintf(err, errlen, "%s/%s: %s: %s", plat, id,
 					 esc(f->path, e1, sizeof(e1)), why);
-			rgt_log(RGT_WARN, "archive %s/%s in [cloud:%s]: %s: %s; "
-				"reads of it are refused", plat, id,
-				cloud_name(cl), esc(f->path, e1, sizeof(e1)),
-				why);
+			rgt_log(RGT_WARN,
+				"archive %s/%s in [cloud:%s]: %s: %s; "
+				"reads of it are refused",
+				plat, id, cloud_name(cl),
+				esc(f->path, e1, sizeof(e1)), why);
 		}
 	}
 	rlisting_free(dl);

@@ -66,8 +66,7 @@ int archive_name_encode(const char *name, char *out, size_t outlen);
  * archive @plat/@id: "/archive/<P>/<I>", and of its file @rel:
  * "/archive/<P>/<I>/files/<K>" (the whole key within S3's 1024 bytes).
  */
-int archive_remote_dir(const char *plat, const char *id, char *out,
-		       size_t len);
+int archive_remote_dir(const char *plat, const char *id, char *out, size_t len);
 int archive_remote_file(const char *plat, const char *id, const char *rel,
 			char *out, size_t len);
 
@@ -97,7 +96,8 @@ bool archive_etag_ok(const char *got, const char *single, const char *multi);
  * larger than one part is sent in parts. At least 5 MiB on real S3. */
 extern size_t archive_push_part_size;
 
-/* --- push ------------------------------------------------------------------ */
+/* --- push ------------------------------------------------------------------
+ */
 
 /*
  * Upload the verified archive @a (the record exactly as archive_load()
@@ -153,9 +153,8 @@ struct archive_ref {
  * is no archive/ at all; -errno with a reason in @err. Free with
  * archive_refs_free().
  */
-int archive_remote_list(struct cloud *cl, int max_age,
-			struct archive_ref **out, size_t *n, char *err,
-			size_t errlen);
+int archive_remote_list(struct cloud *cl, int max_age, struct archive_ref **out,
+			size_t *n, char *err, size_t errlen);
 void archive_refs_free(struct archive_ref *v, size_t n);
 
 /*

@@ -1191,7 +1191,7 @@ static long upload_ms(const struct s3_xfer *x, size_t len)
 	size_t extra = len / UPLOAD_FLOOR_BPS * 1000;
 
 	return extra > (size_t)(LONG_MAX / 2) ? LONG_MAX / 2
-					       : x->io_ms + (long)extra;
+					      : x->io_ms + (long)extra;
 }
 
 int xfer_s3_put(struct xfer *xb, const char *path, const void *data, size_t len,
@@ -1404,8 +1404,10 @@ int xfer_s3_mpu_begin(struct xfer *xb, const char *path, char *upload_id,
 	if (!rc && resp.status != 200)
 		rc = s3_status_fail(x, &resp, what);
 	else if (!rc && xml_text(&resp.body, "UploadId", upload_id, idlen))
-		rc = fail(x, -EIO, "%s in bucket %s: no valid UploadId in the "
-			  "answer", what, x->bucket);
+		rc = fail(x, -EIO,
+			  "%s in bucket %s: no valid UploadId in the "
+			  "answer",
+			  what, x->bucket);
 	http_resp_cleanup(&resp);
 	buf_cleanup(&key);
 	return rc;
@@ -1484,8 +1486,10 @@ int xfer_s3_mpu_complete(struct xfer *xb, const char *path,
 			return fail(x, -EIO, "%s: part %u has no usable ETag",
 				    what, i + 1);
 		}
-		rc = buf_appendf(&body, "<Part><PartNumber>%u</PartNumber>"
-				 "<ETag>%s</ETag></Part>", i + 1, etags[i]);
+		rc = buf_appendf(&body,
+				 "<Part><PartNumber>%u</PartNumber>"
+				 "<ETag>%s</ETag></Part>",
+				 i + 1, etags[i]);
 	}
 	if (!rc)
 		rc = buf_appendf(&body, "</CompleteMultipartUpload>");

@@ -31,13 +31,13 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: archive_push_probe CONFIG CACHE CLOUD "
-		"push PLAT ID [PART] | list | load PLAT ID\n");
+			"push PLAT ID [PART] | list | load PLAT ID\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	struct rgt_config cfg = { 0 };
+	struct rgt_config cfg = {0};
 	struct store *st = NULL;
 	struct cloud *cl = NULL;
 	char err[1024] = "";

@@ -33,7 +33,8 @@ static void test_keys(void)
 
 	/* ordinary names stay readable */
 	CHECK_ERR(archive_key_encode("run-1/model_00.safetensors", 1024, key,
-				     sizeof(key)), 0);
+				     sizeof(key)),
+		  0);
 	CHECK(!strcmp(key, "run-1/model_00.safetensors"));
 	CHECK_ERR(archive_key_encode("a b/c&d'e\"<>", 1024, key, sizeof(key)),
 		  0);
@@ -113,7 +114,8 @@ static void test_keys(void)
 
 	/* tree paths */
 	CHECK_ERR(archive_remote_file("vastai", "123", "run 1/m.pt", key,
-				      sizeof(key)), 0);
+				      sizeof(key)),
+		  0);
 	CHECK(!strcmp(key, "/archive/vastai/123/files/run%201/m.pt"));
 	CHECK_ERR(archive_remote_dir("ssh", "box", key, sizeof(key)), 0);
 	CHECK(!strcmp(key, "/archive/ssh/box"));
@@ -164,8 +166,8 @@ static void test_etags(void)
 	CHECK(archive_etag_ok(whole, whole, multi));
 	CHECK(archive_etag_ok(multi, whole, multi));
 	CHECK(!archive_etag_ok(multi, whole, NULL));
-	CHECK(!archive_etag_ok("c2b7443aeba6de69bcba5af76c5bfd5a", whole,
-			       multi));
+	CHECK(
+	    !archive_etag_ok("c2b7443aeba6de69bcba5af76c5bfd5a", whole, multi));
 	CHECK(!archive_etag_ok("\"72d27afac8e2fbd3662861b9d607a02c-3\"", whole,
 			       multi));
 	CHECK(!archive_etag_ok("\"C2B7443AEBA6DE69BCBA5AF76C5BFD5A\"", whole,
