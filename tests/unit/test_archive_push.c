@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "archive.h"
 #include "archive_push.h"
 #include "check.h"
 #include "s3xml.h"
@@ -176,9 +177,64 @@ static void test_etags(void)
 	CHECK(!archive_etag_ok(NULL, whole, multi));
 }
 
+/* The record as it travels (RGTFS_ARCHIVE.json) and back. */
+static void test_record_json(void)
+{
+	struct archive_file files[2] = {
+	    {.path = (char *)"a/new\nline", .size = 3, .mtime = 7},
+	    {.path = (char *)"b\xff.bin", .size = 0, .mtime = 8},
+	};
+	char *dirs[] = {(char *)"a"};
+	memset(files[0].sha256, 'a', 64);
+	memset(files[1].sha256, 'b', 64);
+	files[0].src = (char *)"/archive/vastai/1/files/a/new%0Aline";
+	snprintf(files[0].etag, sizeof(files[0].etag), "\"e1\"");
+	struct archive a = {
+	    .platform = (char *)"vastai",
+	    .id = (char *)"1",
+	    .root = (char *)"/workspace/checkpoints",
+	    .manifest = (char *)"{}",
+	    .files = files,
+	    .nfiles = 2,
+	    .dirs = dirs,
+	    .ndirs = 1,
+	    .src_cloud = (char *)"ckpt",
+	};
+	char *text = archive_record_json(&a);
+	struct archive *b = NULL;
+	CHECK(text != NULL);
+	if (!text)
+		return;
+	CHECK_ERR(archive_from_json(text, strlen(text), "vastai", "1", &b), 0);
+	if (b) {
+		CHECK(b->nfiles == 2 && b->ndirs == 1);
+		CHECK(!strcmp(b->files[0].path, "a/new\nline"));
+		CHECK(!strcmp(b->files[1].path, "b\xff.bin"));
+		CHECK(!strcmp(b->files[0].src, files[0].src));
+		CHECK(!strcmp(b->files[0].etag, "\"e1\""));
+		CHECK(!b->files[1].src);
+		CHECK(!strcmp(b->src_cloud, "ckpt"));
+		CHECK(!strcmp(b->manifest, "{}"));
+		CHECK(!b->src_remote);
+		archive_free(b);
+	}
+	/* a record of another instance, or not a record at all */
+	b = NULL;
+	CHECK_ERR(archive_from_json(text, strlen(text), "vastai", "2", &b),
+		  -EIO);
+	CHECK_ERR(archive_from_json(text, strlen(text), "runpod", "1", &b),
+		  -EIO);
+	CHECK_ERR(archive_from_json("[1]", 3, "vastai", "1", &b), -EIO);
+	CHECK_ERR(archive_from_json(text, strlen(text) / 2, "vastai", "1", &b),
+		  -EIO);
+	CHECK(b == NULL);
+	free(text);
+}
+
 int main(void)
 {
 	test_keys();
 	test_etags();
+	test_record_json();
 	return CHECK_DONE();
 }
