@@ -305,7 +305,15 @@ struct push {
 	char *err;
 	size_t errlen;
 	size_t skipped; /* objects already there, verified */
+	bool (*cancelled)(void *arg);
+	void *carg;
 };
+
+/* Has the caller given up (an interrupted teardown)? */
+static bool cancelled(const struct push *p)
+{
+	return p->cancelled && p->cancelled(p->carg);
+}
 
 __attribute__((format(printf, 3, 4))) static int perr(struct push *p, int rc,
 						      const char *fmt, ...)
@@ -324,6 +332,7 @@ __attribute__((format(printf, 3, 4))) static int perr(struct push *p, int rc,
 	case -ETIMEDOUT:
 	case -ENOMEM:
 	case -EINVAL:
+	case -EINTR:
 		return rc;
 	default:
 		return -EIO;
@@ -515,6 +524,10 @@ static int put_multi(struct push *p, const char *path, const char *what,
 		size_t n =
 		    f->size - off < part ? (size_t)(f->size - off) : part;
 		unsigned int ml = 0;
+		if (cancelled(p)) {
+			rc = perr(p, -EINTR, "%s: interrupted", what);
+			goto out;
+		}
 		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
 		if (rc) {
 			rc = perr(p, rc,
@@ -574,6 +587,10 @@ static int put_multi(struct push *p, const char *path, const char *what,
 		unsigned char md[16];
 		char want[XFER_ETAG_MAX], got[XFER_ETAG_MAX];
 		unsigned int ml = 0;
+		if (cancelled(p)) {
+			rc = perr(p, -EINTR, "%s: interrupted", what);
+			goto out;
+		}
 		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
 		if (rc) {
 			rc = perr(p, rc,
@@ -707,7 +724,16 @@ static int push_text(struct push *p, const char *name, const char *text,
 int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		 char *err, size_t errlen)
 {
-	struct push p = {cl, st, a, NULL, NULL, 0, err, errlen, 0};
+	return archive_push_cancellable(cl, st, a, NULL, NULL, err, errlen);
+}
+
+int archive_push_cancellable(struct cloud *cl, struct store *st,
+			     const struct archive *a,
+			     bool (*is_cancelled)(void *arg), void *arg,
+			     char *err, size_t errlen)
+{
+	struct push p = {cl,  st,     a, NULL,	       NULL, 0,
+			 err, errlen, 0, is_cancelled, arg};
 	struct remote *r = cloud_remote(cl);
 	struct archive_file *files = NULL;
 	char **srcs = NULL;
@@ -744,6 +770,10 @@ int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 	for (size_t i = 0; i < a->nfiles && !rc; i++) {
 		char path[4096];
 		files[i] = a->files[i];
+		if (cancelled(&p)) {
+			rc = perr(&p, -EINTR, "interrupted");
+			break;
+		}
 		rc = push_file(&p, &a->files[i], files[i].etag);
 		if (!rc &&
 		    (archive_remote_file(a->platform, a->id, a->files[i].path,
@@ -753,6 +783,8 @@ int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		files[i].src = srcs[i];
 	}
 	char etag[XFER_ETAG_MAX];
+	if (!rc && cancelled(&p))
+		rc = perr(&p, -EINTR, "interrupted");
 	if (!rc && a->manifest)
 		rc = push_text(&p, "PULL_MANIFEST.json", a->manifest, etag);
 	if (!rc && a->verified)
@@ -1056,7 +1088,8 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 	bool safe = true;
 	for (size_t i = 0; safe && i < a->nfiles; i++)
 		safe = rel_safe(a->files[i].path) &&
-		       (!i || strcmp(a->files[i - 1].path, a->files[i].path));
+		       (!i || strcmp(a->files[i - 1].path, a->files[i].path)) &&
+		       !archive_dir_at(a, a->files[i].path);
 	for (size_t i = 0; safe && i < a->ndirs; i++)
 		safe = rel_safe(a->dirs[i]);
 	if (!safe) {

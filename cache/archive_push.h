@@ -121,7 +121,8 @@ extern size_t archive_push_part_size;
  *   -EIO        anything else: a server error after the retries, a byte
  *               missing from the cache, a SHA-256 that differs from the
  *               record, a read-back that does not match;
- *   -ENOMEM, -EINVAL (@a is not a complete record)
+ *   -ENOMEM, -EINVAL (@a is not a complete record),
+ *   -EINTR      (archive_push_cancellable() only) the caller cancelled
  * with the reason (naming the file) in @err.
  *
  * Caller contract (the teardown): call it after the archive is recorded
@@ -136,6 +137,16 @@ extern size_t archive_push_part_size;
  */
 int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 		 char *err, size_t errlen);
+/*
+ * archive_push() that stops when @is_cancelled(@arg) says so (asked before
+ * every object and every part; an interrupted teardown before its destroy
+ * call): -EINTR, an unfinished multipart upload aborted, no record sent.
+ * @is_cancelled NULL: never.
+ */
+int archive_push_cancellable(struct cloud *cl, struct store *st,
+			     const struct archive *a,
+			     bool (*is_cancelled)(void *arg), void *arg,
+			     char *err, size_t errlen);
 
 /* --- reading archives from a bucket --------------------------------------- */
 

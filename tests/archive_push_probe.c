@@ -6,7 +6,8 @@
  *   archive_push_probe CONFIG CACHE_DIR CLOUD push PLAT ID [PART_BYTES]
  *	push the local archive PLAT/ID (archive_load()) with
  *	archive_push(); PART_BYTES sets the multipart part size (a file
- *	larger than one part goes in parts)
+ *	larger than one part goes in parts); ARCHIVE_PUSH_CANCEL_AFTER=N
+ *	cancels it (archive_push_cancellable()) after N checks
  *   archive_push_probe CONFIG CACHE_DIR CLOUD list
  *	"PLAT ID" per archive in the bucket (archive_remote_list())
  *   archive_push_probe CONFIG CACHE_DIR CLOUD load PLAT ID
@@ -17,6 +18,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,15 @@
 #include "config.h"
 #include "http.h"
 #include "store.h"
+
+/* ARCHIVE_PUSH_CANCEL_AFTER=N: cancelled from the N+1st question on. */
+static long cancel_after = -1;
+
+static bool cancel_now(void *arg)
+{
+	(void)arg;
+	return cancel_after-- <= 0;
+}
 
 static int usage(void)
 {
@@ -79,7 +90,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "error: %d: no local archive\n", rc);
 			goto out_cloud;
 		}
-		rc = archive_push(cl, st, a, err, sizeof(err));
+		const char *ca = getenv("ARCHIVE_PUSH_CANCEL_AFTER");
+		cancel_after = ca ? atol(ca) : -1;
+		rc = archive_push_cancellable(cl, st, a, ca ? cancel_now : NULL,
+					      NULL, err, sizeof(err));
 		archive_free(a);
 		if (rc) {
 			fprintf(stderr, "error: %d: %s\n", rc, err);

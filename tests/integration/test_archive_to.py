@@ -275,6 +275,16 @@ def test_a_failed_upload_is_an_error_and_lists_nothing(world, s3, tmp_path, prob
         assert px.count(method="DELETE", match=lambda r: "uploadId" in r.query) == 1
         assert not any(k.endswith("RGTFS_ARCHIVE.json") for k in s3.keys(BUCKET, "archive/"))
 
+        # a cancelled push (an interrupted teardown): EINTR, no record
+        px.clear_faults()
+        s3.delete(BUCKET, "archive/vastai/%s/files/%s" % (iid, BIG))
+        r = subprocess.run([probe, conf, w.mount.cache, "ckpt", "push", "vastai",
+                            iid, str(PART)], capture_output=True, timeout=120,
+                           env=dict(os.environ, ARCHIVE_PUSH_CANCEL_AFTER="9"))
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "error: -4:" in err and "interrupted" in err, err
+        assert not any(k.endswith("RGTFS_ARCHIVE.json") for k in s3.keys(BUCKET, "archive/"))
+
         # the bucket refusing the key: EACCES
         px.clear_faults()
         px.fail("403", times=None, method="PUT")
