@@ -48,6 +48,7 @@
 #include <openssl/evp.h>
 
 #include "archive.h"
+#include "buf.h"
 #include "cloud.h"
 #include "fetch.h"
 #include "log.h"
@@ -1110,6 +1111,8 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 		archive_free(a);
 		return -ENOMEM;
 	}
+	struct buf notes;
+	buf_init(&notes, 64 << 10);
 	for (size_t i = 0; i < a->nfiles; i++) {
 		struct archive_file *f = &a->files[i];
 		char fp[4096], e1[400], why[600] = "";
@@ -1117,6 +1120,7 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 		f->src = NULL;
 		if (archive_remote_file(plat, id, f->path, fp, sizeof(fp)) ||
 		    !(f->src = strdup(fp))) {
+			buf_cleanup(&notes);
 			archive_free(a);
 			rlisting_free(dl);
 			free(dlpath);
@@ -1138,6 +1142,9 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 		    dl ? rlisting_find(dl, slash + 1) : NULL;
 		if (!f->etag[0])
 			snprintf(why, sizeof(why), "the record names no ETag");
+		else if (!dl)
+			snprintf(why, sizeof(why),
+				 "its object cannot be listed now");
 		else if (!e || !S_ISREG(e->attr.mode))
 			snprintf(why, sizeof(why), "its object is missing");
 		else if (e->attr.size != f->size)
@@ -1165,8 +1172,28 @@ int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 				"reads of it are refused",
 				plat, id, cloud_name(cl),
 				esc(f->path, e1, sizeof(e1)), why);
+			/* and in the archive's own report (its teardown
+			 * file), where a reader of the tree looks */
+			if (nref <= 20)
+				buf_appendf(&notes, "  %s: %s\n", e1, why);
 		}
 	}
+	if (nref) {
+		char *rep = NULL;
+		if (asprintf(&rep,
+			     "%s%sread from [cloud:%s]: %zu file%s refused "
+			     "(reads fail with EIO; no byte of them is "
+			     "served):\n%s%s",
+			     a->report ? a->report : "",
+			     a->report && *a->report ? "\n" : "",
+			     cloud_name(cl), nref, nref == 1 ? "" : "s",
+			     notes.data ? notes.data : "",
+			     nref > 20 ? "...\n" : "") >= 0) {
+			free(a->report);
+			a->report = rep;
+		}
+	}
+	buf_cleanup(&notes);
 	rlisting_free(dl);
 	free(dlpath);
 	if (refused)

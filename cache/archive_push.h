@@ -183,8 +183,9 @@ void archive_refs_free(struct archive_ref *v, size_t n);
  * file (it stays listed, and every read of it fails, -ESTALE from the
  * transport, since its blocks are keyed by the record's ETag and the
  * server's differs), counted in *@refused (may be NULL) with the first
- * reason in @err. -ENOENT if there is no such archive; -EIO for a record
- * that is corrupt or not of @plat/@id.
+ * reason in @err, and every reason appended to the archive's report (its
+ * teardown file in the tree). -ENOENT if there is no such archive; -EIO for a
+ * record that is corrupt or not of @plat/@id.
  */
 int archive_remote_load(struct cloud *cl, struct store *st, const char *plat,
 			const char *id, int max_age, struct archive **out,

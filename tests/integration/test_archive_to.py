@@ -241,6 +241,8 @@ def test_a_corrupted_object_is_never_served(world, s3, tmp_path, probe, rgtfs_bi
     bad = os.path.join(a, "run-b", "optimizer.bin")
     assert os.path.exists(bad)                    # listed, never served
     assert op_errno("read", bad) == "EIO"
+    rep = util.read_text(os.path.join(m.mnt, "archive", "vastai", iid, "teardown"))
+    assert "1 file refused" in rep and "run-b/optimizer.bin" in rep, rep
     for rel, sha in want.items():                 # the others are fine
         if rel != b"run-b/optimizer.bin":
             assert util.sha256sum(os.path.join(a.encode(), rel)) == sha, rel
