@@ -460,15 +460,15 @@ int archive_file_path(const struct archive *a, const struct archive_file *f,
 int archive_file_open(const struct archive *a, const struct archive_file *f,
 		      struct fetch_file *ff)
 {
-	/* Bytes from a bucket are keyed as that bucket's object, exactly as
-	 * the pull fetched them (fetch_file_id of "cloud", NAME, its path
-	 * and ETag); a file with a src but no bucket named is broken. */
+	/* Bytes from a bucket are keyed by the object's path in it and its
+	 * ETag, owned by the instance (so its pins keep them), exactly as
+	 * the pull and checkpoints/ fetched them; a file with a src but no
+	 * bucket named is broken. */
 	if (f->src) {
 		if (!a->src_cloud)
 			return -EIO;
-		return fetch_file_init(ff, a->src_remote, "cloud",
-				       a->src_cloud, f->src, f->size, f->mtime,
-				       f->etag);
+		return fetch_file_init(ff, a->src_remote, a->platform, a->id,
+				       f->src, f->size, f->mtime, f->etag);
 	}
 	char path[8192];
 	int rc = archive_file_path(a, f, path, sizeof(path));

@@ -605,6 +605,11 @@ int remote_set_password(struct remote *r, const char *pw)
 	return 0;
 }
 
+int remote_request_blocks(const struct remote *r)
+{
+	return r && r->p.s3 ? 8 : 1;
+}
+
 bool remote_password_refused(struct remote *r)
 {
 	pthread_mutex_lock(&r->pw_mu);
@@ -670,6 +675,22 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		pthread_mutex_unlock(&r->pw_mu);
 	}
 	remote_password_free(pw);
+	return rc;
+}
+
+int remote_probe(struct remote *r)
+{
+	struct rgt_endpoint ep[2];
+	pthread_mutex_lock(&r->mu);
+	int n_ep = r->n_ep;
+	memcpy(ep, r->ep, sizeof(ep));
+	pthread_mutex_unlock(&r->mu);
+	char err[400];
+	struct xfer *x = NULL;
+	int rc = connect_any(r, ep, n_ep, &x, err, sizeof(err),
+			     r->p.connect_timeout_ms);
+	if (!rc)
+		x->ops->close(x);
 	return rc;
 }
 
@@ -1171,7 +1192,12 @@ static int list_op(struct xfer *x, void *arg)
 	for (size_t i = 0; i < a->l->n; i++)
 		free(a->l->v[i].name);
 	a->l->n = 0;
-	return x->ops->readdir(x, a->path, collect_fn, &a->c);
+	x->err[0] = '\0';
+	int rc = x->ops->readdir(x, a->path, collect_fn, &a->c);
+	/* xfer_s3 leaves a reason in err when it skipped keys */
+	if (!rc && x->ops == &xfer_s3_ops && x->err[0])
+		a->l->partial = true;
+	return rc;
 }
 
 static int stat_op(struct xfer *x, void *arg)

@@ -56,6 +56,9 @@ int remote_new(const struct remote_params *p, struct remote **out);
  * Copied; the old copy is wiped. NULL forgets it.
  */
 int remote_set_password(struct remote *r, const char *pw);
+/* How many consecutive blocks one read request should carry: 8 for a
+ * bucket (one GET per run of a sequential reader), 1 for SSH boxes. */
+int remote_request_blocks(const struct remote *r);
 /* A connect was refused with the platform's password (it may have
  * changed): the poller fetches it again. */
 bool remote_password_refused(struct remote *r);
@@ -88,6 +91,12 @@ int remote_endpoint(struct remote *r, struct rgt_endpoint *ep);
  * -EIO; the reason is readable with remote_error().
  */
 int remote_acquire(struct remote *r, struct xfer **out);
+/*
+ * Does the box answer now? A new connection (never one from the pool: a
+ * session opened before the box stopped can outlive its sshd), closed at
+ * once, bounded by the connect timeout. 0 if it answered, else -errno.
+ */
+int remote_probe(struct remote *r);
 /* Give a session back; @rc is the result of the last call made on it. */
 void remote_release(struct remote *r, struct xfer *x, int rc);
 
@@ -147,6 +156,9 @@ struct rlisting {
 	size_t n;
 	time_t fetched;		/* when it came from the box */
 	bool stale;		/* served from memory/store, box unreachable */
+	/* A bucket's listing that left out keys it could not map to names
+	 * (remote_error() says which): not a complete roster. Memory only. */
+	bool partial;
 };
 
 /*

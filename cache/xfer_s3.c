@@ -96,6 +96,7 @@
 #define DEF_CONNECT_MS	10000L
 #define DEF_IO_MS	30000L
 #define DEF_MAX_PAGES	1000L
+#define LIST_BUDGET_MS	120000L	/* one whole listing, all its pages */
 #define DEF_MAX_ENTRIES	200000L
 #define LIST_BODY_MAX	((size_t)4 << 20)	/* one ListObjectsV2 page */
 #define ERR_BODY_MAX	((size_t)64 << 10)	/* an error document */
@@ -719,10 +720,26 @@ static int s3_readdir(struct xfer *xb, const char *path, xfer_dirent_fn fn,
 	if (rc)
 		goto out;
 	pl = prefix.len;
+	/* The whole listing, not just each page, is bounded: a lookup or a
+	 * teardown waits for it (a slow server must not hold one for
+	 * hours, page by page). */
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long budget_ms = LIST_BUDGET_MS + 2 * x->io_ms;
 
 	for (;;) {
 		struct s3_list_page pg;
+		struct timespec tn;
 
+		clock_gettime(CLOCK_MONOTONIC, &tn);
+		if ((tn.tv_sec - t0.tv_sec) * 1000L +
+			    (tn.tv_nsec - t0.tv_nsec) / 1000000L > budget_ms) {
+			rc = fail(x, -ETIMEDOUT,
+				  "%s in bucket %s: not listed whole within "
+				  "%ld s; refusing a partial listing", what,
+				  x->bucket, budget_ms / 1000);
+			break;
+		}
 		if (++pages > x->max_pages) {
 			rc = fail(x, -E2BIG,
 				  "%s in bucket %s: more than %ld pages; "

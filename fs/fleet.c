@@ -1254,6 +1254,10 @@ void fleet_forget(struct fleet *fl, size_t pi, const char *id)
 bool fleet_pinned(void *arg, const char *plat, const char *id)
 {
 	struct fleet *fl = arg;
+	/* MOUNT/cloud/NAME reads: the bucket keeps them, nothing else
+	 * depends on them (an instance's copy is owned by the instance). */
+	if (!strcmp(plat, "cloud"))
+		return false;
 	struct life_facts f = { .archived = archive_exists(fl->st, plat, id) };
 	enum archive_phase ph = ARCH_RECORDED;
 	f.journal = !archive_get_phase(fl->st, plat, id, &ph);

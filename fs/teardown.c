@@ -169,6 +169,7 @@ struct td {
 	 * cloud_root; the report says so plainly.
 	 */
 	bool via_cloud;
+	int down_state;			/* the state that allowed it */
 	struct cloud *cl;
 	char cloud_root[PATH_MAX];
 };
@@ -256,8 +257,9 @@ static int entry_file(const struct td *t, const char *rel, const char *etag,
 		      struct efile *ef)
 {
 	if (t->via_cloud) {
-		*ef = (struct efile){ cloud_remote(t->cl), "cloud",
-				      cloud_name(t->cl),
+		/* owned by the instance (its pins keep them), keyed by the
+		 * object's path and ETag: as checkpoints/ reads its copy */
+		*ef = (struct efile){ cloud_remote(t->cl), t->plat, t->id,
 				      rpath_join_dup(t->cloud_root, rel),
 				      etag };
 	} else {
@@ -393,6 +395,16 @@ static int cloud_walk(struct td *t, const char *dir, const char *rel,
 			      "the bucket cannot be listed (%s)",
 			      e[0] ? e : strerror(-rc));
 	}
+	if (l->partial) {
+		/* keys that are not names were left out: the roster would
+		 * not be every object of the copy */
+		char e[512];
+		cloud_error(t->cl, e, sizeof(e));
+		rlisting_free(l);
+		return refuse(t, -EINVAL, "the bucket copy holds keys rgtfs "
+			      "cannot map to names, so it cannot be copied "
+			      "whole (%s)", e[0] ? e : "keys skipped");
+	}
 	for (size_t i = 0; !rc && i < l->n; i++) {
 		const struct rentry *ent = &l->v[i];
 		char *sub = rpath_join_dup(dir, ent->name);
@@ -448,6 +460,91 @@ static int list_cloud(struct td *t, struct roster *out)
 	return rc;
 }
 
+/*
+ * Is the box really down? The platform, asked afresh, still says @want
+ * (stopped, offline, preempted), and a fresh connect to the box fails.
+ * 0: down; -EBUSY: up or not in that state (with a reason); other -errno:
+ * the platform cannot say.
+ */
+static int box_still_down(struct td *t, int want)
+{
+	char err[512] = "";
+	bool listed = true;
+	int st = RGT_ST_UNKNOWN;
+	int rc = fleet_poll_now(t->c->fleet, t->pi, t->id, &listed, err,
+				sizeof(err));
+	if (rc)
+		return refuse(t, -EHOSTUNREACH, "the platform cannot confirm "
+			      "the instance is still down (%s)",
+			      err[0] ? err : strerror(-rc));
+	if (!listed || fleet_instance_state(t->c->fleet, t->pi, t->id, &st) ||
+	    st != want)
+		return refuse(t, -EBUSY, "the instance is no longer %s (now "
+			      "%s): its bucket copy is not what it holds",
+			      rgt_state_name(want),
+			      listed ? rgt_state_name(st) : "not listed");
+	if (t->r) {
+		if (!remote_probe(t->r)) {
+			return refuse(t, -EBUSY, "the platform says %s, but the "
+				      "box answers: it is verified itself, not "
+				      "its bucket copy; rmdir again",
+				      rgt_state_name(want));
+		}
+	}
+	return 0;
+}
+
+/*
+ * What the box was last seen holding (listings cached while it ran)
+ * against the bucket copy: a file the box had that the copy lacks, or has
+ * smaller, or older than the box's own mtime, means the sync never caught
+ * up, and the box may hold the only copy. Refuses (-EBUSY).
+ */
+static int seen_on_box(struct td *t, const char *dir, const char *rel,
+		       int depth)
+{
+	char e1[ESC_MAX];
+	struct rlisting *l;
+	if (!t->r || depth > 64 ||
+	    remote_list_cached(t->r, dir, &l))
+		return 0;	/* never seen: nothing to compare */
+	int rc = 0;
+	for (size_t i = 0; !rc && i < l->n; i++) {
+		const struct rentry *b = &l->v[i];
+		char *sub = rpath_join_dup(dir, b->name);
+		char *r = *rel ? rpath_join_dup(rel, b->name) :
+				 strdup(b->name);
+		if (!sub || !r) {
+			rc = -ENOMEM;
+		} else if (S_ISDIR(b->attr.mode)) {
+			rc = seen_on_box(t, sub, r, depth + 1);
+		} else {
+			const struct roster_entry *c = NULL;
+			for (size_t k = 0; k < t->roster.n && !c; k++)
+				if (!strcmp(t->roster.v[k].path, r))
+					c = &t->roster.v[k];
+			if (!c || c->type != 'f')
+				rc = refuse(t, -EBUSY, "the box was seen with %s, "
+					    "which its bucket copy lacks: the "
+					    "copy is behind the box",
+					    esc(r, e1));
+			else if (c->size < b->attr.size ||
+				 c->mtime < b->attr.mtime)
+				rc = refuse(t, -EBUSY, "the box was seen with a "
+					    "%s (%" PRIu64 " bytes, mtime %"
+					    PRId64 ") that its bucket copy "
+					    "does not have (%" PRIu64 " bytes, "
+					    "uploaded %" PRId64 ")", esc(r, e1),
+					    b->attr.size, b->attr.mtime,
+					    c->size, c->mtime);
+		}
+		free(sub);
+		free(r);
+	}
+	rlisting_free(l);
+	return rc;
+}
+
 /* The roster of a box that is down, from its bucket copy (trust_cloud). */
 static int roster_from_cloud(struct td *t, int st)
 {
@@ -464,13 +561,27 @@ static int roster_from_cloud(struct td *t, int st)
 			      rgt_state_name(st), t->sec->cloud,
 			      e[0] ? ": " : "", e);
 	}
-	t->via_cloud = true;
-	note(t, "roster: the instance is %s, so the box itself cannot be "
-	     "checked; trust_cloud = yes: verifying the bucket copy %s under "
-	     "%s instead", rgt_state_name(st), cloud_where(t->cl),
-	     esc(t->cloud_root, e1));
-	int rc = list_cloud(t, &t->roster);
+	/* Only a box that is down, by the platform afresh and by a failed
+	 * connect, is taken on the strength of its bucket copy. */
+	if (st != RGT_ST_STOPPED && st != RGT_ST_OFFLINE &&
+	    st != RGT_ST_PREEMPTED)
+		return refuse(t, -EHOSTUNREACH, "the instance is %s: it may be "
+			      "up, so its bucket copy does not stand in for "
+			      "it, and the box cannot be reached",
+			      rgt_state_name(st));
+	int rc = box_still_down(t, st);
 	if (rc)
+		return rc;
+	t->down_state = st;
+	t->via_cloud = true;
+	note(t, "roster: the instance is %s and its box does not answer, so "
+	     "the box itself cannot be checked; trust_cloud = yes: verifying "
+	     "the bucket copy %s under %s instead", rgt_state_name(st),
+	     cloud_where(t->cl), esc(t->cloud_root, e1));
+	rc = list_cloud(t, &t->roster);
+	if (rc)
+		return rc;
+	if ((rc = seen_on_box(t, t->sec->checkpoint_dir, "", 0)))
 		return rc;
 	for (size_t i = 0; i < t->roster.n; i++) {
 		const struct roster_entry *e = &t->roster.v[i];
@@ -1089,8 +1200,11 @@ static int step_serve(struct td *t, bool *served)
 	}
 out:
 	if (!rc) {
-		note(t, "serve: every file reads back through the archive "
-		     "with the box's SHA-256");
+		note(t, t->via_cloud ?
+			     "serve: every file reads back through the archive "
+			     "with the SHA-256 of the verified copy" :
+			     "serve: every file reads back through the archive "
+			     "with the box's SHA-256");
 		*served = true;
 		t->journal = a;
 		a = NULL;
@@ -1102,7 +1216,12 @@ out:
 static int step_relist(struct td *t, bool *relisted)
 {
 	struct roster now = { 0 };
-	int rc = t->via_cloud ? list_cloud(t, &now) : list_box(t, &now);
+	/* via the bucket: the box must still be down, right before the
+	 * destroy call (it may have been started during a long pull) */
+	int rc = t->via_cloud ? box_still_down(t, t->down_state) : 0;
+	if (rc)
+		return rc;
+	rc = t->via_cloud ? list_cloud(t, &now) : list_box(t, &now);
 	if (rc)
 		return rc;
 	char err[512];

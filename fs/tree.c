@@ -193,7 +193,10 @@ static int sources_of(struct rgt_ctx *c, const struct node *n,
 	    cloud_instance_path(cl, sec->kind, n->id, pre, sizeof(pre)))
 		return k;
 	struct rsrc *b = &src[k];
-	*b = (struct rsrc){ cloud_remote(cl), b->buf, "cloud", cloud_name(cl),
+	/* the instance's copy: owned by the instance, so its pins (gone,
+	 * tearing down, archived) keep these blocks as they keep the box's */
+	*b = (struct rsrc){ cloud_remote(cl), b->buf,
+			    fleet_platform_name(c->fleet, (size_t)n->pi), n->id,
 			    true, "" };
 	if (cloud_map_path(pre, sec->checkpoint_dir, n->rpath, b->buf,
 			   sizeof(b->buf)))

@@ -476,6 +476,17 @@ static int finish(struct parse_ctx *c)
 				return -EINVAL;
 			}
 		}
+		const struct rgt_section *cs =
+			s->cloud ? config_find(c->cfg, "cloud", s->cloud) : NULL;
+		const char *pre = cs ? config_get(cs, "prefix") : NULL;
+		if (pre && !strstr(pre, "{id}")) {
+			/* one copy for every instance: a teardown of one
+			 * would verify (and an archive delete drop) another's */
+			fail(c, key_line(cs, "prefix"), "prefix must contain "
+			     "{id} when a section syncs to it (cloud = %s)",
+			     s->cloud);
+			return -EINVAL;
+		}
 		if (s->trust_cloud && !s->cloud) {
 			fail(c, key_line(s, "trust_cloud"),
 			     "trust_cloud = yes needs cloud = NAME in the "

@@ -193,3 +193,114 @@ def test_trust_cloud_refuses_an_empty_bucket_copy(world, s3, tmp_path):
     assert err in ("ENOENT", "ENODATA"), err
     assert w.api.deletes() == []
     assert "bucket" in read_text(w.f(0, "teardown"))
+
+
+# ---- review 8: the bucket copy stands in only for a box that is really down -------
+
+@pytest.mark.parametrize("state", ["loading", "unknown"])
+def test_box_neither_running_nor_down_is_never_taken_on_its_copy(world, s3, tmp_path, state):
+    """The platform says 'loading' (provisioning) or a word rgtfs does not
+    know while sshd answers and the box holds a checkpoint the bucket never
+    got: no destroy on the strength of the bucket copy."""
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    sync_box_to_bucket(s3, w.boxes[0], iid)
+    util.write_file(w.box_ck(0, "only-on-box.pt"), b"newest, never synced\n")
+    word = w.api.set_state(iid, state)
+    wait_until(lambda: w.status() == word + "\n", 10, msg="seen " + word)
+    err = op_errno("rmdir", w.idir(0), timeout=180)
+    assert err != "OK", err
+    assert w.api.deletes() == []
+    assert read_text(w.f(0, "teardown")).startswith("refused:")
+
+
+def test_stopped_box_that_still_answers_is_verified_itself(world, s3, tmp_path):
+    """The platform says stopped, but the box answers: its bucket copy does
+    not stand in for it."""
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    sync_box_to_bucket(s3, w.boxes[0], iid)
+    util.write_file(w.box_ck(0, "only-on-box.pt"), b"newest, never synced\n")
+    w.api.set_state(iid, "stopped")
+    wait_until(lambda: w.status() == "stopped\n", 10, msg="seen stopped")
+    err = op_errno("rmdir", w.idir(0), timeout=180)
+    assert err != "OK", err
+    assert w.api.deletes() == []
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("refused:") and "box answers" in rep, rep
+
+
+def test_box_started_during_the_pull_is_not_destroyed(world, s3, tmp_path, proxies):
+    """rmdir of a stopped instance; while its bucket copy is pulled (slowly,
+    through a 3 MB/s proxy) the user starts it and training writes on: the
+    re-list before the destroy call sees it is no longer down."""
+    p = proxies(s3.port, rate=3 << 20)
+    sec = cloud_section(s3, tmp_path)
+    sec["[cloud:ckpt]"]["endpoint"] = "http://127.0.0.1:%d" % p.port
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"}, extra_sections=sec)
+    iid = w.ids[0]
+    sync_box_to_bucket(s3, w.boxes[0], iid)
+    s3.put(BUCKET, "vastai/%s/big.bin" % iid, os.urandom(12 << 20))
+    _down(w)
+    t0 = p.bytes
+    child = util.spawn_op("rmdir", w.idir(0))
+    wait_until(lambda: p.bytes >= t0 + (3 << 20) or child.poll() is not None, 60,
+               msg="pull under way")
+    util.write_file(w.box_ck(0, "written-after-start.pt"), b"new\n")
+    w.boxes[0].start()
+    w.api.set_state(iid, "running")
+    name, _ = util.op_result(child, 180)
+    assert name != "OK", name
+    assert w.api.deletes() == []
+    rep = read_text(w.f(0, "teardown"))
+    assert rep.startswith("refused:") and "no longer stopped" in rep, rep
+
+
+def test_box_seen_with_a_file_its_copy_lacks_is_not_destroyed(world, s3, tmp_path):
+    """rgtfs listed ckpt-new.pt on the box while it ran; the sync never
+    uploaded it; the box stops: the copy is behind the box, refused."""
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    sync_box_to_bucket(s3, w.boxes[0], iid)
+    util.write_file(w.box_ck(0, "ckpt-new.pt"), b"x" * 4096)
+    assert "ckpt-new.pt" in ls(w.ck(0))          # rgtfs saw it
+    _down(w)
+    err = op_errno("rmdir", w.idir(0), timeout=180)
+    assert err == "EBUSY", err
+    assert w.api.deletes() == []
+    rep = read_text(w.f(0, "teardown"))
+    assert "ckpt-new.pt" in rep and "lacks" in rep, rep
+
+
+def test_keys_that_are_not_names_refuse_a_trust_cloud_teardown(world, s3, tmp_path):
+    """An object named like a directory shadows keys below it, and a key
+    with a tab is not a name: the roster would miss them, so it refuses."""
+    w = world(extra_vastai={"cloud": "ckpt", "trust_cloud": "yes"},
+              extra_sections=cloud_section(s3, tmp_path))
+    iid = w.ids[0]
+    sync_box_to_bucket(s3, w.boxes[0], iid)
+    s3.put(BUCKET, "vastai/%s/run" % iid, b"a file named like a dir\n")
+    s3.put(BUCKET, "vastai/%s/run/model.bin" % iid, b"weights" * 1000)
+    _down(w)
+    err = op_errno("rmdir", w.idir(0), timeout=180)
+    assert err == "EINVAL", err
+    assert w.api.deletes() == []
+    assert "cannot map" in read_text(w.f(0, "teardown"))
+
+
+def test_bucket_tree_reads_are_evictable(world, s3, tmp_path, store_tool):
+    """Blocks read through MOUNT/cloud/NAME obey cache_size."""
+    from test_eviction import cached_blocks
+    mib = 1 << 20
+    w = world(mount=False, extra_sections=cloud_section(s3, tmp_path))
+    for i in range(3):
+        s3.put(BUCKET, "data/e%d.bin" % i, os.urandom(6 * mib))
+    w.mount.extra_args = list(w.mount.extra_args) + ["-o", "cache_size=%d" % (8 * mib)]
+    w.mount.start()
+    for i in range(3):
+        util.sha256sum(os.path.join(w.mnt, "cloud", "ckpt", "data", "e%d.bin" % i))
+    wait_until(lambda: cached_blocks(store_tool, w.mount.cache) * mib <= 12 * mib, 30,
+               msg="evicted down to the bound")

@@ -113,6 +113,7 @@ int main(void)
 		"[vastai]\ncloud = nope\n",
 		"[vastai]\narchive_to = nope\n",
 		"[vastai]\ntrust_cloud = yes\n",
+		"[cloud:b]\nbucket = ckpt\nprefix = shared/\n[vastai]\ncloud = b\n",
 	};
 	for (size_t i = 0; i < sizeof(bad_cloud) / sizeof(bad_cloud[0]); i++) {
 		CHECK_ERR(parse(bad_cloud[i], &cfg, err), -EINVAL);
