@@ -183,6 +183,14 @@ def test_pushed_archive_reads_back_in_a_second_mount(world, s3, tmp_path, probe,
     rc, out, err = run_probe(probe, w.mount.config, w.mount.cache, "list")
     assert rc == 0 and out.split("\n")[0] == "vastai %s" % iid, (rc, out, err)
 
+    # the pushing mount, now also seeing the bucket: its local archive wins
+    # (it has the box's log, which is not pushed)
+    w.mount.start()
+    local = os.path.join(w.mnt, "archive", "vastai", iid)
+    wait_until(lambda: "log" in ls(local), 10, msg="local archive shown")
+    assert ls(os.path.join(w.mnt, "archive", "vastai")) == {iid}
+    assert w.mount.unmount() == 0
+
     # a second mount: only the bucket, its own empty cache
     m = second_mount(rgtfs_bin, tmp_path, s3)
     mounts.append(m)
@@ -192,6 +200,7 @@ def test_pushed_archive_reads_back_in_a_second_mount(world, s3, tmp_path, probe,
     a = os.path.join(arch, "vastai", iid)
     assert {"status", "PULL_MANIFEST.json", "PULL_VERIFIED.json", "checkpoints",
             "teardown", "info.json"} <= ls(a)
+    assert "log" not in ls(a)                     # the box's log stays local
     with open(os.path.join(a, "PULL_MANIFEST.json"), "rb") as f:
         assert f.read() == manifest
     got = tree_sums(os.path.join(a, "checkpoints"))
