@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "archive_push.h"
 #include "buf.h"
 #include "ckpt.h"
 #include "cloud.h"
@@ -1129,6 +1130,40 @@ static int served_sha256(struct td *t, const struct archive *a,
 	return rc ? rc : fetched_sha256(t, &ff, f->size, hex);
 }
 
+static bool cancel_cb(void *arg)
+{
+	return is_cancelled(arg);
+}
+
+/* archive_to = NAME: push the verified record @a; any failure refuses. */
+static int push_archive(struct td *t, const struct archive *a)
+{
+	const char *to = config_get(t->sec, "archive_to");
+	if (!to)
+		return 0;
+	struct cloud *cl = rgt_cloud(t->c, to);
+	if (!cl || !cloud_remote(cl)) {
+		char e[512] = "";
+		if (cl)
+			cloud_error(cl, e, sizeof(e));
+		return refuse(t, -EHOSTUNREACH, "archive_to = %s cannot be "
+			      "used%s%s", to, e[0] ? ": " : "", e);
+	}
+	char err[512] = "";
+	note(t, "archive_to: pushing the verified copy to %s",
+	     cloud_where(cl));
+	int rc = archive_push_cancellable(cl, t->c->store, a, cancel_cb, t,
+					  err, sizeof(err));
+	if (rc == -EINTR)
+		return interrupted(t);
+	if (rc)
+		return refuse(t, rc == -EACCES ? -EACCES : -EIO, "%s",
+			      err[0] ? err : strerror(-rc));
+	note(t, "archive_to: every object is in the bucket and read back "
+	     "with its size and checksum");
+	return 0;
+}
+
 /*
  * Verify what will be served: load the journal back from the store (the
  * record the archive will be), check that it lists exactly the roster's
@@ -1199,16 +1234,22 @@ static int step_serve(struct td *t, bool *served)
 				    "read back (%s)", strerror(-rc));
 	}
 out:
-	if (!rc) {
+	if (!rc)
 		note(t, t->via_cloud ?
 			     "serve: every file reads back through the archive "
 			     "with the SHA-256 of the verified copy" :
 			     "serve: every file reads back through the archive "
 			     "with the box's SHA-256");
+	/* archive_to: the team's copy, exactly the record just read back,
+	 * uploaded and read back from the bucket before any destroy call */
+	if (!rc && (rc = push_archive(t, a)))
+		goto fail;
+	if (!rc) {
 		*served = true;
 		t->journal = a;
 		a = NULL;
 	}
+fail:
 	archive_free(a);
 	return rc;
 }

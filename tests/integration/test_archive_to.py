@@ -85,12 +85,15 @@ def run_probe(probe, config, cache, *args, timeout=120):
         r.stderr.decode("utf-8", "replace")
 
 
-def torn_down(world, s3, tmp_path):
-    """A real local archive: the box's checkpoints torn down by rmdir.
-    Returns (world, {relpath bytes: sha256}, manifest bytes); the first
-    mount is unmounted (its cache free for the probe)."""
-    w = world(populate=False, mount=False,
-              extra_vastai={"destroy_timeout": 8, "archive_to": "ckpt"},
+def torn_down(world, s3, tmp_path, push=True):
+    """A real local archive: the box's checkpoints torn down by rmdir (which
+    pushes it to the bucket when @push: archive_to = ckpt). Returns (world,
+    {relpath bytes: sha256}, manifest bytes); the first mount is unmounted
+    (its cache free for the probe)."""
+    extra = {"destroy_timeout": 8}
+    if push:
+        extra["archive_to"] = "ckpt"
+    w = world(populate=False, mount=False, extra_vastai=extra,
               extra_sections={"[cloud:ckpt]": cloud_kv(s3, tmp_path)})
     box = w.boxes[0]
     ck = build_checkpoints(box.workspace)
@@ -160,7 +163,7 @@ def tree_sums(root):
 @pytest.mark.deadline(400)
 def test_pushed_archive_reads_back_in_a_second_mount(world, s3, tmp_path, probe,
                                                      rgtfs_bin, mounts):
-    w, want, manifest = torn_down(world, s3, tmp_path)
+    w, want, manifest = torn_down(world, s3, tmp_path, push=False)
     iid = str(w.ids[0])
     rc, out, err = push(probe, w, str(PART))
     assert rc == 0 and out.strip() == "pushed", (rc, out, err)
@@ -230,7 +233,7 @@ def test_pushed_archive_reads_back_in_a_second_mount(world, s3, tmp_path, probe,
 @pytest.mark.deadline(300)
 def test_a_corrupted_object_is_never_served(world, s3, tmp_path, probe, rgtfs_bin,
                                             mounts, hygiene):
-    w, want, _ = torn_down(world, s3, tmp_path)
+    w, want, _ = torn_down(world, s3, tmp_path, push=False)
     iid = str(w.ids[0])
     rc, out, err = push(probe, w)
     assert rc == 0, (rc, out, err)
@@ -259,7 +262,7 @@ def test_a_corrupted_object_is_never_served(world, s3, tmp_path, probe, rgtfs_bi
 
 @pytest.mark.deadline(300)
 def test_a_failed_upload_is_an_error_and_lists_nothing(world, s3, tmp_path, probe):
-    w, _, _ = torn_down(world, s3, tmp_path)
+    w, _, _ = torn_down(world, s3, tmp_path, push=False)
     iid = str(w.ids[0])
     with FaultProxy(s3.port) as px:
         conf = write_cloud_only(str(tmp_path / "proxied.ini"),
@@ -317,3 +320,46 @@ def test_a_failed_upload_is_an_error_and_lists_nothing(world, s3, tmp_path, prob
         assert rc == 0, (rc, out, err)
         assert px.count(method="PUT") == 0 and px.count(method="POST") == 0
         assert px.count(method="HEAD") >= 10
+
+
+@pytest.mark.deadline(300)
+def test_teardown_pushes_before_the_destroy_call(world, s3, tmp_path):
+    """rmdir with archive_to = ckpt: the archive is in the bucket, complete
+    (RGTFS_ARCHIVE.json), before the instance is destroyed."""
+    w, want, manifest = torn_down(world, s3, tmp_path)
+    iid = str(w.ids[0])
+    pre = "archive/vastai/%s/" % iid
+    keys = s3.keys(BUCKET, pre)
+    assert pre + "RGTFS_ARCHIVE.json" in keys, keys
+    assert len([k for k in keys if k.startswith(pre + "files/")]) == len(want)
+    assert s3.get(BUCKET, pre + "PULL_MANIFEST.json") == manifest
+    # pushed before the DELETE: the upload's newest object predates it
+    dels = w.api.deletes()
+    assert len(dels) == 1, dels
+    newest = max(o["last_modified"] for o in s3.list(BUCKET, pre))
+    assert newest.timestamp() <= dels[0]["wall"] + 1, (newest, dels[0])
+
+
+@pytest.mark.deadline(300)
+def test_failed_push_refuses_the_teardown(world, s3, tmp_path, hygiene):
+    """The bucket answers 500 to every upload: the teardown refuses, the
+    instance is not destroyed, and no archive is listed in the bucket."""
+    hygiene.allow(r"archive_to \[cloud:ckpt\]")
+    px = FaultProxy(s3.port).start()
+    try:
+        w = world(mount=False, extra_vastai={"destroy_timeout": 8, "archive_to": "ckpt"},
+                  extra_sections={"[cloud:ckpt]": cloud_kv(s3, tmp_path, px.endpoint)})
+        px.fail("500", times=None, method="PUT")
+        px.fail("500", times=None, method="POST")
+        w.mount.start()
+        iid = str(w.ids[0])
+        wait_until(lambda: iid in ls(os.path.join(w.mnt, "vastai")), 10, msg="listed")
+        err = op_errno("rmdir", w.idir(0), timeout=180)
+        assert err != "OK", err
+        rep = util.read_text(w.f(0, "teardown"))
+        assert rep.startswith("refused:") and "archive_to" in rep, rep
+        assert w.api.deletes() == []
+        assert not [k for k in s3.keys(BUCKET, "archive/") if k.endswith("RGTFS_ARCHIVE.json")]
+        assert iid in ls(os.path.join(w.mnt, "vastai"))
+    finally:
+        px.stop()
