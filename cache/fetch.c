@@ -49,7 +49,8 @@
 
 #define NBUCKETS 1024
 #define WRITE_BATCH 8
-#define POOL_MAX 8		/* buffers kept for reuse: 8 MiB */
+#define POOL_MAX 16		/* buffers kept for reuse: 16 MiB */
+#define COALESCE_MAX 8		/* blocks fetched with one request */
 #define READ_ATTEMPTS 4		/* reads started over after an eviction */
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
@@ -359,6 +360,84 @@ static struct job *job_new(struct fetcher *f, const struct fetch_file *ff,
 
 /* ---- threads ------------------------------------------------------------------ */
 
+/*
+ * Unlink from @q the queued job for block @blk of the same file version as
+ * @j (same fid, same remote), if there is one.
+ */
+static struct job *take_next(struct jobq *q, const struct job *j,
+			     uint64_t blk)
+{
+	struct job *prev = NULL;
+	for (struct job *k = q->head; k; prev = k, k = k->qnext) {
+		if (k->blk != blk || k->remote != j->remote ||
+		    memcmp(k->fid, j->fid, STORE_FID_LEN))
+			continue;
+		if (prev)
+			prev->qnext = k->qnext;
+		else
+			q->head = k->qnext;
+		if (q->tail == k)
+			q->tail = prev;
+		return k;
+	}
+	return NULL;
+}
+
+/* One job's outcome, under f->mu: @data (owned) on success, or @err. */
+static void finish_job(struct fetcher *f, struct job *j, void *data,
+		       ssize_t got)
+{
+	int drop = 1;	/* the queue's */
+	if (got < 0) {
+		if (data && f->npool < POOL_MAX)
+			f->pool[f->npool++] = data;
+		else
+			free(data);
+		j->state = J_FAILED;
+		j->err = (int)got;
+		table_remove(f, j);
+		drop++;		/* and the table's */
+	} else {
+		j->data = data;
+		j->state = J_DONE;
+		f->st.inflight += j->len;
+		if (f->st.inflight > f->st.inflight_peak)
+			f->st.inflight_peak = f->st.inflight;
+		f->st.blocks_fetched++;
+		f->st.bytes_fetched += j->len;
+		j->refs++;	/* the write queue's */
+		enqueue(&f->writeq, j);
+		pthread_cond_signal(&f->write_cv);
+	}
+	unref_n(f, j, drop);
+}
+
+/* Read @len bytes at @off of @j's file into @buf: exactly, or -errno. */
+static ssize_t read_exact(struct job *j, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = remote_pread(j->remote, j->path, (char *)buf + got,
+					 len - got, off + got, &j->version);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			/* Shorter than its listed size: the file changed
+			 * under us; never cache a mix. */
+			return -EIO;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/*
+ * Workers. Where the transport wants it (remote_request_blocks: S3), a
+ * job whose next blocks of the same version are queued too takes them
+ * along and fetches the run with one request: an S3 GET costs a round trip
+ * and the server's per-request work, which a sequential reader should pay
+ * once per run, not once per MiB. SFTP keeps one block per request: its
+ * channels are window-bound, and parallel sessions are what scales there.
+ */
 static void *worker_main(void *arg)
 {
 	struct fetcher *f = arg;
@@ -374,57 +453,50 @@ static void *worker_main(void *arg)
 		if (!j)
 			j = dequeue(&f->ahead);
 		j->state = J_RUNNING;
-		void *data = f->npool ? f->pool[--f->npool] : NULL;
+		struct job *run[COALESCE_MAX];
+		int nrun = 1;
+		size_t total = j->len;
+		run[0] = j;
+		int most = remote_request_blocks(j->remote);
+		if (most > COALESCE_MAX)
+			most = COALESCE_MAX;
+		while (nrun < most && run[nrun - 1]->len == STORE_BLOCK_SIZE) {
+			uint64_t nb = run[nrun - 1]->blk + 1;
+			struct job *k = take_next(&f->demand, j, nb);
+			if (!k)
+				k = take_next(&f->ahead, j, nb);
+			if (!k)
+				break;
+			k->state = J_RUNNING;
+			run[nrun++] = k;
+			total += k->len;
+		}
+		void *data[COALESCE_MAX] = { 0 };
+		for (int i = 0; i < nrun; i++)
+			data[i] = f->npool ? f->pool[--f->npool] : NULL;
 		pthread_mutex_unlock(&f->mu);
 
-		if (!data)
-			data = malloc(STORE_BLOCK_SIZE);
-		ssize_t got = data ? 0 : -ENOMEM;
-		while (data && (size_t)got < j->len) {
-			ssize_t n = remote_pread(j->remote, j->path,
-						 (char *)data + got,
-						 j->len - got,
-						 (j->blk << STORE_BLOCK_SHIFT) +
-							 got,
-						 &j->version);
-			if (n < 0) {
-				got = n;
-				break;
+		ssize_t got = 0;
+		for (int i = 0; i < nrun && !got; i++)
+			if (!data[i] && !(data[i] = malloc(STORE_BLOCK_SIZE)))
+				got = -ENOMEM;
+		uint64_t off = j->blk << STORE_BLOCK_SHIFT;
+		if (!got && nrun == 1) {
+			got = read_exact(j, data[0], j->len, off);
+		} else if (!got) {
+			char *big = malloc(total);
+			got = big ? read_exact(j, big, total, off) : -ENOMEM;
+			for (int i = 0, at = 0; got > 0 && i < nrun; i++) {
+				memcpy(data[i], big + at, run[i]->len);
+				at += (int)run[i]->len;
 			}
-			if (n == 0) {
-				/* Shorter than its listed size: the file
-				 * changed under us; never cache a mix. */
-				got = -EIO;
-				break;
-			}
-			got += n;
+			free(big);
 		}
 
 		pthread_mutex_lock(&f->mu);
-		int drop = 1;	/* the queue's */
-		if (got < 0) {
-			if (data && f->npool < POOL_MAX)
-				f->pool[f->npool++] = data;
-			else
-				free(data);
-			j->state = J_FAILED;
-			j->err = (int)got;
-			table_remove(f, j);
-			drop++;		/* and the table's */
-		} else {
-			j->data = data;
-			j->state = J_DONE;
-			f->st.inflight += j->len;
-			if (f->st.inflight > f->st.inflight_peak)
-				f->st.inflight_peak = f->st.inflight;
-			f->st.blocks_fetched++;
-			f->st.bytes_fetched += j->len;
-			j->refs++;	/* the write queue's */
-			enqueue(&f->writeq, j);
-			pthread_cond_signal(&f->write_cv);
-		}
+		for (int i = 0; i < nrun; i++)
+			finish_job(f, run[i], data[i], got < 0 ? got : 0);
 		pthread_cond_broadcast(&f->done_cv);
-		unref_n(f, j, drop);
 	}
 	pthread_mutex_unlock(&f->mu);
 	return NULL;

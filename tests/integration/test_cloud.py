@@ -267,3 +267,20 @@ def test_rewritten_object_never_mixes_versions(cloud):
     # a later open sees the new version whole
     wait_until(lambda: util.sha256sum(p) == hashlib.sha256(b).hexdigest(), 10,
                msg="the rewritten object read whole")
+
+
+def test_sequential_read_fetches_runs_of_blocks(cloud):
+    """A sequential reader costs the server one ranged GET per run of
+    blocks (up to 8 MiB), not one per MiB; the bytes are the object's."""
+    s3 = cloud.s3
+    data = random.Random(9).randbytes(24 * 1024 * 1024)
+    s3.put(BUCKET, "seq.bin", data)
+    with FaultProxy(s3.port) as px:
+        m = cloud(endpoint=px.endpoint)
+        p = m.p("cloud", "ckpt", "seq.bin")
+        assert util.sha256sum(p) == hashlib.sha256(data).hexdigest()
+        gets = [r for r in px.requests(method="GET", path="/%s/seq.bin" % BUCKET)
+                if r.range]
+        assert gets, px.log
+        # 24 blocks; the first demand read may go alone, then runs of up to 8
+        assert len(gets) <= 12, [r.range for r in gets]
