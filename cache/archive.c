@@ -467,8 +467,15 @@ int archive_file_open(const struct archive *a, const struct archive_file *f,
 	if (f->src) {
 		if (!a->src_cloud)
 			return -EIO;
-		return fetch_file_init(ff, a->src_remote, a->platform, a->id,
-				       f->src, f->size, f->mtime, f->etag);
+		/* An archive read from a bucket (src_remote: another mount
+		 * pushed it) is the bucket's to keep: its blocks are owned by
+		 * ("cloud", NAME) and evictable like MOUNT/cloud reads. */
+		if (a->src_remote)
+			return fetch_file_init(ff, a->src_remote, "cloud",
+					       a->src_cloud, f->src, f->size,
+					       f->mtime, f->etag);
+		return fetch_file_init(ff, NULL, a->platform, a->id, f->src,
+				       f->size, f->mtime, f->etag);
 	}
 	char path[8192];
 	int rc = archive_file_path(a, f, path, sizeof(path));

@@ -36,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include "archive_push.h"
+#include "platform.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -62,6 +63,10 @@
 #define HASHED_LEN 66 /* "%%" + 64 hex */
 #define RECORD_MAX ((size_t)64 << 20)
 #define RECORD_NAME "RGTFS_ARCHIVE.json"
+/* The record of a push made before the destroy call: the files are all
+ * there and verified, but the instance may still live, so no mount lists
+ * it; archive_push_final() writes RECORD_NAME once the teardown finished. */
+#define PENDING_NAME "RGTFS_PENDING.json"
 #define KEY_BUDGET S3_KEY_MAX
 
 size_t archive_push_part_size = PART_DEFAULT;
@@ -728,10 +733,30 @@ int archive_push(struct cloud *cl, struct store *st, const struct archive *a,
 	return archive_push_cancellable(cl, st, a, NULL, NULL, err, errlen);
 }
 
+static int push_as(struct cloud *cl, struct store *st,
+		   const struct archive *a, bool (*is_cancelled)(void *arg),
+		   void *arg, const char *record_name, char *err,
+		   size_t errlen);
+
 int archive_push_cancellable(struct cloud *cl, struct store *st,
 			     const struct archive *a,
 			     bool (*is_cancelled)(void *arg), void *arg,
 			     char *err, size_t errlen)
+{
+	return push_as(cl, st, a, is_cancelled, arg, PENDING_NAME, err,
+		       errlen);
+}
+
+int archive_push_final(struct cloud *cl, struct store *st,
+		       const struct archive *a, char *err, size_t errlen)
+{
+	return push_as(cl, st, a, NULL, NULL, RECORD_NAME, err, errlen);
+}
+
+static int push_as(struct cloud *cl, struct store *st,
+		   const struct archive *a, bool (*is_cancelled)(void *arg),
+		   void *arg, const char *record_name, char *err,
+		   size_t errlen)
 {
 	struct push p = {cl,  st,     a, NULL,	       NULL, 0,
 			 err, errlen, 0, is_cancelled, arg};
@@ -798,8 +823,14 @@ int archive_push_cancellable(struct cloud *cl, struct store *st,
 		pushed.src_cloud = (char *)cloud_name(cl);
 		pushed.src_remote = NULL;
 		json = archive_record_json(&pushed);
-		rc = json ? push_text(&p, RECORD_NAME, json, etag)
-			  : perr(&p, -ENOMEM, "out of memory");
+		if (json && strlen(json) > RECORD_MAX)
+			/* no reader would take it: refuse before any destroy */
+			rc = perr(&p, -EFBIG, "the record is %zu MiB, over the "
+				  "%zu MiB a reader accepts",
+				  strlen(json) >> 20, RECORD_MAX >> 20);
+		else
+			rc = json ? push_text(&p, record_name, json, etag)
+				  : perr(&p, -ENOMEM, "out of memory");
 	}
 	if (!rc)
 		rgt_log(RGT_INFO,
@@ -879,6 +910,11 @@ int archive_remote_list(struct cloud *cl, int max_age, struct archive_ref **out,
 		if (!S_ISDIR(top->v[i].attr.mode))
 			continue;
 		char *plat = name_decode(top->v[i].name);
+		if (plat && !platform_id_valid(plat)) {
+			/* ".", "..", control bytes: never a name in archive/ */
+			free(plat);
+			plat = NULL;
+		}
 		if (!plat)
 			continue;
 		snprintf(path, sizeof(path), "/archive/%s", top->v[i].name);
@@ -900,6 +936,10 @@ int archive_remote_list(struct cloud *cl, int max_age, struct archive_ref **out,
 			bool ok = rec && S_ISREG(rec->attr.mode);
 			rlisting_free(il);
 			char *id = ok ? name_decode(pl->v[j].name) : NULL;
+			if (id && !platform_id_valid(id)) {
+				free(id);
+				id = NULL;
+			}
 			if (!id)
 				continue;
 			if (nv == cap) {

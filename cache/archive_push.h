@@ -147,6 +147,15 @@ int archive_push_cancellable(struct cloud *cl, struct store *st,
 			     const struct archive *a,
 			     bool (*is_cancelled)(void *arg), void *arg,
 			     char *err, size_t errlen);
+/*
+ * archive_push_cancellable() writes its record as RGTFS_PENDING.json,
+ * which no mount lists: it runs before the destroy call, and the instance
+ * may still live if that call fails. Once the teardown finished, this
+ * pushes the final record (the files already there are verified, not sent
+ * again) as RGTFS_ARCHIVE.json, which mounts list under archive/.
+ */
+int archive_push_final(struct cloud *cl, struct store *st,
+		       const struct archive *a, char *err, size_t errlen);
 
 /* --- reading archives from a bucket --------------------------------------- */
 

@@ -1165,6 +1165,36 @@ static int push_archive(struct td *t, const struct archive *a)
 }
 
 /*
+ * After the teardown finished: the team's copy gets its final record, the
+ * one mounts list (archive_push_final). The files are in the bucket and
+ * verified already; a failure here leaves the local archive whole and is
+ * noted, the destroy being done.
+ */
+static void push_final(struct td *t)
+{
+	const char *to = config_get(t->sec, "archive_to");
+	struct cloud *cl = to ? rgt_cloud(t->c, to) : NULL;
+	struct archive *a;
+	char err[512] = "";
+	if (!to)
+		return;
+	int rc = !cl ? -ENOENT :
+		 archive_load(t->c->store, t->plat, t->id, &a);
+	if (!rc) {
+		rc = archive_push_final(cl, t->c->store, a, err, sizeof(err));
+		archive_free(a);
+	}
+	if (rc)
+		rgt_log(RGT_WARN, "%s/%s: archive_to = %s: the final record "
+			"was not pushed (%s); the files are in the bucket, and "
+			"the archive is whole in the cache", t->plat, t->id, to,
+			err[0] ? err : strerror(-rc));
+	else
+		note(t, "archive_to: the archive is listed in %s",
+		     cloud_where(cl));
+}
+
+/*
  * Verify what will be served: load the journal back from the store (the
  * record the archive will be), check that it lists exactly the roster's
  * files and directories, and read every file through the archive's own
@@ -1721,6 +1751,8 @@ static int archive_from_journal(struct td *t)
 		a->report = buf_take(&rep);
 		rc = a->report ? archive_save(t->c->store, a) : -ENOMEM;
 		if (!rc)
+			push_final(t);
+		if (!rc)
 			fleet_set_teardown(t->c->fleet, t->pi, t->id,
 					   a->report);
 	} else {
@@ -1930,6 +1962,8 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 					    "left running\n%s", t.plat, id,
 					    t.files, t.bytes, t.log.data);
 			f.rc = archive_verified(&t, rep.data);
+			if (!f.rc)
+				push_final(&t);
 			if (f.rc)
 				refuse(&t, f.rc, "destroyed, but writing the "
 				       "archive failed: %s; the journal keeps "

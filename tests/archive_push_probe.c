@@ -92,8 +92,12 @@ int main(int argc, char **argv)
 		}
 		const char *ca = getenv("ARCHIVE_PUSH_CANCEL_AFTER");
 		cancel_after = ca ? atol(ca) : -1;
+		/* as a teardown does: before the destroy call, then once
+		 * it finished (the record mounts list) */
 		rc = archive_push_cancellable(cl, st, a, ca ? cancel_now : NULL,
 					      NULL, err, sizeof(err));
+		if (!rc)
+			rc = archive_push_final(cl, st, a, err, sizeof(err));
 		archive_free(a);
 		if (rc) {
 			fprintf(stderr, "error: %d: %s\n", rc, err);

@@ -333,11 +333,15 @@ def test_teardown_pushes_before_the_destroy_call(world, s3, tmp_path):
     assert pre + "RGTFS_ARCHIVE.json" in keys, keys
     assert len([k for k in keys if k.startswith(pre + "files/")]) == len(want)
     assert s3.get(BUCKET, pre + "PULL_MANIFEST.json") == manifest
-    # pushed before the DELETE: the upload's newest object predates it
+    # every file and the pending record were there before the DELETE; the
+    # record mounts list (RGTFS_ARCHIVE.json) only after it
     dels = w.api.deletes()
     assert len(dels) == 1, dels
-    newest = max(o["last_modified"] for o in s3.list(BUCKET, pre))
-    assert newest.timestamp() <= dels[0]["wall"] + 1, (newest, dels[0])
+    objs = {o["key"]: o["last_modified"].timestamp() for o in s3.list(BUCKET, pre)}
+    assert pre + "RGTFS_PENDING.json" in objs, sorted(objs)
+    before = [t for k, t in objs.items() if not k.endswith("RGTFS_ARCHIVE.json")]
+    assert max(before) <= dels[0]["wall"] + 1, (objs, dels[0])
+    assert objs[pre + "RGTFS_ARCHIVE.json"] >= dels[0]["wall"] - 1, (objs, dels[0])
 
 
 @pytest.mark.deadline(300)
@@ -363,3 +367,62 @@ def test_failed_push_refuses_the_teardown(world, s3, tmp_path, hygiene):
         assert iid in ls(os.path.join(w.mnt, "vastai"))
     finally:
         px.stop()
+
+
+@pytest.mark.deadline(300)
+def test_archive_of_an_instance_whose_destroy_failed_is_listed_nowhere(
+        world, s3, tmp_path, rgtfs_bin, mounts, hygiene):
+    """The push succeeds, then the DELETE fails: the instance lives, so no
+    mount (the pushing one or a teammate's) lists it under archive/."""
+    hygiene.allow(r"HTTP 500|destroy")
+    w = world(extra_vastai={"destroy_timeout": 8, "archive_to": "ckpt"},
+              extra_sections={"[cloud:ckpt]": cloud_kv(s3, tmp_path)})
+    iid = str(w.ids[0])
+    w.api.fail(status=500, method="DELETE")
+    err = op_errno("rmdir", w.idir(0), timeout=180)
+    assert err != "OK", err
+    assert iid in ls(os.path.join(w.mnt, "vastai"))
+    pre = "archive/vastai/%s/" % iid
+    keys = s3.keys(BUCKET, pre)
+    assert pre + "RGTFS_PENDING.json" in keys and pre + "RGTFS_ARCHIVE.json" not in keys, keys
+    assert iid not in util.run(["ls", "-A", os.path.join(w.mnt, "archive", "vastai")]).text
+    m = second_mount(rgtfs_bin, tmp_path, s3)
+    mounts.append(m)
+    assert iid not in util.run(["ls", "-A", "-R", os.path.join(m.mnt, "archive")]).text
+
+
+@pytest.mark.deadline(300)
+def test_remote_archive_blocks_obey_cache_size(world, s3, tmp_path, probe, rgtfs_bin,
+                                               mounts, store_tool):
+    """A teammate's archive read from the bucket: the bucket keeps the bytes,
+    so the reader's cache_size bounds them (they are not pinned)."""
+    from test_eviction import cached_blocks
+    w, want, _ = torn_down(world, s3, tmp_path, push=False)
+    iid = str(w.ids[0])
+    rc, out, err = push(probe, w, str(PART))
+    assert rc == 0, (rc, out, err)
+    workdir = str(tmp_path / "reader")
+    os.makedirs(workdir, exist_ok=True)
+    conf = write_cloud_only(os.path.join(workdir, "rgtfs.ini"), cloud_kv(s3, tmp_path))
+    m = Mount(rgtfs_bin, workdir, conftest._rgtfs_env(workdir, None), conf,
+              extra_args=["-o", "cache_size=%d" % (4 * MIB)])
+    m.start()
+    mounts.append(m)
+    a = os.path.join(m.mnt, "archive", "vastai", iid, "checkpoints")
+    assert tree_sums(a) == want
+    wait_until(lambda: cached_blocks(store_tool, m.cache) * MIB <= 8 * MIB, 30,
+               msg="evicted down to the bound")
+
+
+@pytest.mark.deadline(120)
+def test_dot_names_from_a_bucket_never_reach_archive(s3, tmp_path, rgtfs_bin, mounts):
+    """A bucket writer names a platform '..' (archive/%2E%2E/x/...): it is
+    not listed under archive/."""
+    rec = {"platform": "..", "id": "x", "root": "/r", "status_msg": None,
+           "info": None, "ssh": None, "report": None, "manifest": None,
+           "verified": None, "log": None, "log_text": None, "files": [], "dirs": []}
+    s3.put(BUCKET, "archive/%2E%2E/x/RGTFS_ARCHIVE.json", json.dumps(rec).encode())
+    m = second_mount(rgtfs_bin, tmp_path, s3)
+    mounts.append(m)
+    r = util.run(["ls", "-a", os.path.join(m.mnt, "archive")])
+    assert r.rc == 0 and r.text.split() == [".", ".."], r.text
