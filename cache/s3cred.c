@@ -80,7 +80,8 @@ static int read_key_file(const char *path, const char *what, char **out,
 	int fd, rc = 0;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO named as a key file must not hang the mount */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s %s: %s", what, path, strerror(-rc));

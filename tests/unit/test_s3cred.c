@@ -211,6 +211,17 @@ static void test_files(void)
 	CHECK_ERR(load(keys, &c, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "regular") != NULL);
 	s3cred_cleanup(&c);
+
+	/* a FIFO with no writer: refused at once, not a mount that hangs */
+	char fifo[600];
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	CHECK(mkfifo(fifo, 0600) == 0);
+	snprintf(keys, sizeof(keys),
+		 "access_key_file = %s\nsecret_key_file = %s/sk\n", fifo, dir);
+	CHECK_ERR(load(keys, &c, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "regular") != NULL);
+	s3cred_cleanup(&c);
+	unlink(fifo);
 	clear_env();
 }
 
