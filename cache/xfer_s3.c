@@ -313,6 +313,8 @@ static int s3_do(struct s3_xfer *x, const struct s3_call *c,
 	req.method = c->method;
 	req.url = url.data;
 	req.headers = hdr;
+	/* never carry a signed request (or its session token) elsewhere */
+	req.no_redirects = true;
 	req.connect_timeout_ms = x->connect_ms;
 	req.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : x->io_ms;
 	req.max_body = c->max_body;

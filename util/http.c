@@ -527,7 +527,8 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
 			 plain_http ? "http,https" : "https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION,
+			 req->no_redirects ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, MAX_REDIRS);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);

@@ -69,6 +69,12 @@ struct http_req {
 	 */
 	long stream_ms;
 	/*
+	 * A redirect is an answer, not followed: signed requests (S3) name
+	 * their host in the signature, and a 301 there means the wrong
+	 * region or endpoint, which the caller should say.
+	 */
+	bool no_redirects;
+	/*
 	 * NULL-terminated names of response headers to keep (at most
 	 * HTTP_WANT_MAX, compared case-insensitively), read back with
 	 * http_resp_header(). Only the final response's headers are kept
