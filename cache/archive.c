@@ -277,9 +277,7 @@ static json_t *encode(const struct archive *a)
 static int save_as(struct store *st, const struct archive *a,
 		   const char *kind)
 {
-	json_t *o = encode(a);
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
+	char *text = archive_record_json(a);
 	if (!text)
 		return -ENOMEM;
 	char k[512];
@@ -413,6 +411,50 @@ static int decode(json_t *o, struct archive *a)
 	return 0;
 }
 
+/*
+ * A record from its JSON @text into *out, for @plat/@id; with @own, the
+ * record must name itself @plat/@id (a record that travelled through a
+ * bucket). Files and dirs sorted, as every lookup expects.
+ */
+static int parse_record(const char *text, size_t len, const char *plat,
+			const char *id, bool own, struct archive **out)
+{
+	json_error_t je;
+	json_t *o = json_loadb(text, len, 0, &je);
+	if (!o || (own && !json_is_object(o))) {
+		json_decref(o);
+		return -EIO;
+	}
+	if (own) {
+		const char *rp =
+			json_string_value(json_object_get(o, "platform"));
+		const char *ri = json_string_value(json_object_get(o, "id"));
+		if (!rp || !ri || strcmp(rp, plat) || strcmp(ri, id)) {
+			json_decref(o);
+			return -EIO;
+		}
+	}
+	struct archive *a = calloc(1, sizeof(*a));
+	if (!a) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	a->platform = strdup(plat);
+	a->id = strdup(id);
+	int rc = a->platform && a->id ? decode(o, a) : -ENOMEM;
+	json_decref(o);
+	if (rc) {
+		archive_free(a);
+		return rc;
+	}
+	if (a->nfiles)
+		qsort(a->files, a->nfiles, sizeof(*a->files), cmp_file);
+	if (a->ndirs)
+		qsort(a->dirs, a->ndirs, sizeof(*a->dirs), cmp_str);
+	*out = a;
+	return 0;
+}
+
 static int load_as(struct store *st, const char *kind, const char *plat,
 		   const char *id, struct archive **out)
 {
@@ -425,30 +467,9 @@ static int load_as(struct store *st, const char *kind, const char *plat,
 	int rc = store_meta_get(st, k, klen, &v, &vl);
 	if (rc)
 		return rc;
-	json_error_t je;
-	json_t *o = json_loadb(v, vl, 0, &je);
+	rc = parse_record(v, vl, plat, id, false, out);
 	free(v);
-	if (!o)
-		return -EIO;
-	struct archive *a = calloc(1, sizeof(*a));
-	if (!a) {
-		json_decref(o);
-		return -ENOMEM;
-	}
-	a->platform = strdup(plat);
-	a->id = strdup(id);
-	rc = a->platform && a->id ? decode(o, a) : -ENOMEM;
-	json_decref(o);
-	if (rc) {
-		archive_free(a);
-		return rc;
-	}
-	if (a->nfiles)
-		qsort(a->files, a->nfiles, sizeof(*a->files), cmp_file);
-	if (a->ndirs)
-		qsort(a->dirs, a->ndirs, sizeof(*a->dirs), cmp_str);
-	*out = a;
-	return 0;
+	return rc;
 }
 
 int archive_file_path(const struct archive *a, const struct archive_file *f,
@@ -665,36 +686,5 @@ char *archive_record_json(const struct archive *a)
 int archive_from_json(const char *text, size_t len, const char *plat,
 		      const char *id, struct archive **out)
 {
-	json_error_t je;
-	json_t *o = json_loadb(text, len, 0, &je);
-	if (!json_is_object(o)) {
-		json_decref(o);
-		return -EIO;
-	}
-	/* the record names itself: it must be the one asked for */
-	const char *rp = json_string_value(json_object_get(o, "platform"));
-	const char *ri = json_string_value(json_object_get(o, "id"));
-	if (!rp || !ri || strcmp(rp, plat) || strcmp(ri, id)) {
-		json_decref(o);
-		return -EIO;
-	}
-	struct archive *a = calloc(1, sizeof(*a));
-	if (!a) {
-		json_decref(o);
-		return -ENOMEM;
-	}
-	a->platform = strdup(plat);
-	a->id = strdup(id);
-	int rc = a->platform && a->id ? decode(o, a) : -ENOMEM;
-	json_decref(o);
-	if (rc) {
-		archive_free(a);
-		return rc;
-	}
-	if (a->nfiles)
-		qsort(a->files, a->nfiles, sizeof(*a->files), cmp_file);
-	if (a->ndirs)
-		qsort(a->dirs, a->ndirs, sizeof(*a->dirs), cmp_str);
-	*out = a;
-	return 0;
+	return parse_record(text, len, plat, id, true, out);
 }
