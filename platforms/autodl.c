@@ -707,18 +707,22 @@ static int status_error(struct platform *p, const struct http_resp *resp,
 	return -EIO;
 }
 
-/* POST @path with @body; 0 with the response, or -errno with a reason. */
-static int post(struct platform *p, const char *path, const char *body,
-		long timeout_ms, int retries, struct http_resp *resp,
-		char *err, size_t errlen)
+/*
+ * @method @path (a query carries only the uuid, never a secret) with @body
+ * (NULL: none); 0 with the response, or -errno with a reason.
+ */
+static int request(struct platform *p, const char *method, const char *path,
+		   const char *body, long timeout_ms, int retries,
+		   struct http_resp *resp, char *err, size_t errlen)
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
-			      "Content-Type: application/json", NULL};
+			      body ? "Content-Type: application/json" : NULL,
+			      NULL};
 	struct http_req req = {
-	    .method = "POST",
+	    .method = method,
 	    .headers = hdrs,
 	    .body = body,
-	    .body_len = strlen(body),
+	    .body_len = body ? strlen(body) : 0,
 	    .connect_timeout_ms =
 		p->connect_ms < timeout_ms ? p->connect_ms : timeout_ms,
 	    .timeout_ms = timeout_ms,
@@ -743,35 +747,19 @@ static int post(struct platform *p, const char *path, const char *body,
 	return 0;
 }
 
-/* GET @path_query (the query carries only the uuid, never a secret). */
+static int post(struct platform *p, const char *path, const char *body,
+		long timeout_ms, int retries, struct http_resp *resp,
+		char *err, size_t errlen)
+{
+	return request(p, "POST", path, body, timeout_ms, retries, resp, err,
+		       errlen);
+}
+
 static int get(struct platform *p, const char *path_query,
 	       struct http_resp *resp, char *err, size_t errlen)
 {
-	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
-	struct http_req req = {
-	    .method = "GET",
-	    .headers = hdrs,
-	    .connect_timeout_ms = p->connect_ms,
-	    .timeout_ms = p->timeout_ms,
-	    .max_body = AUTODL_MAX_BODY,
-	    .max_retries = LIST_RETRIES,
-	    .backoff_ms = BACKOFF_MS,
-	    .backoff_max_ms = BACKOFF_MAX_MS,
-	};
-	char herr[256], *url;
-	int rc;
-
-	if (asprintf(&url, "%s%s", p->api_url, path_query) < 0) {
-		memset(resp, 0, sizeof(*resp));
-		snprintf(err, errlen, "AutoDL: out of memory");
-		return -ENOMEM;
-	}
-	req.url = url;
-	rc = http_do(&req, resp, herr, sizeof(herr));
-	free(url);
-	if (rc)
-		return transport_error(p, rc, herr, p->timeout_ms, err, errlen);
-	return 0;
+	return request(p, "GET", path_query, NULL, p->timeout_ms,
+		       LIST_RETRIES, resp, err, errlen);
 }
 
 int autodl_parse_password(char *body, size_t len, char **out, char *err,
