@@ -16,8 +16,20 @@
  *           hostkey\0PLAT\0ID      pinned SSH host key (TOFU)
  *
  * The environment is opened with MDB_NOTLS (FUSE requests hop threads) and
- * the default durable commit (fsync per transaction); the fetcher amortises
- * it by batching many blocks per transaction.
+ * MDB_NOMETASYNC: a commit flushes its data pages (fdatasync) and writes
+ * its meta page without flushing it; the next commit's flush (same file)
+ * or an explicit sync makes it durable. LMDB keeps its integrity that way
+ * (a meta page on disk always has its data on disk; pages are reused only
+ * two transactions later), and a system crash can at most undo the last
+ * commit. Block commits take that: a lost batch of cached blocks is
+ * fetched again, and the fetcher batches many blocks per commit. Every
+ * meta commit (listings, host keys, the teardown journal, archive
+ * records: facts a later irreversible step relies on) is synced before
+ * it returns (commit_durable), which flushes every earlier commit too:
+ * the teardown's record step therefore makes the pulled blocks durable
+ * before any destroy. Rejected: MDB_NOSYNC (faster, but a system crash
+ * can corrupt the whole environment, archives included) and
+ * MDB_WRITEMAP (a full disk is a SIGBUS instead of ENOSPC).
  *
  * mapsize is address space, not disk: the data file grows as pages are
  * written. Bounding what is kept (cache_size, LRU) is the fetcher's and
@@ -81,7 +93,7 @@ int store_open(const char *dir, uint64_t mapsize, struct store **out,
 	rc = mdb_env_set_mapsize(st->env, mapsize);
 	if (rc)
 		goto out_env_close;
-	rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600);
+	rc = mdb_env_open(st->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
 	if (rc)
 		goto out_env_close;
 	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
@@ -190,6 +202,15 @@ out:
 	return mdb_to_errno(rc);
 }
 
+/* Commit @txn and flush it to disk before returning (see DESIGN). */
+static int commit_durable(struct store *st, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);	/* frees txn either way */
+	if (!rc)
+		rc = mdb_env_sync(st->env, 1);
+	return rc;
+}
+
 int store_meta_put(struct store *st, const void *k, size_t klen,
 		   const void *v, size_t vlen)
 {
@@ -201,7 +222,7 @@ int store_meta_put(struct store *st, const void *k, size_t klen,
 	rc = mdb_put(txn, st->meta, &key, &val, 0);
 	if (rc)
 		goto out_abort;
-	rc = mdb_txn_commit(txn);
+	rc = commit_durable(st, txn);
 	goto out;
 out_abort:
 	mdb_txn_abort(txn);
@@ -241,7 +262,7 @@ int store_meta_put_new(struct store *st, const void *k, size_t klen,
 		mdb_txn_abort(txn);
 		return mdb_to_errno(rc);
 	}
-	return mdb_to_errno(mdb_txn_commit(txn));
+	return mdb_to_errno(commit_durable(st, txn));
 }
 
 int store_meta_get(struct store *st, const void *k, size_t klen, void **v,
@@ -278,7 +299,7 @@ int store_meta_del(struct store *st, const void *k, size_t klen)
 	rc = mdb_del(txn, st->meta, &key, NULL);
 	if (rc)
 		goto out_abort;
-	rc = mdb_txn_commit(txn);
+	rc = commit_durable(st, txn);
 	goto out;
 out_abort:
 	mdb_txn_abort(txn);
