@@ -9,8 +9,9 @@
  *   transport session; sequential readers get read-ahead.
  * - Fetched blocks are written to the store by one writer thread in
  *   batched transactions: FUSE threads never wait for a commit.
- * - Memory is bounded: read-ahead stops while the bytes held in flight
- *   (fetched, not yet committed) exceed max_inflight.
+ * - Memory is bounded: read-ahead stops while the bytes of the blocks
+ *   held (queued, being fetched, fetched and not yet committed) would
+ *   pass max_inflight.
  *
  * Threads: all functions may be called from any thread.
  */

@@ -1347,6 +1347,55 @@ ssize_t remote_pread(struct remote *r, const char *path, void *buf,
 	return rc ? rc : a.got;
 }
 
+struct preadv_arg {
+	const char *path;
+	const struct iovec *iov;
+	int iovcnt;
+	uint64_t off;
+	const struct xfer_attr *expect;
+	ssize_t got;
+};
+
+static int preadv_op(struct xfer *x, void *arg)
+{
+	struct preadv_arg *a = arg;
+	ssize_t n = 0;
+
+	if (x->ops->preadv) {
+		n = x->ops->preadv(x, a->path, a->iov, a->iovcnt, a->off,
+				   a->expect);
+	} else {
+		for (int i = 0; i < a->iovcnt; i++) {
+			ssize_t k = x->ops->pread(x, a->path, a->iov[i].iov_base,
+						  a->iov[i].iov_len,
+						  a->off + (uint64_t)n,
+						  a->expect);
+			if (k < 0)
+				return (int)k;
+			n += k;
+			if ((size_t)k < a->iov[i].iov_len)
+				break;
+		}
+	}
+	if (n < 0)
+		return (int)n;
+	a->got = n;
+	return 0;
+}
+
+ssize_t remote_preadv(struct remote *r, const char *path,
+		      const struct iovec *iov, int iovcnt, uint64_t off,
+		      const struct xfer_attr *expect)
+{
+	struct preadv_arg a = { path, iov, iovcnt, off, expect, 0 };
+	if (!r)
+		return -EHOSTUNREACH;
+	if (iovcnt < 1 || iovcnt > XFER_IOV_MAX)
+		return -EINVAL;
+	int rc = with_session(r, preadv_op, &a);
+	return rc ? rc : a.got;
+}
+
 struct exec_arg {
 	const char *cmd;
 	struct buf *out;

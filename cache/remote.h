@@ -106,6 +106,10 @@ void remote_release(struct remote *r, struct xfer *x, int rc);
  */
 ssize_t remote_pread(struct remote *r, const char *path, void *buf,
 		     size_t len, uint64_t off, const struct xfer_attr *expect);
+/* remote_pread into @iovcnt (1..XFER_IOV_MAX) buffers, in order. */
+ssize_t remote_preadv(struct remote *r, const char *path,
+		      const struct iovec *iov, int iovcnt, uint64_t off,
+		      const struct xfer_attr *expect);
 
 /*
  * Run @cmd on the box (exec channel); stdout into @out. The command must

@@ -21,10 +21,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "buf.h"
 
 #define XFER_ETAG_MAX 80
+/* Most buffers one preadv call takes. */
+#define XFER_IOV_MAX 64
 
 struct xfer_attr {
 	uint64_t size;
@@ -129,6 +132,15 @@ struct xfer_ops {
 	ssize_t (*pread)(struct xfer *x, const char *path, void *buf,
 			 size_t len, uint64_t off,
 			 const struct xfer_attr *expect);
+	/*
+	 * pread into @iovcnt (1..XFER_IOV_MAX) buffers filled in order: one
+	 * request for a run of cache blocks, straight into the blocks. Same
+	 * results as pread of their total length. NULL: the backend has
+	 * none and callers use pread per buffer.
+	 */
+	ssize_t (*preadv)(struct xfer *x, const char *path,
+			  const struct iovec *iov, int iovcnt, uint64_t off,
+			  const struct xfer_attr *expect);
 	/*
 	 * Run @cmd through the remote shell; stdout into @out (bounded by its
 	 * max: -EFBIG past it), exit status into @status. NULL for backends

@@ -34,8 +34,9 @@
  *	holds nothing at all (not even its marker object) is -ENOENT: in S3
  *	that is a directory that does not exist.
  *
- *	pread: one ranged GET per 64 MiB (READ_MAX, so no response needs
- *	more memory; reads are short only at EOF) "Range: bytes=A-B"
+ *	pread/preadv: one ranged GET per 64 MiB (READ_MAX; reads are
+ *	short only at EOF), whose 206 body curl's callback scatters
+ *	straight into the caller's buffers (http.h: into) "Range: bytes=A-B"
  *	(never a suffix range: the
  *	test server answers those wrongly), checked before a byte is handed
  *	out: a 206 must carry Content-Range "bytes A-B'/TOTAL" with our A,
@@ -82,6 +83,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -201,6 +203,8 @@ struct s3_call {
 	const void *body; /* PUT: signed by its SHA-256 */
 	size_t body_len;
 	long timeout_ms; /* 0: the handle's io_timeout (uploads: scaled) */
+	const struct iovec *into; /* a 206 body goes here (http.h) */
+	int into_cnt;
 };
 
 /*
@@ -327,6 +331,8 @@ static int s3_do(struct s3_xfer *x, const struct s3_call *c,
 	req.identity = true;
 	req.body = c->body;
 	req.body_len = c->body_len;
+	req.into = c->into;
+	req.into_cnt = c->into_cnt;
 	rc = http_do(&req, resp, err, sizeof(err));
 	if (rc)
 		fail(x, rc, "%s: %s", x->bucket, err);
@@ -1028,10 +1034,26 @@ static int parse_content_range(const char *s, uint64_t *a, uint64_t *b,
 	return 0;
 }
 
-/* One ranged GET of at most READ_MAX bytes (see DESIGN). */
-static ssize_t pread_once(struct s3_xfer *x, const char *path, char *buf,
-			  size_t len, uint64_t off,
-			  const struct xfer_attr *expect)
+/* Copy @n bytes at @src into @iov[0..cnt), in order. */
+static void iov_fill(const struct iovec *iov, int cnt, const char *src,
+		     size_t n)
+{
+	for (int i = 0; n && i < cnt; i++) {
+		size_t k = n < iov[i].iov_len ? n : iov[i].iov_len;
+
+		memcpy(iov[i].iov_base, src, k);
+		src += k;
+		n -= k;
+	}
+}
+
+/*
+ * One ranged GET of at most READ_MAX bytes (see DESIGN) into @iov, whose
+ * total is @len: a 206 lands in the buffers straight from the socket.
+ */
+static ssize_t pread_once(struct s3_xfer *x, const char *path,
+			  const struct iovec *iov, int iovcnt, size_t len,
+			  uint64_t off, const struct xfer_attr *expect)
 {
 	struct sigv4_kv extra[2];
 	size_t nextra = 0, want_len, got;
@@ -1075,6 +1097,8 @@ static ssize_t pread_once(struct s3_xfer *x, const char *path, char *buf,
 	    .max_body = (size_t)(end - off + 1) + RANGE_SLACK < ERR_BODY_MAX
 			    ? ERR_BODY_MAX
 			    : (size_t)(end - off + 1) + RANGE_SLACK,
+	    .into = iov,
+	    .into_cnt = iovcnt,
 	};
 	rc = s3_do(x, &c, &resp);
 	if (rc == -EFBIG)
@@ -1124,11 +1148,11 @@ static ssize_t pread_once(struct s3_xfer *x, const char *path, char *buf,
 		b = off < total ? total - 1 : off;
 	}
 	got = resp.status == 200 && off >= total ? 0 : (size_t)(b + 1 - a);
-	if (resp.status == 206 && resp.body.len != got) {
+	if (resp.status == 206 && resp.into_len != got) {
 		rc = fail(x, -EIO,
 			  "%s in bucket %s: Content-Range says %zu bytes, "
 			  "the body has %zu",
-			  what, x->bucket, got, resp.body.len);
+			  what, x->bucket, got, resp.into_len);
 		goto out;
 	}
 	etag = http_resp_header(&resp, "ETag");
@@ -1156,10 +1180,9 @@ static ssize_t pread_once(struct s3_xfer *x, const char *path, char *buf,
 	}
 	if (got > want_len)
 		got = want_len;
-	if (got)
-		memcpy(buf,
-		       resp.body.data + (resp.status == 200 ? (size_t)off : 0),
-		       got);
+	/* 206: already in place; 200: the whole object, in resp.body */
+	if (got && resp.status == 200)
+		iov_fill(iov, iovcnt, resp.body.data + (size_t)off, got);
 	rc = (ssize_t)got;
 out:
 	http_resp_cleanup(&resp);
@@ -1167,32 +1190,76 @@ out:
 	return rc;
 }
 
-static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
-			size_t len, uint64_t off,
-			const struct xfer_attr *expect)
+static ssize_t s3_preadv(struct xfer *xb, const char *path,
+			 const struct iovec *iov, int iovcnt, uint64_t off,
+			 const struct xfer_attr *expect)
 {
 	struct s3_xfer *x = to_x(xb);
-	size_t done = 0;
+	struct iovec win[XFER_IOV_MAX];
+	size_t len = 0, done = 0, at = 0;
+	int first = 0;
 
 	x->base.err[0] = '\0';
-	if (len > SSIZE_MAX)
-		len = SSIZE_MAX;
+	if (iovcnt < 1 || iovcnt > XFER_IOV_MAX)
+		return fail(x, -EINVAL, "read %s: %d buffers", path, iovcnt);
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > SSIZE_MAX - len)
+			return fail(x, -EINVAL, "read %s: too long", path);
+		len += iov[i].iov_len;
+	}
 	if (off > INT64_MAX || len > INT64_MAX - off)
 		return fail(x, -EINVAL, "read %s: offset out of range", path);
-	/* Requests of at most READ_MAX, so a response never needs more
-	 * memory than that; short only at EOF. */
+	/*
+	 * Requests of at most READ_MAX, so a response never needs more
+	 * memory than that; short only at EOF. Each request gets the window
+	 * of the buffers it covers: [first]+at .. READ_MAX bytes further.
+	 */
 	while (done < len) {
 		size_t n = len - done < READ_MAX ? len - done : READ_MAX;
-		ssize_t r = pread_once(x, path, (char *)buf + done, n,
-				       off + done, expect);
+		size_t need = n;
+		int nwin = 0;
+
+		for (int i = first; need && i < iovcnt; i++) {
+			size_t skip = i == first ? at : 0;
+			size_t k = iov[i].iov_len - skip;
+
+			if (k > need)
+				k = need;
+			win[nwin++] = (struct iovec){
+			    (char *)iov[i].iov_base + skip, k};
+			need -= k;
+		}
+		ssize_t r = pread_once(x, path, win, nwin, n, off + done,
+				       expect);
 
 		if (r < 0)
 			return r;
 		done += (size_t)r;
 		if ((size_t)r < n)
 			break;
+		/* advance [first]+at by n */
+		for (size_t adv = n; adv;) {
+			size_t k = iov[first].iov_len - at;
+
+			if (adv < k) {
+				at += adv;
+				break;
+			}
+			adv -= k;
+			first++;
+			at = 0;
+		}
 	}
 	return (ssize_t)done;
+}
+
+static ssize_t s3_pread(struct xfer *xb, const char *path, void *buf,
+			size_t len, uint64_t off,
+			const struct xfer_attr *expect)
+{
+	struct iovec one = {buf, len > SSIZE_MAX ? SSIZE_MAX : len};
+
+	return s3_preadv(xb, path, &one, 1, off, expect);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1600,6 +1667,7 @@ const struct xfer_ops xfer_s3_ops = {
     .stat = s3_stat,
     .readdir = s3_readdir,
     .pread = s3_pread,
+    .preadv = s3_preadv,
     .exec = NULL,
     .close = s3_close,
 };

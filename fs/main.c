@@ -294,7 +294,7 @@ int main(int argc, char *argv[])
 	struct fetcher_params fp = {
 		.store = ctx.store,
 		.workers = cfg.workers,
-		.max_inflight = 24u << 20,
+		.max_inflight = 32u << 20,
 		.readahead = cfg.readahead,
 		/* A read waits for at most two connects on both endpoints and
 		 * a few I/O timeouts, never forever. */

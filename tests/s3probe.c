@@ -13,6 +13,9 @@
  *   statread PATH OFF LEN  stat PATH and print it as stat does, then wait
  *                          for a line on stdin, then read as cat does with
  *                          the stat result as the expected version
+ *   catv PATH OFF SIZES    one preadv at OFF into buffers of the
+ *                          comma-separated SIZES (bytes each), what it
+ *                          read to stdout
  *   put PATH               store stdin (at most 64 MiB) as PATH with
  *                          xfer_s3_put(); the new ETag on stdout
  *
@@ -128,6 +131,44 @@ static int cat(struct xfer *x, const char *path, uint64_t off, uint64_t len,
 	return 0;
 }
 
+static int catv(struct xfer *x, const char *path, uint64_t off,
+		const char *sizes)
+{
+	struct iovec iov[XFER_IOV_MAX];
+	int n = 0, ret = 0;
+	const char *p = sizes;
+
+	while (*p && n < XFER_IOV_MAX) {
+		char *end;
+		unsigned long long v = strtoull(p, &end, 10);
+
+		if (end == p || v > ((uint64_t)256 << 20))
+			return die(-EINVAL, "bad SIZES");
+		iov[n].iov_len = (size_t)v;
+		iov[n].iov_base = malloc(v ? v : 1);
+		if (!iov[n++].iov_base)
+			return die(-ENOMEM, "out of memory");
+		p = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return die(-EINVAL, "bad SIZES");
+	}
+	ssize_t got = x->ops->preadv(x, path, iov, n, off, NULL);
+	if (got < 0)
+		ret = die((int)got, x->err);
+	for (int i = 0; i < n; i++) {
+		size_t k = got > 0 ? ((size_t)got < iov[i].iov_len
+					      ? (size_t)got
+					      : iov[i].iov_len)
+				   : 0;
+		fwrite(iov[i].iov_base, 1, k, stdout);
+		if (got > 0)
+			got -= (ssize_t)k;
+		free(iov[i].iov_base);
+	}
+	fflush(stdout);
+	return ret;
+}
+
 static long env_long(const char *name)
 {
 	const char *v = getenv(name);
@@ -153,7 +194,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[5];
-	if ((!strcmp(cmd, "cat") || !strcmp(cmd, "statread")) && argc < 9) {
+	if ((!strcmp(cmd, "cat") || !strcmp(cmd, "statread") ||
+	     !strcmp(cmd, "catv")) &&
+	    argc < 9) {
 		fprintf(stderr, "s3probe: %s needs PATH OFF LEN\n", cmd);
 		return 2;
 	}
@@ -199,6 +242,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "cat")) {
 		ret = cat(x, argv[6], strtoull(argv[7], NULL, 10),
 			  strtoull(argv[8], NULL, 10), NULL);
+	} else if (!strcmp(cmd, "catv")) {
+		ret = catv(x, argv[6], strtoull(argv[7], NULL, 10), argv[8]);
 	} else if (!strcmp(cmd, "statread")) {
 		char line[64];
 

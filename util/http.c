@@ -146,6 +146,7 @@ void http_resp_cleanup(struct http_resp *resp)
 	buf_cleanup(&resp->body);
 	resp->status = 0;
 	resp->attempts = 0;
+	resp->into_len = 0;
 	for (int i = 0; i < HTTP_WANT_MAX; i++) {
 		free(resp->hdr[i]);
 		resp->hdr[i] = NULL;
@@ -363,7 +364,36 @@ struct sink {
 	int rc; /* first buf_append failure, 0 if none */
 	bool stream; /* keep what fits under the cap, then note it */
 	bool full;   /* (stream) the cap was reached */
+	/* (into) a 206 body goes here; decided at its first bytes */
+	CURL *h;
+	const struct iovec *into;
+	int into_cnt;
+	int direct;	/* -1 undecided, 0 no, 1 into the buffers */
+	int at_iov;	/* the buffer being filled, and how far */
+	size_t at_off;
+	size_t *into_len;
 };
+
+/* Scatter @n bytes of a 206 body into the caller's buffers (see into). */
+static void sink_direct(struct sink *s, const char *p, size_t n)
+{
+	*s->into_len += n;
+	while (n && s->at_iov < s->into_cnt) {
+		const struct iovec *v = &s->into[s->at_iov];
+		size_t room = v->iov_len - s->at_off;
+		size_t k = n < room ? n : room;
+
+		memcpy((char *)v->iov_base + s->at_off, p, k);
+		p += k;
+		n -= k;
+		s->at_off += k;
+		if (s->at_off == v->iov_len) {
+			s->at_iov++;
+			s->at_off = 0;
+		}
+	}
+	/* the rest is dropped: more than asked for (bytes=0-1 for one) */
+}
 
 size_t http_complete_lines(const char *p, size_t n)
 {
@@ -378,6 +408,16 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	size_t n = size * nmemb;
 	int rc;
 
+	if (s->direct < 0) {
+		long status = 0;
+
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+		s->direct = status == 206;
+	}
+	if (s->direct) {
+		sink_direct(s, ptr, n);
+		return n;
+	}
 	if (s->stream) {
 		size_t room = s->body->max - s->body->len;
 
@@ -500,7 +540,9 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 			struct attempt *at)
 {
 	struct buf *body = &resp->body;
-	struct sink sink = {body, 0, req->stream_ms > 0, false};
+	struct sink sink = {body, 0, req->stream_ms > 0, false, NULL,
+			    req->into, req->into_cnt, req->into ? -1 : 0,
+			    0, 0, &resp->into_len};
 	const char *method = req->method ? req->method : "GET";
 	struct upload up = {req->body, req->body ? req->body_len : 0, 0};
 	curl_off_t ra = -1;
@@ -509,6 +551,7 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	memset(at, 0, sizeof(*at));
 	at->retry_after_s = -1;
 	buf_reset(body);
+	resp->into_len = 0;
 
 	if (req->conn) {
 		/* Every option back to its default; the connection stays. */
@@ -519,8 +562,12 @@ static int attempt_once(const struct http_req *req, struct curl_slist *hdrs,
 	}
 	if (!h)
 		return -ENOMEM;
+	sink.h = h;
 
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	/* Large bodies into the caller's buffers: fewer, larger reads. */
+	if (req->into)
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, at->errbuf);

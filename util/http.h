@@ -22,6 +22,7 @@
 #define RGT_HTTP_H
 
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #include "buf.h"
 
@@ -97,12 +98,23 @@ struct http_req {
 	 * its stored bytes, or ranges and lengths stop adding up).
 	 */
 	bool identity;
+	/*
+	 * A 206 (Partial Content) body goes straight into these buffers, in
+	 * order, instead of into resp->body: a byte range lands in the
+	 * caller's memory with no copy between. Bytes past their total are
+	 * counted in resp->into_len but dropped. Any other status's body
+	 * goes to resp->body as usual. A retry writes them again from the
+	 * start. NULL: none.
+	 */
+	const struct iovec *into;
+	int into_cnt;
 };
 
 struct http_resp {
 	long status;		/* last HTTP status, 0 if none arrived */
 	struct buf body;	/* the last response body */
 	int attempts;		/* how many requests were sent */
+	size_t into_len;	/* (into) bytes of the last 206 body */
 	/* (want_headers) the values, by index into want_headers; NULL:
 	 * absent. Owned; freed by http_resp_cleanup(). */
 	const char *const *want;
