@@ -67,6 +67,8 @@
 #define POOL_MAX 32
 #define COALESCE_MAX 8		/* blocks fetched with one request */
 #define READ_ATTEMPTS 4		/* reads started over after an eviction */
+/* Sequential bytes before read-ahead starts (fetch.h: fetch_stream). */
+#define RA_MIN_RUN (4 * (uint64_t)STORE_BLOCK_SIZE)
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
 
@@ -257,6 +259,7 @@ void fetch_file_cleanup(struct fetch_file *ff)
 void fetch_stream_init(struct fetch_stream *s)
 {
 	pthread_mutex_init(&s->mu, NULL);
+	s->run_start = 0;
 	s->next_off = 0;
 	s->ra_upto = 0;
 }
@@ -897,19 +900,32 @@ static void readahead(struct fetcher *f, struct fetch_file *ff,
 	uint64_t from, to;
 
 	pthread_mutex_lock(&s->mu);
-	bool seq = off == s->next_off || off == 0;
-	s->next_off = off + len;
+	bool seq = off >= s->run_start &&
+		   off <= s->next_off + STORE_BLOCK_SIZE;
 	if (!seq) {
+		s->run_start = off;
+		s->next_off = off + len;
 		s->ra_upto = 0;
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
+	if (off + len > s->next_off)
+		s->next_off = off + len;
+	uint64_t run = s->next_off - s->run_start;
+	if (run < RA_MIN_RUN) {
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	/* the window: as many blocks as the run is long, up to readahead */
+	uint64_t window = run >> STORE_BLOCK_SHIFT;
+	if (window > (uint64_t)f->p.readahead)
+		window = (uint64_t)f->p.readahead;
 	from = last + 1 > s->ra_upto ? last + 1 : s->ra_upto;
-	to = last + f->p.readahead;
+	to = last + window;
 	if (to >= nblocks)
 		to = nblocks ? nblocks - 1 : 0;
 	/* Refill only when half the window is used, in one go. */
-	if (from > to || (s->ra_upto && s->ra_upto > last + f->p.readahead / 2)) {
+	if (from > to || (s->ra_upto && s->ra_upto > last + window / 2)) {
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}

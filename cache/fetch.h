@@ -75,9 +75,19 @@ void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
 		   int64_t mtime, const char *etag);
 
 /* Per-open-file sequential detection (embed in the file handle). */
+/*
+ * One open file's reading pattern, for read-ahead. A read that starts
+ * inside the current run (from run_start to a block past next_off: the
+ * kernel sends a sequential reader's requests in parallel, slightly out of
+ * order) continues it; any other read starts a new run. Read-ahead begins
+ * only once a run is RA_MIN_RUN long, so a random read of a few MiB never
+ * pulls in blocks nobody asked for, and its window grows with the run up
+ * to the configured readahead.
+ */
 struct fetch_stream {
 	pthread_mutex_t mu;
-	uint64_t next_off;	/* where a sequential reader reads next */
+	uint64_t run_start;	/* where the current sequential run began */
+	uint64_t next_off;	/* the furthest end read in this run */
 	uint64_t ra_upto;	/* blocks below this were scheduled */
 };
 
