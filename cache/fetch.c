@@ -38,7 +38,11 @@
  * workers fill the rest of max_inflight. Measured (1 GiB from S3 on
  * loopback, one run, medians of 4): 24 MiB in flight / 16 per commit 274
  * MiB/s and 45 MiB peak RssAnon; 32 / 16: 283 MiB/s, 55 MiB; 48 / 32: 299
- * MiB/s, 87 MiB. The middle one is the default (RSS under 64 MiB).
+ * MiB/s, 87 MiB. The middle one is the default (RSS under 64 MiB). The
+ * bound on memory is max_inflight (every job in the table: fetcher.held)
+ * plus the pool's idle buffers (POOL_MAX MiB, kept), blocks a FUSE reply
+ * still references, LMDB's dirty copies of one batch (WRITE_BATCH MiB)
+ * and curl's receive buffers (512 KiB per S3 connection).
  * store.c says why commits still flush their data (no MDB_NOSYNC).
  *
  * Rejected: fetching straight from the FUSE thread (no overlap between
@@ -865,14 +869,19 @@ void fetch_get_stats(struct fetcher *f, struct fetch_stats *out)
 
 /* ---- reads ----------------------------------------------------------------------- */
 
-/* Queue read-ahead for blocks [from, to] not cached or in flight. */
-static void schedule_ahead(struct fetcher *f, struct fetch_file *ff,
-			   uint64_t from, uint64_t to)
+/*
+ * Queue read-ahead for blocks [from, to] not cached or in flight. Returns
+ * the first block it did not get to (to + 1 when it went through): it
+ * stops where max_inflight is reached, and the next refill starts there.
+ */
+static uint64_t schedule_ahead(struct fetcher *f, struct fetch_file *ff,
+			       uint64_t from, uint64_t to)
 {
 	struct store_rtxn *t;
+	uint64_t b;
 	if (store_rbegin(f->p.store, &t))
-		return;
-	for (uint64_t b = from; b <= to; b++) {
+		return from;
+	for (b = from; b <= to; b++) {
 		const void *d;
 		size_t l;
 		pthread_mutex_lock(&f->mu);
@@ -889,6 +898,7 @@ static void schedule_ahead(struct fetcher *f, struct fetch_file *ff,
 		pthread_mutex_unlock(&f->mu);
 	}
 	store_rend(t);
+	return b;
 }
 
 static void readahead(struct fetcher *f, struct fetch_file *ff,
@@ -929,9 +939,14 @@ static void readahead(struct fetcher *f, struct fetch_file *ff,
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
-	s->ra_upto = to + 1;
 	pthread_mutex_unlock(&s->mu);
-	schedule_ahead(f, ff, from, to);
+	uint64_t upto = schedule_ahead(f, ff, from, to);
+	/* Only what was queued counts as scheduled: blocks it left for lack
+	 * of room are asked again at the next refill, not left as holes. */
+	pthread_mutex_lock(&s->mu);
+	if (upto > s->ra_upto)
+		s->ra_upto = upto;
+	pthread_mutex_unlock(&s->mu);
 }
 
 static int warm_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,

@@ -128,6 +128,10 @@ struct xfer_ops {
 	 * opened for another version is reopened) has another size or mtime,
 	 * the call fails with -ESTALE and reads nothing, so bytes of two
 	 * versions are never handed out under one identity.
+	 *
+	 * On any error the contents of @buf are undefined (a backend may
+	 * have written part of a response there before it failed a check):
+	 * the caller must not use them.
 	 */
 	ssize_t (*pread)(struct xfer *x, const char *path, void *buf,
 			 size_t len, uint64_t off,
@@ -135,7 +139,8 @@ struct xfer_ops {
 	/*
 	 * pread into @iovcnt (1..XFER_IOV_MAX) buffers filled in order: one
 	 * request for a run of cache blocks, straight into the blocks. Same
-	 * results as pread of their total length. NULL: the backend has
+	 * results as pread of their total length (and the same rule: after
+	 * an error the buffers hold nothing usable). NULL: the backend has
 	 * none and callers use pread per buffer.
 	 */
 	ssize_t (*preadv)(struct xfer *x, const char *path,

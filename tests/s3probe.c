@@ -138,7 +138,9 @@ static int catv(struct xfer *x, const char *path, uint64_t off,
 	int n = 0, ret = 0;
 	const char *p = sizes;
 
-	while (*p && n < XFER_IOV_MAX) {
+	while (*p) {
+		if (n == XFER_IOV_MAX)
+			return die(-E2BIG, "more than XFER_IOV_MAX sizes");
 		char *end;
 		unsigned long long v = strtoull(p, &end, 10);
 
@@ -197,7 +199,8 @@ int main(int argc, char **argv)
 	if ((!strcmp(cmd, "cat") || !strcmp(cmd, "statread") ||
 	     !strcmp(cmd, "catv")) &&
 	    argc < 9) {
-		fprintf(stderr, "s3probe: %s needs PATH OFF LEN\n", cmd);
+		fprintf(stderr, "s3probe: %s needs PATH OFF %s\n", cmd,
+			strcmp(cmd, "catv") ? "LEN" : "SIZES");
 		return 2;
 	}
 	if (http_global_init())

@@ -104,7 +104,9 @@ struct http_req {
 	 * caller's memory with no copy between. Bytes past their total are
 	 * counted in resp->into_len but dropped. Any other status's body
 	 * goes to resp->body as usual. A retry writes them again from the
-	 * start. NULL: none.
+	 * start. The buffers may hold part of a body that the caller then
+	 * rejects (wrong Content-Range, a failed attempt): only a response
+	 * the caller accepted makes them meaningful. NULL: none.
 	 */
 	const struct iovec *into;
 	int into_cnt;
