@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,10 @@ struct store {
 	MDB_env *env;
 	MDB_dbi blocks;
 	MDB_dbi meta;
+	/* A flush failed once: on Linux a later fsync may then report
+	 * success for pages that never reached the disk (the error is
+	 * consumed), so nothing after it counts as durable. */
+	atomic_bool sync_failed;
 };
 
 struct store_rtxn {
@@ -208,7 +213,14 @@ static int commit_durable(struct store *st, MDB_txn *txn)
 	int rc = mdb_txn_commit(txn);	/* frees txn either way */
 	if (!rc)
 		rc = mdb_env_sync(st->env, 1);
+	if (rc)
+		atomic_store(&st->sync_failed, true);
 	return rc;
+}
+
+bool store_sync_failed(struct store *st)
+{
+	return atomic_load(&st->sync_failed);
 }
 
 int store_meta_put(struct store *st, const void *k, size_t klen,
@@ -343,7 +355,10 @@ out_abort:
 
 int store_sync(struct store *st)
 {
-	return mdb_to_errno(mdb_env_sync(st->env, 1));
+	int rc = mdb_env_sync(st->env, 1);
+	if (rc)
+		atomic_store(&st->sync_failed, true);
+	return mdb_to_errno(rc);
 }
 
 uint64_t store_used_bytes(struct store *st)

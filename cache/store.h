@@ -18,6 +18,7 @@
 #ifndef RGT_STORE_H
 #define RGT_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,6 +92,12 @@ int store_meta_scan(struct store *st, const void *prefix, size_t plen,
 
 /* Force everything committed so far to disk. */
 int store_sync(struct store *st);
+/*
+ * A sync (store_sync, or the one every meta commit makes) failed since the
+ * store was opened. Then nothing can be trusted to be on disk: a teardown
+ * refuses its destroy call.
+ */
+bool store_sync_failed(struct store *st);
 
 struct store_info {
 	uint64_t blocks;	/* cached blocks */

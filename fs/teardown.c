@@ -40,6 +40,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +175,15 @@ struct td {
 	int down_state;			/* the state that allowed it */
 	struct cloud *cl;
 	char cloud_root[PATH_MAX];
+	/*
+	 * The box hashes while the pull runs (box_hash), and the pull hashes
+	 * the bytes as they arrive: digests of roster entry i, "" until
+	 * pulled whole. The serve check still reads every byte back through
+	 * the archive before any destroy.
+	 */
+	struct box_hash *bh;
+	char (*pulled_sha)[65];
+	char (*pulled_md5)[33];
 };
 
 static bool is_cancelled(struct td *t)
@@ -312,12 +323,29 @@ static int list_box(struct td *t, struct roster *out)
 	return rc;
 }
 
-/* SHA-256 of every file, computed on the box, each with a deadline that
- * fits its size (a 20 GB file hashes for a minute in silence). */
-static int hash_box(struct td *t)
+/*
+ * SHA-256 of every file, computed on the box, each with a deadline that
+ * fits its size (a 20 GB file hashes for a minute in silence). Runs on its
+ * own thread while the pull runs (box_hash below): it writes only the
+ * roster entries' sha256 fields and @why, never the report.
+ */
+static int hash_fail(char *why, size_t len, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int hash_fail(char *why, size_t len, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int hash_box(struct td *t, const atomic_bool *stop, char *why,
+		    size_t whylen)
 {
 	struct buf cmd, res;
-	char e1[ESC_MAX];
+	char e1[ESC_MAX], re[512];
 	int rc = 0;
 	buf_init(&cmd, 16384);
 	buf_init(&res, 4096);
@@ -326,8 +354,9 @@ static int hash_box(struct td *t)
 		int status = -1;
 		if (e->type != 'f')
 			continue;
-		if (is_cancelled(t)) {
-			rc = interrupted(t);
+		if (is_cancelled(t) || atomic_load(stop)) {
+			rc = hash_fail(why, whylen, -EINTR, "interrupted "
+				       "before the destroy call");
 			break;
 		}
 		long deadline = remote_hash_deadline_ms(
@@ -338,25 +367,108 @@ static int hash_box(struct td *t)
 		if (!rc)
 			rc = remote_exec_bounded(t->r, cmd.data, &res, &status,
 						 deadline);
-		if (rc == -ETIMEDOUT)
-			rc = refuse(t, -ETIMEDOUT, "hashing %s (%" PRIu64
-				    " bytes) on the box did not finish within "
-				    "%ld s", esc(e->path, e1), e->size,
-				    deadline / 1000);
-		else if (rc)
-			rc = remote_err(t, rc, "hashing");
-		else if (status == 127)
-			rc = refuse(t, -ENOTSUP, "the box has no SHA-256 tool "
-				    "(sha256sum, shasum, openssl, python3)");
-		else if (status)
-			rc = refuse(t, -EIO, "hashing %s on the box failed "
-				    "(exit %d)", esc(e->path, e1), status);
-		else if (roster_parse_hash(res.data, res.len, e->sha256))
-			rc = refuse(t, -EIO, "hashing %s: no digest in the "
-				    "answer", esc(e->path, e1));
+		if (rc == -ETIMEDOUT) {
+			rc = hash_fail(why, whylen, -ETIMEDOUT, "hashing %s "
+				       "(%" PRIu64 " bytes) on the box did not "
+				       "finish within %ld s", esc(e->path, e1),
+				       e->size, deadline / 1000);
+		} else if (rc) {
+			re[0] = '\0';
+			remote_error(t->r, re, sizeof(re));
+			rc = hash_fail(why, whylen,
+				       rc == -EACCES ? -EACCES : -EHOSTUNREACH,
+				       "hashing: the box cannot be reached "
+				       "(%s)", re[0] ? re : strerror(-rc));
+		} else if (status == 127) {
+			rc = hash_fail(why, whylen, -ENOTSUP, "the box has no "
+				       "SHA-256 tool (sha256sum, shasum, "
+				       "openssl, python3)");
+		} else if (status) {
+			rc = hash_fail(why, whylen, -EIO, "hashing %s on the "
+				       "box failed (exit %d)", esc(e->path, e1),
+				       status);
+		} else if (roster_parse_hash(res.data, res.len, e->sha256)) {
+			rc = hash_fail(why, whylen, -EIO, "hashing %s: no "
+				       "digest in the answer", esc(e->path, e1));
+		}
 	}
 	buf_cleanup(&cmd);
 	buf_cleanup(&res);
+	return rc;
+}
+
+/*
+ * hash_box on a thread of its own, started once the roster is known and
+ * joined when the pull is done: the box reads and hashes its files while
+ * they cross the network, so a teardown takes the longer of the two and
+ * not their sum. Nothing reads a digest before the join.
+ */
+struct box_hash {
+	struct td *t;
+	pthread_t th;
+	atomic_bool stop;	/* the pull failed: no need to go on */
+	int rc;
+	char why[1024];
+};
+
+static void *box_hash_main(void *arg)
+{
+	struct box_hash *h = arg;
+	h->rc = hash_box(h->t, &h->stop, h->why, sizeof(h->why));
+	return NULL;
+}
+
+/* Start hashing; without a thread, hash here and now. 0 or a refusal. */
+static int box_hash_start(struct td *t)
+{
+	struct box_hash *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->t = t;
+	atomic_init(&h->stop, false);
+	if (pthread_create(&h->th, NULL, box_hash_main, h)) {
+		int rc = hash_box(t, &h->stop, h->why, sizeof(h->why));
+		if (rc)
+			rc = refuse(t, rc, "%s", h->why);
+		else
+			note(t, "roster: SHA-256 of every file computed on "
+			     "the box");
+		free(h);
+		return rc;
+	}
+	t->bh = h;
+	return 0;
+}
+
+/* Stop and forget a hash still running (the run ends without a pull). */
+static void box_hash_abandon(struct td *t)
+{
+	struct box_hash *h = t->bh;
+	if (!h)
+		return;
+	atomic_store(&h->stop, true);
+	pthread_join(h->th, NULL);
+	t->bh = NULL;
+	free(h);
+}
+
+/*
+ * Wait for the box's digests: 0 when every file has one, else the
+ * thread's refusal. Safe to call when none was started (via_cloud).
+ */
+static int box_hash_join(struct td *t)
+{
+	struct box_hash *h = t->bh;
+	if (!h)
+		return 0;
+	pthread_join(h->th, NULL);
+	t->bh = NULL;
+	int rc = h->rc;
+	if (rc)
+		rc = refuse(t, rc, "%s", h->why);
+	free(h);
+	if (!rc)
+		note(t, "roster: SHA-256 of every file computed on the box");
 	return rc;
 }
 
@@ -650,11 +762,6 @@ static int step_roster(struct td *t)
 	     t->files, t->bytes,
 	     esc(t->via_cloud ? t->cloud_root : t->sec->checkpoint_dir, e1));
 
-	if (!t->via_cloud) {
-		if ((rc = hash_box(t)))
-			return rc;
-		note(t, "roster: SHA-256 of every file computed on the box");
-	}
 
 	if (!t->via_cloud && t->sec->log_path &&
 	    !remote_stat(t->r, t->sec->log_path, 0, &t->log_attr) &&
@@ -674,7 +781,14 @@ static int step_roster(struct td *t)
 				      (uint64_t)((need + SPACE_MARGIN) >> 20),
 				      avail >> 20);
 	}
-	return 0;
+	t->pulled_sha = calloc(t->roster.n ? t->roster.n : 1,
+			       sizeof(*t->pulled_sha));
+	t->pulled_md5 = calloc(t->roster.n ? t->roster.n : 1,
+			       sizeof(*t->pulled_md5));
+	if (!t->pulled_sha || !t->pulled_md5)
+		return -ENOMEM;
+	/* the box hashes while the pull runs: joined by step_pull */
+	return t->via_cloud ? 0 : box_hash_start(t);
 }
 
 /*
@@ -720,21 +834,66 @@ static void remember_listings(struct td *t)
 	}
 }
 
-/* Reply callback of a pull: count, keep nothing. */
+/* Reply callback of a pull: the digests of the bytes as they arrive. */
+struct pull_digest {
+	EVP_MD_CTX *sha, *md5;	/* either may be NULL */
+};
+
 static int sink(void *arg, const struct iovec *iov, int n)
 {
+	struct pull_digest *d = arg;
+	for (int i = 0; i < n; i++) {
+		if (d->sha)
+			EVP_DigestUpdate(d->sha, iov[i].iov_base,
+					 iov[i].iov_len);
+		if (d->md5)
+			EVP_DigestUpdate(d->md5, iov[i].iov_base,
+					 iov[i].iov_len);
+	}
 	return 0;
 }
 
+static void digest_hex(EVP_MD_CTX *m, char *hex, unsigned want)
+{
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_DigestFinal_ex(m, out, &n);
+	for (unsigned i = 0; i < want && i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+}
+
+/*
+ * Pull @ef through the fetcher, block by block in order. @sha (65) and
+ * @md5 (33), when not NULL, get the digests of exactly the bytes the
+ * fetcher handed out; left "" unless the whole file was read.
+ */
 static int pull_one(struct td *t, const struct efile *ef, uint64_t size,
-		    int64_t mtime, uint64_t *done)
+		    int64_t mtime, uint64_t *done, char *sha, char *md5)
 {
 	struct fetch_file ff;
 	struct fetch_stream fs;
+	struct pull_digest dg = { sha ? EVP_MD_CTX_new() : NULL,
+				  md5 ? EVP_MD_CTX_new() : NULL };
+	if (sha)
+		sha[0] = '\0';
+	if (md5)
+		md5[0] = '\0';
+	if ((sha && !dg.sha) || (md5 && !dg.md5)) {
+		EVP_MD_CTX_free(dg.sha);
+		EVP_MD_CTX_free(dg.md5);
+		return -ENOMEM;
+	}
+	if (dg.sha)
+		EVP_DigestInit_ex(dg.sha, EVP_sha256(), NULL);
+	if (dg.md5)
+		EVP_DigestInit_ex(dg.md5, EVP_md5(), NULL);
 	int rc = fetch_file_init(&ff, ef->r, ef->plat, ef->id, ef->path, size,
 				 mtime, ef->etag);
-	if (rc)
+	if (rc) {
+		EVP_MD_CTX_free(dg.sha);
+		EVP_MD_CTX_free(dg.md5);
 		return rc;
+	}
 	fetch_stream_init(&fs);
 	for (uint64_t off = 0; off < size && !rc; off += STORE_BLOCK_SIZE) {
 		if (is_cancelled(t)) {
@@ -742,7 +901,7 @@ static int pull_one(struct td *t, const struct efile *ef, uint64_t size,
 			break;
 		}
 		rc = fetch_read(t->c->fetcher, &ff, &fs, off, STORE_BLOCK_SIZE,
-				sink, NULL);
+				sink, &dg);
 		*done += size - off < STORE_BLOCK_SIZE ? size - off :
 							 STORE_BLOCK_SIZE;
 		if (!rc && !((off >> STORE_BLOCK_SHIFT) & 63)) {
@@ -754,10 +913,33 @@ static int pull_one(struct td *t, const struct efile *ef, uint64_t size,
 	}
 	fetch_stream_cleanup(&fs);
 	fetch_file_cleanup(&ff);
+	if (!rc && dg.sha)
+		digest_hex(dg.sha, sha, 32);
+	if (!rc && dg.md5)
+		digest_hex(dg.md5, md5, 16);
+	EVP_MD_CTX_free(dg.sha);
+	EVP_MD_CTX_free(dg.md5);
 	return rc;
 }
 
+static int pull_files(struct td *t);
+
+/* The pull, and the box's digests computed meanwhile (box_hash). */
 static int step_pull(struct td *t, bool *pulled)
+{
+	int rc = pull_files(t);
+	if (rc) {
+		/* refused anyway: the pull's reason stands, not the hash's */
+		box_hash_abandon(t);
+		return rc;
+	}
+	rc = box_hash_join(t);
+	if (!rc)
+		*pulled = true;
+	return rc;
+}
+
+static int pull_files(struct td *t)
 {
 	uint64_t done = 0;
 	int rc = 0;
@@ -771,7 +953,9 @@ static int step_pull(struct td *t, bool *pulled)
 			continue;
 		if (entry_file(t, e->path, e->etag, &ef))
 			return -ENOMEM;
-		rc = pull_one(t, &ef, e->size, e->mtime, &done);
+		rc = pull_one(t, &ef, e->size, e->mtime, &done,
+			      t->pulled_sha[i],
+			      t->via_cloud ? t->pulled_md5[i] : NULL);
 		free(ef.path);
 		if (rc == -EINTR)
 			rc = interrupted(t);
@@ -796,7 +980,7 @@ static int step_pull(struct td *t, bool *pulled)
 		struct efile lf = { t->r, t->plat, t->id,
 				    (char *)t->sec->log_path, NULL };
 		int lrc = pull_one(t, &lf, t->log_attr.size,
-				   t->log_attr.mtime, &d);
+				   t->log_attr.mtime, &d, NULL, NULL);
 		if (!lrc) {
 			log_ok = true;
 			break;
@@ -840,7 +1024,6 @@ static int step_pull(struct td *t, bool *pulled)
 			      "writing the cache failed: %s", strerror(-rc));
 	note(t, "pull: %" PRIu64 " files, %" PRIu64 " bytes in the cache",
 	     t->files, t->bytes);
-	*pulled = true;
 	return 0;
 }
 
@@ -953,21 +1136,20 @@ static int step_verify(struct td *t, bool *verified)
 		fetch_file_id(sr.fid, ef.plat, ef.id, p, e->size, e->mtime,
 			      ef.etag);
 		char hex[65];
-		int rc;
+		int rc = 0;
+		/* the digests of the bytes the pull read (pull_one); the
+		 * serve check reads them all back from the store later */
+		memcpy(hex, t->pulled_sha[i], sizeof(hex));
 		if (t->via_cloud) {
 			/* No digest from a box: the object's own, its MD5
 			 * ETag (single-part: checked at the roster), against
-			 * the MD5 of the very blocks that will be served. */
-			char md5[33];
-			rc = cached_digests(t->c->store, sr.fid, e->size, hex,
-					    md5);
+			 * the MD5 of the bytes pulled into the cache. */
+			const char *md5 = t->pulled_md5[i];
 			free(p);
-			if (rc == -EINTR)
-				return interrupted(t);
-			if (rc)
+			if (!hex[0] || !md5[0])
 				return refuse(t, -EIO, "%s: the copy is "
-					      "incomplete in the cache (%s)",
-					      esc(e->path, e1), strerror(-rc));
+					      "incomplete in the cache",
+					      esc(e->path, e1));
 			if (strlen(e->etag) != 34 ||
 			    strncmp(e->etag + 1, md5, 32))
 				return refuse(t, -EIO, "%s: MD5 of the copy %s "
@@ -977,7 +1159,8 @@ static int step_verify(struct td *t, bool *verified)
 			memcpy(e->sha256, hex, sizeof(e->sha256));
 			goto load_check;
 		}
-		rc = cached_sha256(t->c->store, sr.fid, e->size, hex);
+		if (!hex[0])
+			rc = -EIO;	/* not pulled whole */
 		if (!rc && strcmp(hex, e->sha256)) {
 			/*
 			 * SFTP v3 knows a file only by size and whole-second
@@ -1003,12 +1186,10 @@ static int step_verify(struct td *t, bool *verified)
 			uint64_t d = 0;
 			rc = store_blocks_delete(t->c->store, sr.fid);
 			if (!rc)
-				rc = pull_one(t, &ef, e->size, e->mtime, &d);
+				rc = pull_one(t, &ef, e->size, e->mtime, &d,
+					      hex, NULL);
 			if (!rc)
 				rc = fetch_flush(t->c->fetcher);
-			if (!rc)
-				rc = cached_sha256(t->c->store, sr.fid,
-						   e->size, hex);
 		}
 		free(p);
 		if (rc == -EINTR)
@@ -1381,6 +1562,11 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 	/* The last moment an interrupt can stop it. */
 	if (is_cancelled(t))
 		return interrupted(t);
+	if (store_sync_failed(t->c->store))
+		return refuse(t, -EIO, "a write to the cache failed to reach "
+			      "the disk earlier; the verified copy cannot be "
+			      "trusted to survive a crash, so nothing is "
+			      "destroyed (remount to clear)");
 	rgt_log(RGT_INFO, "%s/%s: verified copy complete; destroying",
 		t->plat, t->id);
 	for (size_t step = t->first_verb; step < t->caps.n_destroy; step++) {
@@ -2023,9 +2209,12 @@ out:
 	} else {
 		rgt_log(RGT_INFO, "%s/%s: teardown done", t.plat, id);
 	}
+	box_hash_abandon(&t);	/* a run that ended before the pull did */
 	fleet_teardown_end(c->fleet, pi, id);
 	roster_free(&t.roster);
 	buf_cleanup(&t.log);
+	free(t.pulled_sha);
+	free(t.pulled_md5);
 	free(t.manifest);
 	free(t.verified);
 	free(t.log_text);

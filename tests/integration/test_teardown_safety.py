@@ -317,6 +317,59 @@ def test_slow_remote_hash_is_waited_for(world, tmp_path):
     assert archive_files(w) == want
 
 
+def _box_with_fake_hash(world, tmp_path, script, size=24 * MIB, **kw):
+    """A box holding one big file whose sha256sum is `script` (sh)."""
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "sha256sum").write_text("#!/bin/sh\n" + script)
+    (fake / "sha256sum").chmod(0o755)
+    w = td_world(world, populate=False, mount=False, **kw)
+    sha = util.write_big_file(w.box_ck(0, "big.bin"), size, seed=9, mtime=BASE_MTIME)
+    box = w.boxes[0]
+    box.setenv["PATH"] = "%s:/usr/bin:/bin" % fake
+    box.write_config()
+    box.stop()
+    box.start()
+    return w, sha
+
+
+@pytest.mark.deadline(180)
+def test_box_hashes_while_the_pull_runs(world, proxies, tmp_path):
+    # 6 s of hashing on the box and about 6 s of pull through a throttled
+    # proxy: one after the other would take 12 s or more.
+    w, sha = _box_with_fake_hash(world, tmp_path,
+                                 "sleep 6\nexec /usr/bin/sha256sum \"$@\"\n")
+    px = proxies(w.boxes[0].port, rate=4 * MIB)
+    w.api.set_endpoints(w.ids[0], direct_port=px.port, proxy_port=px.port)
+    start(w)
+    want = box_files(w)
+    t0 = time.monotonic()
+    err = rmdir(w, timeout=120)
+    took = time.monotonic() - t0
+    assert err == "OK", teardown_report(w)
+    assert took >= 6, "the slow sha256sum was not used (%.1f s)" % took
+    assert px.bytes >= 24 * MIB, "the pull did not go through the proxy"
+    assert took < 11, "hash and pull ran one after the other (%.1f s)" % took
+    assert archive_files(w) == want
+    assert len(deletes_for(w.api, w.ids[0])) == 1
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("how", ["lies", "fails"])
+def test_box_hash_that_lies_or_fails_during_the_pull_refuses(world, tmp_path, how):
+    # The digest comes from the box while the pull runs; a wrong one, or a
+    # hash that fails, refuses after the pull with its own reason.
+    script = {"lies": "echo %s  \"$1\"\n" % ("0" * 64),
+              "fails": "echo 'sha256sum: read error' >&2\nexit 1\n"}[how]
+    w, sha = _box_with_fake_hash(world, tmp_path, script, size=8 * MIB)
+    start(w)
+    before = box_state(w)
+    err = rmdir(w)
+    words = ("big.bin", "differs") if how == "lies" else ("big.bin", "exit 1")
+    assert_refused(w, err, {"EIO"}, before, words=words)
+    assert w.api.deletes() == []
+
+
 # ---- 8. a refused run's journal is never trusted --------------------------------------
 
 @pytest.mark.faults
