@@ -73,6 +73,7 @@
 #define READ_ATTEMPTS 4		/* reads started over after an eviction */
 /* Sequential bytes before read-ahead starts (fetch.h: fetch_stream). */
 #define RA_MIN_RUN (4 * (uint64_t)STORE_BLOCK_SIZE)
+#define RA_MIN_WINDOW 4		/* blocks: the first window of a run */
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
 
@@ -119,6 +120,9 @@ struct fetcher {
 	struct fetch_stats st;
 	/* Recycled block buffers: a fresh 1 MiB malloc is an mmap and 256
 	 * page faults; reusing buffers takes that off every block. */
+	/* The last open of a few directories being walked (fetch_walk_step):
+	 * a hash of the directory's name, the file's index, when. */
+	struct { uint64_t dir; size_t index; int64_t at; } walks[8];
 	/* Bytes of every job in the table: queued, being fetched, or
 	 * fetched and not yet committed. Read-ahead keeps it under
 	 * max_inflight; demand reads may pass it (a reader is waiting). */
@@ -874,7 +878,7 @@ void fetch_get_stats(struct fetcher *f, struct fetch_stats *out)
  * the first block it did not get to (to + 1 when it went through): it
  * stops where max_inflight is reached, and the next refill starts there.
  */
-static uint64_t schedule_ahead(struct fetcher *f, struct fetch_file *ff,
+static uint64_t schedule_ahead(struct fetcher *f, const struct fetch_file *ff,
 			       uint64_t from, uint64_t to)
 {
 	struct store_rtxn *t;
@@ -901,6 +905,49 @@ static uint64_t schedule_ahead(struct fetcher *f, struct fetch_file *ff,
 	return b;
 }
 
+/* FNV-1a of @s: a directory's slot in f->walks. */
+static uint64_t walk_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+bool fetch_walk_step(struct fetcher *f, const char *dir, size_t index)
+{
+	uint64_t h = walk_hash(dir);
+	int64_t now = mono_ms();
+	bool walking = false;
+	pthread_mutex_lock(&f->mu);
+	int slot = 0;
+	for (int i = 0; i < 8; i++) {
+		if (f->walks[i].dir == h) {
+			slot = i;
+			break;
+		}
+		if (f->walks[i].at < f->walks[slot].at)
+			slot = i;	/* else the least recent one */
+	}
+	if (f->walks[slot].dir == h && index > f->walks[slot].index &&
+	    index <= f->walks[slot].index + 4 &&
+	    now - f->walks[slot].at < 10000)
+		walking = true;
+	f->walks[slot].dir = h;
+	f->walks[slot].index = index;
+	f->walks[slot].at = now;
+	pthread_mutex_unlock(&f->mu);
+	return walking;
+}
+
+void fetch_prefetch_whole(struct fetcher *f, const struct fetch_file *ff)
+{
+	if (!ff->size || ff->size > FETCH_WALK_MAX_SIZE)
+		return;
+	uint64_t last = (ff->size - 1) >> STORE_BLOCK_SHIFT;
+	schedule_ahead(f, ff, 0, last);
+}
+
 static void readahead(struct fetcher *f, struct fetch_file *ff,
 		      struct fetch_stream *s, uint64_t off, size_t len,
 		      uint64_t last)
@@ -922,12 +969,18 @@ static void readahead(struct fetcher *f, struct fetch_file *ff,
 	if (off + len > s->next_off)
 		s->next_off = off + len;
 	uint64_t run = s->next_off - s->run_start;
-	if (run < RA_MIN_RUN) {
+	/* A reader that starts at the beginning of the file is copying it
+	 * (cp, rsync, cat, a loader): ahead at once. Anywhere else it has
+	 * to show a run first. */
+	if (run < RA_MIN_RUN && s->run_start != 0) {
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
-	/* the window: as many blocks as the run is long, up to readahead */
+	/* the window: as many blocks as the run is long (at least
+	 * RA_MIN_WINDOW), up to readahead */
 	uint64_t window = run >> STORE_BLOCK_SHIFT;
+	if (window < RA_MIN_WINDOW)
+		window = RA_MIN_WINDOW;
 	if (window > (uint64_t)f->p.readahead)
 		window = (uint64_t)f->p.readahead;
 	from = last + 1 > s->ra_upto ? last + 1 : s->ra_upto;

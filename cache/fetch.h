@@ -79,10 +79,11 @@ void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
  * One open file's reading pattern, for read-ahead. A read that starts
  * inside the current run (from run_start to a block past next_off: the
  * kernel sends a sequential reader's requests in parallel, slightly out of
- * order) continues it; any other read starts a new run. Read-ahead begins
- * only once a run is RA_MIN_RUN long, so a random read of a few MiB never
- * pulls in blocks nobody asked for, and its window grows with the run up
- * to the configured readahead.
+ * order) continues it; any other read starts a new run. A run from the
+ * start of the file is a copy and gets read-ahead at once; any other run
+ * only once it is RA_MIN_RUN long, so a random read of a few MiB never
+ * pulls in blocks nobody asked for. The window grows with the run up to
+ * the configured readahead.
  */
 struct fetch_stream {
 	pthread_mutex_t mu;
@@ -106,6 +107,23 @@ typedef int (*fetch_reply_fn)(void *arg, const struct iovec *iov, int n);
 int fetch_read(struct fetcher *f, struct fetch_file *ff,
 	       struct fetch_stream *s, uint64_t off, size_t len,
 	       fetch_reply_fn reply, void *arg);
+
+/*
+ * Read-ahead across files, for readers that go through a directory file
+ * by file (rsync, cp -r, tar, a shell loop). fetch_walk_step() is told of
+ * every open: file @index of the listing of directory @dir (any string
+ * naming it: platform, instance and path). It returns true when the open
+ * continues a walk, i.e. the last open in @dir was of a file a few places
+ * before this one; a lone open (cat of one file) never counts. The caller
+ * then hands the files that follow to fetch_prefetch_whole(), which
+ * queues the whole of a small file (at most FETCH_WALK_MAX_SIZE) as
+ * read-ahead, within max_inflight, so that their requests are in flight
+ * in parallel while the reader is still on the current one.
+ */
+#define FETCH_WALK_AHEAD 16		/* files queued ahead of a walk */
+#define FETCH_WALK_MAX_SIZE STORE_BLOCK_SIZE
+bool fetch_walk_step(struct fetcher *f, const char *dir, size_t index);
+void fetch_prefetch_whole(struct fetcher *f, const struct fetch_file *ff);
 
 /* Tests only (NULL in the daemon): called inside fetch_read() between
  * waiting for the blocks and replying, e.g. to evict meanwhile. */

@@ -635,6 +635,65 @@ static int rfile_stat(struct rgt_ctx *c, struct node *n, struct stat *st,
 	return 0;
 }
 
+/*
+ * @n (a checkpoint file) was just opened: if that continues a walk of its
+ * directory (fetch_walk_step), queue the small files after it whole, from
+ * the same listing and source, so a reader going file by file (rsync,
+ * cp -r) finds them fetched or on their way.
+ */
+static void walk_ahead(struct rgt_ctx *c, const struct node *n,
+		       const struct rsrc *src, int ns)
+{
+	struct rlisting *l;
+	int used;
+	if (list_any(src, ns, true, LIST_MAX_AGE, &l, &used))
+		return;
+	const struct rentry *e = rlisting_find(l, n->name);
+	const struct rsrc *s = &src[used];
+	char dir[PATH_MAX + 300];
+	parent_of(s->path, dir + 0, PATH_MAX);
+	size_t dl = strlen(dir);
+	snprintf(dir + dl, sizeof(dir) - dl, "\n%s\n%s", s->plat, s->id);
+	if (!e || !fetch_walk_step(c->fetcher, dir, (size_t)(e - l->v))) {
+		rlisting_free(l);
+		return;
+	}
+	/* Each sibling's source path comes from sources_of(), as its own
+	 * open would compute it: the same identity, the same blocks. */
+	char pdir[PATH_MAX];
+	parent_of(n->rpath, pdir, sizeof(pdir));
+	int queued = 0;
+	for (size_t i = (size_t)(e - l->v) + 1;
+	     i < l->n && queued < FETCH_WALK_AHEAD; i++) {
+		const struct rentry *x = &l->v[i];
+		if (!S_ISREG(x->attr.mode) || !x->attr.size ||
+		    x->attr.size > FETCH_WALK_MAX_SIZE)
+			continue;
+		char *p = rpath_join_dup(pdir, x->name);
+		if (!p)
+			break;
+		struct node sib = { .name = x->name, .kind = NK_RFILE,
+				    .pi = n->pi, .id = n->id, .rpath = p,
+				    .cloud = n->cloud };
+		struct rsrc ss[2];
+		int k = sources_of(c, &sib, ss);
+		const struct rsrc *t = NULL;
+		for (int j = 0; j < k; j++)
+			if (ss[j].r == s->r && ss[j].cloud == s->cloud)
+				t = &ss[j];
+		struct fetch_file ff;
+		if (t && !fetch_file_init(&ff, t->r, t->plat, t->id, t->path,
+					  x->attr.size, x->attr.mtime,
+					  x->attr.etag)) {
+			fetch_prefetch_whole(c->fetcher, &ff);
+			fetch_file_cleanup(&ff);
+			queued++;
+		}
+		free(p);
+	}
+	rlisting_free(l);
+}
+
 static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		      struct open_out *out)
 {
@@ -674,6 +733,8 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 	else
 		out->keep_cache = node_same_identity(c->nodes, n, a.size,
 						     a.mtime, a.etag);
+	if (!rc && n->kind == NK_RFILE)
+		walk_ahead(c, n, src, ns);
 	return rc;
 }
 
