@@ -96,6 +96,13 @@ struct xfer_params {
 	/* Required for xfer_s3_ops (host, user, key, hostkey unused);
 	 * NULL for SSH. */
 	const struct xfer_s3_params *s3;
+	/*
+	 * xfer_openssh_ops: a private directory (0700, ours) for the
+	 * one-key known_hosts files of its sessions; NULL (or a path with
+	 * characters OpenSSH would expand or split): a mkdtemp'd one under
+	 * /tmp per session. Unused by the other backends.
+	 */
+	const char *state_dir;
 };
 
 /* Base of every backend's handle; backends embed it as their first member. */
@@ -165,6 +172,19 @@ struct xfer_ops {
 };
 
 extern const struct xfer_ops xfer_sftp_ops;
+/*
+ * SSH through the user's own OpenSSH client (xfer_openssh.c): `ssh -s HOST
+ * sftp` as a child process speaking SFTP v3 over its stdin/stdout, many
+ * READs in flight; exec runs a second ssh. Same host-key contract as
+ * xfer_sftp_ops: ssh-keyscan fetches the box's keys, @hostkey decides,
+ * and ssh may then only connect to the accepted key (a one-key
+ * known_hosts file in @state_dir, StrictHostKeyChecking=yes). Honours
+ * ~/.ssh/config for what it does not set itself. No password logins
+ * (-ENOTSUP when @password is set) and no exec-mode fallback for boxes
+ * without an SFTP subsystem (-ENOTSUP): use xfer_sftp_ops for those.
+ * -ENOENT when ssh or ssh-keyscan is not in PATH.
+ */
+extern const struct xfer_ops xfer_openssh_ops;
 /*
  * S3 over http.c (xfer_s3.c): stat = HEAD (a missing key that is a
  * prefix of others is a directory), readdir = ListObjectsV2 with
