@@ -312,6 +312,29 @@ char *config_expand_home(const char *path)
  * elsewhere); prefix a relative key prefix whose only placeholders are
  * {platform} and {id}; addressing path or virtual.
  */
+/* transport = auto | openssh | libssh2, on sections reached over SSH. */
+static int check_transport(struct parse_ctx *c, struct rgt_section *s,
+			   const char *v)
+{
+	if (!strcmp(s->kind, "cloud")) {
+		fail(c, key_line(s, "transport"), "transport applies to SSH "
+		     "sections, not to a bucket ([cloud:%s])", s->name);
+		return -EINVAL;
+	}
+	if (!strcmp(v, "auto"))
+		s->transport = RGT_TRANSPORT_AUTO;
+	else if (!strcmp(v, "openssh"))
+		s->transport = RGT_TRANSPORT_OPENSSH;
+	else if (!strcmp(v, "libssh2"))
+		s->transport = RGT_TRANSPORT_LIBSSH2;
+	else {
+		fail(c, key_line(s, "transport"), "transport: want auto, "
+		     "openssh or libssh2, got '%s'", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_cloud(struct parse_ctx *c, struct rgt_section *s)
 {
 	const char *b = config_get(s, "bucket");
@@ -426,6 +449,9 @@ static int finish(struct parse_ctx *c)
 			     "strict_host_keys: want yes or no, got '%s'", v);
 			return -EINVAL;
 		}
+		if ((v = config_get(s, "transport")) &&
+		    check_transport(c, s, v))
+			return -EINVAL;
 		if ((v = config_get(s, "trust_cloud")) &&
 		    parse_bool(v, &s->trust_cloud)) {
 			fail(c, key_line(s, "trust_cloud"),

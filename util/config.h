@@ -24,6 +24,13 @@ struct rgt_kv {
 	int line;
 };
 
+/* How an SSH section's boxes are reached (SPEC: transport =). */
+enum rgt_transport {
+	RGT_TRANSPORT_AUTO = 0,	/* OpenSSH if usable, else libssh2 */
+	RGT_TRANSPORT_OPENSSH,	/* the user's ssh client (xfer_openssh.c) */
+	RGT_TRANSPORT_LIBSSH2,	/* in-process (xfer_sftp.c) */
+};
+
 struct rgt_section {
 	char *kind;		/* "vastai", "ssh", "cloud", ... */
 	char *name;		/* "vastai" for platforms, NAME for ssh:/cloud: */
@@ -46,6 +53,7 @@ struct rgt_section {
 	int stale_after;		/* seconds, default 60 */
 	bool strict_host_keys;
 	bool trust_cloud;
+	enum rgt_transport transport;	/* default auto */
 };
 
 struct rgt_config {

@@ -132,6 +132,33 @@ int main(void)
 			&cfg, err), 0);
 	config_cleanup(&cfg);
 
+	/* transport = auto | openssh | libssh2; auto when absent */
+	CHECK_ERR(parse("[vastai]\ntransport = openssh\n"
+			"[ssh:a]\nhost = h\ntransport = libssh2\n"
+			"[ssh:b]\nhost = h\ntransport = auto\n"
+			"[ssh:c]\nhost = h\n", &cfg, err), 0);
+	s = config_find(&cfg, "vastai", NULL);
+	CHECK(s && s->transport == RGT_TRANSPORT_OPENSSH);
+	s = config_find(&cfg, "ssh", "a");
+	CHECK(s && s->transport == RGT_TRANSPORT_LIBSSH2);
+	s = config_find(&cfg, "ssh", "b");
+	CHECK(s && s->transport == RGT_TRANSPORT_AUTO);
+	s = config_find(&cfg, "ssh", "c");
+	CHECK(s && s->transport == RGT_TRANSPORT_AUTO);
+	config_cleanup(&cfg);
+	/* a bad value names its line and the value */
+	CHECK_ERR(parse("[ssh:a]\nhost = h\n\ntransport = putty\n", &cfg,
+			err), -EINVAL);
+	CHECK(strstr(err, "t.ini:4:") && strstr(err, "transport") &&
+	      strstr(err, "'putty'"));
+	CHECK_ERR(parse("[ssh:a]\nhost = h\ntransport = OpenSSH\n", &cfg,
+			err), -EINVAL);
+	CHECK(strstr(err, "t.ini:3:"));
+	/* a bucket is not reached over SSH */
+	CHECK_ERR(parse("[cloud:b]\nbucket = my-ckpts\ntransport = openssh\n",
+			&cfg, err), -EINVAL);
+	CHECK(strstr(err, "t.ini:3:") && strstr(err, "transport"));
+
 	CHECK_ERR(config_load("/nonexistent/x.ini", &cfg, err, sizeof(err)),
 		  -ENOENT);
 	CHECK(strstr(err, "/nonexistent/x.ini"));
