@@ -18,17 +18,18 @@
  *
  *	Host keys. The pin lives in the cache (xp->hostkey, remote.c), as
  *	for libssh2, and ssh must not connect to anything else. ssh-keyscan
- *	first fetches the server's keys without trusting them (one bounded
- *	child); they are offered to the callback in the order ed25519,
- *	ecdsa, rsa until one is accepted (the first offered is pinned on
- *	first use; a box pinned by libssh2 with another key type is still
- *	recognised). That one key is written to a private known_hosts file
- *	(mkstemp, 0600, in xp->state_dir or a mkdtemp'd directory) under a
- *	fixed HostKeyAlias, and ssh runs with StrictHostKeyChecking=yes,
- *	that file only, HostKeyAlgorithms of that key's type and no
- *	KnownHostsCommand or connection sharing: the session that carries
- *	the data can only be to the key that was checked, and a box that
- *	changed its key between the scan and the login fails the login.
+ *	first fetches the server's keys without trusting them (a bounded
+ *	child); they are offered to the callback in the order ECDSA,
+ *	ed25519, RSA (libssh2's: key_pref[]) until one is accepted, so the
+ *	first offered is pinned on first use and a box pinned by either
+ *	transport is recognised by the other. That one key is written to
+ *	a private known_hosts file (mkstemp, 0600, in xp->state_dir or a
+ *	mkdtemp'd directory) under a fixed HostKeyAlias, and ssh runs with
+ *	StrictHostKeyChecking=yes, that file only, HostKeyAlgorithms of
+ *	that key's type and no KnownHostsCommand or connection sharing:
+ *	the session that carries the data can only be to the key that was
+ *	checked, and a box that changed its key between the scan and the
+ *	login fails the login.
  *	The file lives as long as the handle (exec uses it too, and an old
  *	ssh may re-read it on rekey) and is unlinked at close; files left
  *	by a process that died are swept at the next open.
@@ -626,10 +627,18 @@ static int drain(int ofd, int efd, struct buf *out, struct buf *etext,
 /* ------------------------------------------------------------------ */
 /* host keys                                                          */
 
+/*
+ * The order of first use is libssh2 1.10's own (xfer_sftp.c negotiates its
+ * first supported type: ECDSA, then ed25519, then RSA), so that both
+ * transports pin the same key of a box that has several, and either can
+ * later serve a box the other pinned. Scanned in two rounds, the second
+ * only when the first found nothing the policy accepts.
+ */
 static const char *const key_pref[] = {
-    "ssh-ed25519",	   "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521", "ssh-rsa",
+    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "ssh-ed25519",	   "ssh-rsa",
 };
+static const char *const scan_rounds[] = {"ecdsa,ed25519", "rsa"};
 
 static int key_rank(const char *type)
 {
@@ -783,13 +792,13 @@ static int tcp_probe(const char *host, int port, int64_t until)
 	return rc == -ENETUNREACH ? -EHOSTUNREACH : rc;
 }
 
-/* Run ssh-keyscan against the box, bounded by @until. */
-static int keyscan(struct ossh_xfer *x, int64_t until, struct hkey *keys,
-		   int *nkeys)
+/* Run ssh-keyscan for @types (a -t list) against the box, bounded by
+ * @until; no key at all is *nkeys 0, not an error. */
+static int keyscan(struct ossh_xfer *x, int64_t until, const char *types_in,
+		   struct hkey *keys, int *nkeys)
 {
 	char secs[24], port[16], opt_t[] = "-T", opt_p[] = "-p",
-					 opt_types[] = "-t",
-					 types[] = "ed25519,ecdsa,rsa",
+					 opt_types[] = "-t", types[32],
 					 dashes[] = "--";
 	char *argv[] = {keyscan_prog, opt_t,  secs,   opt_p, port,
 			opt_types,    types, dashes, x->host, NULL};
@@ -805,6 +814,7 @@ static int keyscan(struct ossh_xfer *x, int64_t until, struct hkey *keys,
 			    x->where);
 	snprintf(secs, sizeof(secs), "%ld", (left + 999) / 1000);
 	snprintf(port, sizeof(port), "%d", x->port);
+	snprintf(types, sizeof(types), "%s", types_in);
 	buf_init(&out, SCAN_MAX);
 	buf_init(&etext, ERRTEXT_MAX);
 	if (pipe2(op, O_CLOEXEC) || pipe2(ep, O_CLOEXEC)) {
@@ -837,18 +847,6 @@ static int keyscan(struct ossh_xfer *x, int64_t until, struct hkey *keys,
 		goto out;
 	}
 	*nkeys = keys_parse(out.data, keys);
-	if (*nkeys)
-		goto out;
-	/* ssh-keyscan says nothing about why: ask the network */
-	rc = tcp_probe(x->host, x->port, until);
-	if (rc)
-		rc = fail(x, rc, "connect to %s port %d: %s", x->host, x->port,
-			  strerror(-rc));
-	else
-		rc = fail(x, -EIO,
-			  "%s: ssh-keyscan got no ed25519, ecdsa or rsa host "
-			  "key",
-			  x->where);
 out:
 	if (op[0] >= 0)
 		close(op[0]);
@@ -1012,39 +1010,61 @@ static int choose_key(struct ossh_xfer *x, const struct xfer_params *p,
 {
 	struct hkey keys[KEYS_MAX];
 	char first[sizeof(x->base.err)] = "";
-	int n = 0, rc, chosen = -1;
+	int n = 0, seen = 0, rc = 0, chosen = -1;
 
-	rc = keyscan(x, until, keys, &n);
-	if (rc)
-		return rc;
-	for (int i = 0; i < n && chosen < 0; i++) {
-		char why[384] = "";
+	for (size_t r = 0; r < sizeof(scan_rounds) / sizeof(scan_rounds[0]);
+	     r++) {
+		rc = keyscan(x, until, scan_rounds[r], keys, &n);
+		if (rc)
+			return rc;
+		seen += n;
+		for (int i = 0; i < n && chosen < 0; i++) {
+			char why[384] = "";
 
-		rc = p->hostkey(p->hostkey_arg, keys[i].type, keys[i].blob,
-				keys[i].len, why, sizeof(why));
-		if (!rc) {
-			chosen = i;
-		} else if (rc < 0 && rc != -EACCES) {
-			/* the policy could not decide (store error) */
-			snprintf(err, errlen, "%s", why);
-			*err_set = err && errlen && err[0];
-			hkeys_free(keys, n);
-			return fail(x, rc, "%s", why[0] ? why : strerror(-rc));
-		} else if (!first[0]) {
-			snprintf(first, sizeof(first), "%s",
-				 why[0] ? why : "host key refused");
+			rc = p->hostkey(p->hostkey_arg, keys[i].type,
+					keys[i].blob, keys[i].len, why,
+					sizeof(why));
+			if (!rc) {
+				chosen = i;
+			} else if (rc < 0 && rc != -EACCES) {
+				/* the policy could not decide (store error) */
+				if (err && errlen && why[0]) {
+					snprintf(err, errlen, "%s", why);
+					*err_set = true;
+				}
+				hkeys_free(keys, n);
+				return fail(x, rc, "%s",
+					    why[0] ? why : strerror(-rc));
+			} else if (!first[0]) {
+				snprintf(first, sizeof(first), "%s",
+					 why[0] ? why : "host key refused");
+			}
 		}
-	}
-	if (chosen < 0) {
+		if (chosen >= 0)
+			break;
 		hkeys_free(keys, n);
-		if (err && errlen)
+		n = 0;
+	}
+	if (chosen >= 0) {
+		rc = write_known_hosts(x, p->state_dir, &keys[chosen]);
+		hkeys_free(keys, n);
+		return rc;
+	}
+	if (seen) {
+		if (err && errlen) {
 			snprintf(err, errlen, "%s", first);
-		*err_set = true;
+			*err_set = true;
+		}
 		return fail(x, -EACCES, "%s", first);
 	}
-	rc = write_known_hosts(x, p->state_dir, &keys[chosen]);
-	hkeys_free(keys, n);
-	return rc;
+	/* ssh-keyscan says nothing about why: ask the network */
+	rc = tcp_probe(x->host, x->port, until);
+	if (rc)
+		return fail(x, rc, "connect to %s port %d: %s", x->host,
+			    x->port, strerror(-rc));
+	return fail(x, -EIO,
+		    "%s: ssh-keyscan got no ecdsa, ed25519 or rsa host key",
+		    x->where);
 }
 
 /* ------------------------------------------------------------------ */
