@@ -38,6 +38,13 @@
  * tried only after the key or agent was refused or missing. No message
  * ever holds one.
  *
+ * Transports. SSH goes through xfer_openssh_ops or xfer_sftp_ops
+ * (remote_params.transport); in auto mode OpenSSH first, libssh2 for the
+ * rest of the same connect budget if OpenSSH failed for any reason but a
+ * verdict (-EACCES), and libssh2 from then on if that is what worked. The
+ * transport in use is logged once (INFO) whenever it changes. Both
+ * transports keep the same host-key pin (hostkey_check()).
+ *
  * Listings. A directory listing is fetched whole (names with attributes in
  * one SFTP readdir pass), kept in memory for max_age seconds and written to
  * the store when it changes, so the tree still lists after the box is gone.
@@ -49,6 +56,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +109,10 @@ struct remote {
 	pthread_mutex_t pw_mu;
 	char *plat_pw;
 	bool plat_pw_refused;
+	/* Transports (no lock: atomics). */
+	char *ssh_dir;				/* <state_dir>/ssh or NULL */
+	_Atomic(const struct xfer_ops *) used_ops; /* last that connected */
+	atomic_bool auto_libssh2;		/* auto: OpenSSH failed here */
 };
 
 struct rlisting_int {
@@ -276,6 +288,15 @@ int remote_new(const struct remote_params *p, struct remote **out)
 	r->p.user = strdup(p->user ? p->user : "root");
 	r->p.key_path = p->key_path ? strdup(p->key_path) : NULL;
 	r->p.password = p->password ? strdup(p->password) : NULL;
+	r->p.state_dir = NULL;	/* only its ssh/ subdirectory is kept */
+	if (p->state_dir) {
+		size_t n = strlen(p->state_dir) + sizeof("/ssh");
+		r->ssh_dir = malloc(n);
+		if (r->ssh_dir)
+			snprintf(r->ssh_dir, n, "%s/ssh", p->state_dir);
+	}
+	atomic_init(&r->used_ops, NULL);
+	atomic_init(&r->auto_libssh2, false);
 	if (r->p.max_sessions < 1)
 		r->p.max_sessions = 1;
 	if (r->p.max_sessions > MAX_SESSIONS)
@@ -289,7 +310,7 @@ int remote_new(const struct remote_params *p, struct remote **out)
 	pthread_condattr_destroy(&ca);
 	if (!r->p.platform || !r->p.id || !r->p.user ||
 	    (p->key_path && !r->p.key_path) ||
-	    (p->password && !r->p.password)) {
+	    (p->password && !r->p.password) || (p->state_dir && !r->ssh_dir)) {
 		remote_free(r);
 		return -ENOMEM;
 	}
@@ -317,6 +338,7 @@ void remote_free(struct remote *r)
 	free((char *)r->p.user);
 	free((char *)r->p.key_path);
 	remote_password_free((char *)r->p.password);
+	free(r->ssh_dir);
 	free(r);
 }
 
@@ -618,6 +640,103 @@ bool remote_password_refused(struct remote *r)
 	return v;
 }
 
+/*
+ * <state_dir>/ssh for the OpenSSH transport: made 0700 if missing, used only
+ * if it is a directory of ours that nobody else can enter (else NULL: the
+ * transport makes a temporary one per session).
+ */
+static const char *ssh_state_dir(struct remote *r)
+{
+	struct stat st;
+
+	if (!r->ssh_dir)
+		return NULL;
+	if (mkdir(r->ssh_dir, 0700) && errno != EEXIST)
+		return NULL;
+	if (lstat(r->ssh_dir, &st) || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077))
+		return NULL;
+	return r->ssh_dir;
+}
+
+/* Note which transport connected; say so when it changes. */
+static void note_transport(struct remote *r, const struct xfer_ops *ops,
+			   const char *why)
+{
+	if (atomic_exchange(&r->used_ops, ops) == ops)
+		return;
+	if (why && *why)
+		rgt_log(RGT_INFO, "%s/%s: SSH transport %s (OpenSSH failed: "
+			"%.200s)", r->p.platform, r->p.id,
+			ops == &xfer_sftp_ops ? "libssh2" : ops->name, why);
+	else
+		rgt_log(RGT_INFO, "%s/%s: SSH transport %s", r->p.platform,
+			r->p.id, ops == &xfer_sftp_ops ? "libssh2" : ops->name);
+}
+
+const char *remote_transport(struct remote *r)
+{
+	const struct xfer_ops *ops = atomic_load(&r->used_ops);
+
+	return ops ? ops->name : NULL;
+}
+
+/*
+ * Open one SSH endpoint with the configured transport (see remote.h);
+ * @xp->connect_timeout_ms is the whole budget, shared by a fallback.
+ */
+static int open_ssh(struct remote *r, struct xfer_params *xp,
+		    struct xfer **out, char *e, size_t elen)
+{
+	const struct xfer_ops *ops = r->p.ops;
+	enum rgt_transport t = r->p.transport;
+	int64_t start = mono_ms();
+	long cto = xp->connect_timeout_ms;
+	int rc;
+
+	if (ops) {
+		rc = ops->open(xp, out, e, elen);
+		if (!rc)
+			note_transport(r, ops, NULL);
+		return rc;
+	}
+	if (t == RGT_TRANSPORT_AUTO &&
+	    (xp->password || atomic_load(&r->auto_libssh2)))
+		t = RGT_TRANSPORT_LIBSSH2;
+	if (t == RGT_TRANSPORT_LIBSSH2) {
+		rc = xfer_sftp_ops.open(xp, out, e, elen);
+		if (!rc)
+			note_transport(r, &xfer_sftp_ops, NULL);
+		return rc;
+	}
+	/* OpenSSH has no password login: key (or agent) only */
+	const char *pw = xp->password;
+	xp->password = NULL;
+	xp->state_dir = ssh_state_dir(r);
+	rc = xfer_openssh_ops.open(xp, out, e, elen);
+	xp->password = pw;
+	if (!rc) {
+		note_transport(r, &xfer_openssh_ops, NULL);
+		return 0;
+	}
+	long left = cto - (long)(mono_ms() - start);
+	if (t != RGT_TRANSPORT_AUTO || rc == -EACCES || left <= 0)
+		return rc;
+	char why[384];
+	snprintf(why, sizeof(why), "%s", e);
+	RGT_DEBUG_LOG("%s/%s: OpenSSH: %s; trying libssh2", r->p.platform,
+		      r->p.id, why);
+	xp->connect_timeout_ms = left;
+	e[0] = '\0';
+	rc = xfer_sftp_ops.open(xp, out, e, elen);
+	xp->connect_timeout_ms = cto;
+	if (!rc) {
+		atomic_store(&r->auto_libssh2, true);
+		note_transport(r, &xfer_sftp_ops, why);
+	}
+	return rc;
+}
+
 static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		       int n_ep, struct xfer **out, char *err, size_t errlen,
 		       long cto_ms)
@@ -635,6 +754,8 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		rc = ops->open(&xp, out, e, sizeof(e));
 		if (rc)
 			snprintf(err, errlen, "%s", e);
+		else
+			note_transport(r, ops, NULL);
 		return rc;
 	}
 	snprintf(err, errlen, "%s/%s: no SSH endpoint known", r->p.platform,
@@ -660,7 +781,7 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 		};
 		char e[384];
 		e[0] = '\0';
-		rc = ops->open(&xp, out, e, sizeof(e));
+		rc = open_ssh(r, &xp, out, e, sizeof(e));
 		if (!rc)
 			break;
 		snprintf(err, errlen, "%.200s:%d (%s): %s", ep[i].host, ep[i].port,

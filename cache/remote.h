@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "config.h"
 #include "platform.h"
 #include "xfer.h"
 
@@ -41,7 +42,23 @@ struct remote_params {
 	long io_timeout_ms;
 	int max_sessions;
 	struct store *store;
-	const struct xfer_ops *ops;	/* transport; NULL: xfer_sftp_ops */
+	/* transport; NULL: chosen by @transport. Set (S3, tests), it wins. */
+	const struct xfer_ops *ops;
+	/*
+	 * SPEC transport =: OPENSSH is xfer_openssh_ops (without any
+	 * password: it has none), LIBSSH2 xfer_sftp_ops. AUTO (the default,
+	 * 0) takes OpenSSH when no password is involved and falls back to
+	 * libssh2 within the same connect budget when it fails with anything
+	 * but -EACCES (a refused host key or login is a verdict, not retried);
+	 * once libssh2 worked where OpenSSH did not, this remote stays with it.
+	 */
+	enum rgt_transport transport;
+	/*
+	 * The cache directory (NULL: none): the OpenSSH transport keeps its
+	 * one-key known_hosts files in <state_dir>/ssh, made 0700 here.
+	 * Copied.
+	 */
+	const char *state_dir;
 	/* A bucket (ops = &xfer_s3_ops): borrowed, must outlive the remote;
 	 * no endpoints, host keys or passwords are used. NULL for SSH. */
 	const struct xfer_s3_params *s3;
@@ -144,6 +161,10 @@ int remote_exec_bounded(struct remote *r, const char *cmd, struct buf *out,
  * 20 s io_timeout: 20 + 60 + 800 s = 880000 ms.
  */
 long remote_hash_deadline_ms(uint64_t bytes, long io_timeout_ms);
+
+/* Name of the transport the last successful connect used ("openssh",
+ * "sftp" for libssh2, "s3"), or NULL before any. */
+const char *remote_transport(struct remote *r);
 
 /* Last connection-level problem ("" when the last connect worked). */
 void remote_error(struct remote *r, char *buf, size_t len);
