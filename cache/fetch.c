@@ -267,6 +267,8 @@ void fetch_file_cleanup(struct fetch_file *ff)
 void fetch_stream_init(struct fetch_stream *s)
 {
 	pthread_mutex_init(&s->mu, NULL);
+	s->started = false;
+	s->gen = 0;
 	s->run_start = 0;
 	s->next_off = 0;
 	s->ra_upto = 0;
@@ -864,6 +866,14 @@ int fetch_flush(struct fetcher *f)
 	return rc;
 }
 
+unsigned long fetch_write_errors(struct fetcher *f)
+{
+	pthread_mutex_lock(&f->mu);
+	unsigned long n = f->write_errors;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
 void fetch_get_stats(struct fetcher *f, struct fetch_stats *out)
 {
 	pthread_mutex_lock(&f->mu);
@@ -957,9 +967,11 @@ static void readahead(struct fetcher *f, struct fetch_file *ff,
 	uint64_t from, to;
 
 	pthread_mutex_lock(&s->mu);
-	bool seq = off >= s->run_start &&
+	bool seq = s->started && off >= s->run_start &&
 		   off <= s->next_off + STORE_BLOCK_SIZE;
 	if (!seq) {
+		s->started = true;
+		s->gen++;
 		s->run_start = off;
 		s->next_off = off + len;
 		s->ra_upto = 0;
@@ -992,12 +1004,14 @@ static void readahead(struct fetcher *f, struct fetch_file *ff,
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
+	unsigned gen = s->gen;
 	pthread_mutex_unlock(&s->mu);
 	uint64_t upto = schedule_ahead(f, ff, from, to);
 	/* Only what was queued counts as scheduled: blocks it left for lack
-	 * of room are asked again at the next refill, not left as holes. */
+	 * of room are asked again at the next refill, not left as holes.
+	 * A run that began meanwhile (another read) keeps its own. */
 	pthread_mutex_lock(&s->mu);
-	if (upto > s->ra_upto)
+	if (s->gen == gen && upto > s->ra_upto)
 		s->ra_upto = upto;
 	pthread_mutex_unlock(&s->mu);
 }

@@ -87,6 +87,8 @@ void fetch_file_id(uint8_t fid[STORE_FID_LEN], const char *platform,
  */
 struct fetch_stream {
 	pthread_mutex_t mu;
+	bool started;		/* a first read was seen */
+	unsigned gen;		/* counts runs: a stale refill keeps off */
 	uint64_t run_start;	/* where the current sequential run began */
 	uint64_t next_off;	/* the furthest end read in this run */
 	uint64_t ra_upto;	/* blocks below this were scheduled */
@@ -134,6 +136,10 @@ extern void (*fetch_test_between_passes)(struct fetch_file *ff);
  * writer queue is empty), bounded by wait_timeout_ms: -ETIMEDOUT.
  */
 int fetch_flush(struct fetcher *f);
+
+/* How many block commits have failed since the fetcher started: a caller
+ * that needs its blocks in the store compares it before and after. */
+unsigned long fetch_write_errors(struct fetcher *f);
 
 /*
  * Wait for an eviction pass under way to end. A pass decides which files

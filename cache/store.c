@@ -211,9 +211,9 @@ out:
 static int commit_durable(struct store *st, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);	/* frees txn either way */
-	if (!rc)
-		rc = mdb_env_sync(st->env, 1);
-	if (rc)
+	/* A commit refused (a full disk: nothing written) is an error for
+	 * the caller; a flush that failed taints everything after it. */
+	if (!rc && (rc = mdb_env_sync(st->env, 1)))
 		atomic_store(&st->sync_failed, true);
 	return rc;
 }

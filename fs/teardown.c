@@ -407,6 +407,7 @@ struct box_hash {
 	struct td *t;
 	pthread_t th;
 	atomic_bool stop;	/* the pull failed: no need to go on */
+	atomic_bool failed;	/* the hash failed: the pull stops */
 	int rc;
 	char why[1024];
 };
@@ -415,7 +416,16 @@ static void *box_hash_main(void *arg)
 {
 	struct box_hash *h = arg;
 	h->rc = hash_box(h->t, &h->stop, h->why, sizeof(h->why));
+	if (h->rc)
+		atomic_store(&h->failed, true);
 	return NULL;
+}
+
+/* The box's hash already failed: the pull need not go on (its refusal
+ * is the hash's, box_hash_join). */
+static bool box_hash_failed(const struct td *t)
+{
+	return t->bh && atomic_load(&t->bh->failed);
 }
 
 /* Start hashing; without a thread, hash here and now. 0 or a refusal. */
@@ -426,7 +436,11 @@ static int box_hash_start(struct td *t)
 		return -ENOMEM;
 	h->t = t;
 	atomic_init(&h->stop, false);
-	if (pthread_create(&h->th, NULL, box_hash_main, h)) {
+	atomic_init(&h->failed, false);
+	/* A hash holds a session for as long as it runs: with one session
+	 * it would starve the pull, so then it runs first, alone. */
+	if (t->c->cfg->sessions < 2 ||
+	    pthread_create(&h->th, NULL, box_hash_main, h)) {
 		int rc = hash_box(t, &h->stop, h->why, sizeof(h->why));
 		if (rc)
 			rc = refuse(t, rc, "%s", h->why);
@@ -900,6 +914,10 @@ static int pull_one(struct td *t, const struct efile *ef, uint64_t size,
 			rc = -EINTR;
 			break;
 		}
+		if (box_hash_failed(t)) {
+			rc = -ECANCELED;
+			break;
+		}
 		rc = fetch_read(t->c->fetcher, &ff, &fs, off, STORE_BLOCK_SIZE,
 				sink, &dg);
 		*done += size - off < STORE_BLOCK_SIZE ? size - off :
@@ -927,13 +945,19 @@ static int pull_files(struct td *t);
 /* The pull, and the box's digests computed meanwhile (box_hash). */
 static int step_pull(struct td *t, bool *pulled)
 {
+	unsigned long errs = fetch_write_errors(t->c->fetcher);
 	int rc = pull_files(t);
-	if (rc) {
+	if (rc && rc != -ECANCELED) {
 		/* refused anyway: the pull's reason stands, not the hash's */
 		box_hash_abandon(t);
 		return rc;
 	}
-	rc = box_hash_join(t);
+	rc = box_hash_join(t);		/* -ECANCELED: it failed first */
+	if (!rc && fetch_write_errors(t->c->fetcher) != errs)
+		/* the digests are of bytes the fetcher held in memory: a
+		 * failed commit means the store may not have them */
+		rc = refuse(t, -EIO, "writing the cache failed during the "
+			    "pull: the copy may be incomplete");
 	if (!rc)
 		*pulled = true;
 	return rc;
@@ -957,6 +981,8 @@ static int pull_files(struct td *t)
 			      t->pulled_sha[i],
 			      t->via_cloud ? t->pulled_md5[i] : NULL);
 		free(ef.path);
+		if (rc == -ECANCELED)
+			return rc;	/* the hash's refusal (step_pull) */
 		if (rc == -EINTR)
 			rc = interrupted(t);
 		else if (rc == -ESTALE)
@@ -1265,50 +1291,24 @@ static int step_record(struct td *t, bool *recorded)
 	return 0;
 }
 
-/* Digest sink for reads through the fetcher. */
-static int digest_sink(void *arg, const struct iovec *iov, int n)
-{
-	for (int i = 0; i < n; i++)
-		EVP_DigestUpdate(arg, iov[i].iov_base, iov[i].iov_len);
-	return 0;
-}
-
-/* SHA-256 of @ff's @size bytes, read through the fetcher (consumes @ff). */
-static int fetched_sha256(struct td *t, struct fetch_file *ff, uint64_t size,
-			  char hex[65])
-{
-	struct fetch_stream fs;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc = md ? 0 : -ENOMEM;
-	if (md)
-		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	fetch_stream_init(&fs);
-	for (uint64_t off = 0; off < size && !rc; off += STORE_BLOCK_SIZE)
-		rc = fetch_read(t->c->fetcher, ff, &fs, off, STORE_BLOCK_SIZE,
-				digest_sink, md);
-	fetch_stream_cleanup(&fs);
-	fetch_file_cleanup(ff);
-	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	if (md)
-		EVP_DigestFinal_ex(md, out, &n);
-	EVP_MD_CTX_free(md);
-	for (unsigned i = 0; i < 32 && n; i++)
-		snprintf(hex + 2 * i, 3, "%02x", out[i]);
-	return rc;
-}
-
 /*
- * Read archived file @f of @a through the path that serves it once the box
+ * Read archived file @f of @a by the identity that serves it once the box
  * is gone (archive_file_open: the record's root and name, no remote) and
- * compute its SHA-256.
+ * compute its SHA-256 from the store.
  */
 static int served_sha256(struct td *t, const struct archive *a,
 			 const struct archive_file *f, char hex[65])
 {
 	struct fetch_file ff;
 	int rc = archive_file_open(a, f, &ff);
-	return rc ? rc : fetched_sha256(t, &ff, f->size, hex);
+	if (rc)
+		return rc;
+	/* The record's identity, read from the store alone: a block the
+	 * fetcher still holds in memory (a reader of the live box, a walk
+	 * prefetch) must not stand in for one that is missing on disk. */
+	rc = cached_sha256(t->c->store, ff.fid, f->size, hex);
+	fetch_file_cleanup(&ff);
+	return rc;
 }
 
 static bool cancel_cb(void *arg)
@@ -1438,8 +1438,11 @@ static int step_serve(struct td *t, bool *served)
 		struct fetch_file ff;
 		char hex[65];
 		rc = archive_log_open(a, &ff);
-		if (!rc)
-			rc = fetched_sha256(t, &ff, a->log_size, hex);
+		if (!rc) {
+			rc = cached_sha256(t->c->store, ff.fid, a->log_size,
+					   hex);
+			fetch_file_cleanup(&ff);
+		}
 		if (rc)
 			rc = refuse(t, -EIO, "the log snapshot could not be "
 				    "read back (%s)", strerror(-rc));
@@ -1562,16 +1565,17 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 	/* The last moment an interrupt can stop it. */
 	if (is_cancelled(t))
 		return interrupted(t);
-	if (store_sync_failed(t->c->store))
-		return refuse(t, -EIO, "a write to the cache failed to reach "
-			      "the disk earlier; the verified copy cannot be "
-			      "trusted to survive a crash, so nothing is "
-			      "destroyed (remount to clear)");
 	rgt_log(RGT_INFO, "%s/%s: verified copy complete; destroying",
 		t->plat, t->id);
 	for (size_t step = t->first_verb; step < t->caps.n_destroy; step++) {
 		const struct platform_verb *v = &t->caps.destroy[step];
 		int rc;
+		/* before every verb: the record it relies on is on disk */
+		if (store_sync_failed(t->c->store))
+			return refuse(t, -EIO, "a write to the cache failed to "
+				      "reach the disk; the verified copy cannot "
+				      "be trusted to survive a crash, so nothing "
+				      "more is destroyed (remount to clear)");
 		if (step) {
 			const struct platform_verb *prev = v - 1;
 			rc = prev->wait_for == RGT_ST_UNKNOWN ? 0 :

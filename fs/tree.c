@@ -663,8 +663,9 @@ static void walk_ahead(struct rgt_ctx *c, const struct node *n,
 	char pdir[PATH_MAX];
 	parent_of(n->rpath, pdir, sizeof(pdir));
 	int queued = 0;
-	for (size_t i = (size_t)(e - l->v) + 1;
-	     i < l->n && queued < FETCH_WALK_AHEAD; i++) {
+	size_t from = (size_t)(e - l->v) + 1;
+	for (size_t i = from; i < l->n && i < from + 4 * FETCH_WALK_AHEAD &&
+			      queued < FETCH_WALK_AHEAD; i++) {
 		const struct rentry *x = &l->v[i];
 		if (!S_ISREG(x->attr.mode) || !x->attr.size ||
 		    x->attr.size > FETCH_WALK_MAX_SIZE)
@@ -700,6 +701,7 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 	struct rsrc src[2];
 	int ns = sources_of(c, n, src);
 	int rc;
+	bool listed = false;
 	h->kind = FH_REMOTE;
 	fetch_stream_init(&h->stream);
 	if (!ns)
@@ -712,6 +714,7 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		/* The log grows: always ask. Checkpoints: reuse a listing
 		 * that is at most LIST_MAX_AGE old. */
 		rc = refresh_remote(c, n, n->kind == NK_LOG ? 0 : LIST_MAX_AGE);
+		listed = !rc;
 		if (rc && rc != -ENOENT && rc != -EACCES)
 			rc = 0;	/* unreachable: last known attrs */
 		if (rc == -ENOENT && n->kind == NK_LOG) {
@@ -733,7 +736,8 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 	else
 		out->keep_cache = node_same_identity(c->nodes, n, a.size,
 						     a.mtime, a.etag);
-	if (!rc && n->kind == NK_RFILE)
+	/* only from a listing just served: never a second timeout */
+	if (!rc && listed && n->kind == NK_RFILE)
 		walk_ahead(c, n, src, ns);
 	return rc;
 }

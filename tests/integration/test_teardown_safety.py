@@ -355,19 +355,41 @@ def test_box_hashes_while_the_pull_runs(world, proxies, tmp_path):
 
 
 @pytest.mark.faults
-@pytest.mark.parametrize("how", ["lies", "fails"])
-def test_box_hash_that_lies_or_fails_during_the_pull_refuses(world, tmp_path, how):
-    # The digest comes from the box while the pull runs; a wrong one, or a
-    # hash that fails, refuses after the pull with its own reason.
+@pytest.mark.parametrize("how,sessions", [("lies", 8), ("fails", 8), ("lies", 1),
+                                          ("fails", 1)])
+def test_box_hash_that_lies_or_fails_during_the_pull_refuses(world, tmp_path, how,
+                                                             sessions):
+    # The digest comes from the box while the pull runs (with one session:
+    # before it); a wrong one, or a hash that fails, refuses with its own
+    # reason.
     script = {"lies": "echo %s  \"$1\"\n" % ("0" * 64),
               "fails": "echo 'sha256sum: read error' >&2\nexit 1\n"}[how]
-    w, sha = _box_with_fake_hash(world, tmp_path, script, size=8 * MIB)
+    w, sha = _box_with_fake_hash(world, tmp_path, script, size=8 * MIB,
+                                 extra_rgtfs={"sessions": sessions})
     start(w)
     before = box_state(w)
     err = rmdir(w)
     words = ("big.bin", "differs") if how == "lies" else ("big.bin", "exit 1")
     assert_refused(w, err, {"EIO"}, before, words=words)
     assert w.api.deletes() == []
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(180)
+def test_a_failed_box_hash_stops_the_pull(world, proxies, tmp_path):
+    # 64 MiB through 4 MiB/s is a 16 s pull; the hash fails at once, and
+    # the teardown refuses without waiting for the rest of the pull.
+    w, sha = _box_with_fake_hash(world, tmp_path, "exit 1\n", size=64 * MIB)
+    px = proxies(w.boxes[0].port, rate=4 * MIB)
+    w.api.set_endpoints(w.ids[0], direct_port=px.port, proxy_port=px.port)
+    start(w)
+    before = box_state(w)
+    t0 = time.monotonic()
+    err = rmdir(w, timeout=120)
+    took = time.monotonic() - t0
+    assert_refused(w, err, {"EIO"}, before, words=("big.bin", "exit 1"))
+    assert took < 9, "the pull went on after the hash failed (%.1f s)" % took
+    assert px.bytes < 48 * MIB
 
 
 # ---- 8. a refused run's journal is never trusted --------------------------------------
