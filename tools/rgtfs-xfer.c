@@ -1,5 +1,10 @@
 /*
  * rgtfs-xfer - drive one xfer backend (SFTP) by hand: stat, ls, cat, exec.
+ * -T openssh|libssh2 picks the SSH transport (default libssh2; with -D also
+ * auto, remote.c's choice); -S DIR is the OpenSSH transport's state
+ * directory (default: a temporary one; with -D the cache directory, whose
+ * ssh/ holds it); -P DIR keeps -D's store (and so the host-key pin) in DIR
+ * across runs.
  * `-D MS exec CMD` runs CMD through remote_exec_bounded() instead (the
  * daemon's own session pool, host-key pin in a throw-away store), so the
  * deadline a teardown uses for long silent commands can be tried by hand.
@@ -40,7 +45,10 @@ static void usage(void)
 		"[-o OFFSET]\n"
 		"                  [-l LENGTH] [-c CONNECT_MS] [-t IO_MS] [-K "
 		"KNOWN_HOSTS]\n"
-		"                  [-D DEADLINE_MS] [-v] HOST CMD PATH\n"
+		"                  [-D DEADLINE_MS] [-T openssh|libssh2|auto] "
+		"[-S STATE_DIR]\n"
+		"                  [-P STORE_DIR] [-v]\n"
+		"                  HOST CMD PATH\n"
 		"\n"
 		"  CMD  stat  PATH     lstat of PATH\n"
 		"       ls    PATH     list PATH (mode, size, mtime, name; odd "
@@ -60,7 +68,18 @@ static void usage(void)
 		"stdin, one pread on\n"
 		"                      one session; stdout gets \"N\\n\" and N "
 		"bytes, or\n"
-		"                      \"E<errno> reason\\n\"\n"
+		"                      \"E<errno> reason\\n\"; a line \"C\" "
+		"closes the session\n"
+		"                      (\"closed\\n\"), \"X CMD\" runs CMD "
+		"(\"S<status> N\\n\" and N\n"
+		"                      bytes of stdout)\n"
+		"\n"
+		"  -T   the SSH transport: libssh2 (default) or openssh; with "
+		"-D also auto\n"
+		"       (remote.c's choice). -S: the OpenSSH transport's state "
+		"directory.\n"
+		"       -P (with -D): keep the store, so the host-key pin, in "
+		"STORE_DIR.\n"
 		"\n"
 		"Debug tool: without -K it accepts ANY host key and only "
 		"prints its SHA-256\n"
@@ -222,15 +241,44 @@ static int do_cat(struct xfer *x, const char *path, size_t block, uint64_t off,
 }
 
 /* Scripted reads on one handle: exercises seeks, EOF and handle reuse. */
-static int do_preads(struct xfer *x, const char *path)
+static int do_preads(struct xfer **xp, const char *path)
 {
-	char line[128], *buf = NULL;
+	char line[4096], *buf = NULL;
 	size_t cap = 0;
 
 	while (fgets(line, sizeof(line), stdin)) {
+		struct xfer *x = *xp;
 		unsigned long long o, l;
 		ssize_t n;
 
+		if (!strcmp(line, "C\n") && x) {
+			/* the test then looks for leftovers while we live */
+			x->ops->close(x);
+			*xp = NULL;
+			printf("closed\n");
+			fflush(stdout);
+			continue;
+		}
+		if (!x)
+			continue;
+		if (!strncmp(line, "X ", 2)) {
+			struct buf out;
+			int status = -1, rc;
+
+			line[strcspn(line, "\n")] = '\0';
+			buf_init(&out, 1 << 20);
+			rc = x->ops->exec(x, line + 2, &out, &status, 0);
+			if (rc)
+				printf("E%d %s\n", -rc, x->err);
+			else
+				printf("S%d %zu\n", status, out.len);
+			if (!rc)
+				fwrite(out.data ? out.data : "", 1, out.len,
+				       stdout);
+			fflush(stdout);
+			buf_cleanup(&out);
+			continue;
+		}
 		if (sscanf(line, "%llu %llu", &o, &l) != 2 || l > (1u << 30))
 			continue;
 		if (l > cap) {
@@ -260,21 +308,23 @@ static int do_preads(struct xfer *x, const char *path)
  * (printed, like the unchecked default).
  */
 static int do_exec_bounded(const struct xfer_params *p, const char *command,
-			   long deadline_ms)
+			   long deadline_ms, enum rgt_transport transport,
+			   const char *keep)
 {
 	char dir[] = "/tmp/rgtfs-xfer-XXXXXX", sub[64], err[512], key[256];
+	const char *sdir = keep ? keep : sub;
 	struct store *st = NULL;
 	struct remote *r = NULL;
 	struct buf out;
 	int status = 0, rc;
 	double t0 = now_s();
 
-	if (!mkdtemp(dir)) {
+	if (!keep && !mkdtemp(dir)) {
 		perror("rgtfs-xfer: mkdtemp");
 		return 1;
 	}
 	snprintf(sub, sizeof(sub), "%s/store", dir);
-	rc = store_open(sub, 1ull << 26, &st, err, sizeof(err));
+	rc = store_open(sdir, 1ull << 26, &st, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "rgtfs-xfer: store: %s\n", err);
 		goto out_dir;
@@ -288,6 +338,8 @@ static int do_exec_bounded(const struct xfer_params *p, const char *command,
 		.io_timeout_ms = p->io_timeout_ms,
 		.max_sessions = 1,
 		.store = st,
+		.transport = transport,
+		.state_dir = p->state_dir,
 	};
 	struct rgt_endpoint ep = { .port = p->port };
 	snprintf(ep.host, sizeof(ep.host), "%s", p->host);
@@ -313,6 +365,8 @@ static int do_exec_bounded(const struct xfer_params *p, const char *command,
 	remote_free(r);
 out_store:
 	store_close(st);
+	if (keep)
+		goto out_kept;
 	snprintf(err, sizeof(err), "%s/data.mdb", sub);
 	unlink(err);
 	snprintf(err, sizeof(err), "%s/lock.mdb", sub);
@@ -320,6 +374,7 @@ out_store:
 	rmdir(sub);
 out_dir:
 	rmdir(dir);
+out_kept:
 	if (rc)
 		return 1;
 	return status > 255 ? 255 : status;
@@ -341,9 +396,12 @@ int main(int argc, char **argv)
 	struct passwd *pw;
 	int c, rc, status = 0;
 	long deadline_ms = 0;
+	const struct xfer_ops *ops = &xfer_sftp_ops;
+	enum rgt_transport transport = RGT_TRANSPORT_LIBSSH2;
+	const char *keep = NULL;
 
 	signal(SIGPIPE, SIG_IGN);
-	while ((c = getopt(argc, argv, "k:u:p:b:o:l:c:t:K:D:vh")) != -1) {
+	while ((c = getopt(argc, argv, "k:u:p:b:o:l:c:t:K:D:T:S:P:vh")) != -1) {
 		switch (c) {
 		case 'k':
 			p.key_path = optarg;
@@ -377,6 +435,26 @@ int main(int argc, char **argv)
 			if (deadline_ms <= 0)
 				usage();
 			break;
+		case 'T':
+			if (!strcmp(optarg, "openssh")) {
+				ops = &xfer_openssh_ops;
+				transport = RGT_TRANSPORT_OPENSSH;
+			} else if (!strcmp(optarg, "libssh2")) {
+				ops = &xfer_sftp_ops;
+				transport = RGT_TRANSPORT_LIBSSH2;
+			} else if (!strcmp(optarg, "auto")) {
+				ops = NULL; /* -D only */
+				transport = RGT_TRANSPORT_AUTO;
+			} else {
+				usage();
+			}
+			break;
+		case 'P':
+			keep = optarg;
+			break;
+		case 'S':
+			p.state_dir = optarg;
+			break;
 		case 'v':
 			rgt_log_set_level(RGT_DEBUG);
 			break;
@@ -400,11 +478,13 @@ int main(int argc, char **argv)
 	if (deadline_ms) {
 		if (strcmp(cmd, "exec") || o.known_hosts)
 			usage();	/* -D is for exec, with TOFU only */
-		return do_exec_bounded(&p, path, deadline_ms);
+		return do_exec_bounded(&p, path, deadline_ms, transport, keep);
 	}
 
+	if (!ops || keep)
+		usage(); /* auto and -P are remote.c's: -D only */
 	double t0 = now_s();
-	rc = xfer_sftp_ops.open(&p, &x, err, sizeof(err));
+	rc = ops->open(&p, &x, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "rgtfs-xfer: open: %s (after %.2f s): %s\n",
 			strerror(-rc), now_s() - t0, err);
@@ -431,7 +511,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "cat")) {
 		rc = do_cat(x, path, block, off, length);
 	} else if (!strcmp(cmd, "preads")) {
-		rc = do_preads(x, path);
+		rc = do_preads(&x, path);
+		if (!x)
+			return 0;
 	} else if (!strcmp(cmd, "exec")) {
 		struct buf out;
 
