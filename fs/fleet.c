@@ -920,6 +920,8 @@ struct remote *fleet_remote(struct fleet *fl, size_t pi, const char *id)
 			.io_timeout_ms = fl->cfg->io_timeout_ms,
 			.max_sessions = fl->cfg->sessions,
 			.store = fl->st,
+			.transport = pl->sec->transport,
+			.state_dir = fl->cfg->cache_dir,
 		};
 		if (!remote_new(&p, &in->remote)) {
 			remote_set_endpoints(in->remote, in->ep, in->n_ep);
