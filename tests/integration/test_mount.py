@@ -7,6 +7,8 @@ import json
 import os
 import time
 
+import pytest
+
 import util
 from util import ok, run, cat, read_text, wait_until, snapshot, local_snapshot, tree_diff, ls
 from fake_vast import make_instance, STATES, SECRET_MARK, secret_values
@@ -263,3 +265,14 @@ def test_no_secrets_in_the_tree_the_cache_or_the_log(world):
     log = w.mount.read_log()
     for s in secrets:
         assert s not in log, "secret %r in the daemon log" % s[:20]
+
+
+@pytest.mark.parametrize("transport", ["libssh2", "openssh"])
+def test_each_transport_serves_the_same_tree(world, transport):
+    # transport = pins the SSH backend: every byte and name read through it
+    # matches the box, and the log says which one carried them.
+    w = world(extra_vastai={"transport": transport})
+    got = snapshot(w.ck(0))
+    assert tree_diff(got, local_snapshot(w.box_ck(0))) == []
+    with open(w.mount.log, "rb") as f:
+        assert ("SSH transport %s" % transport).encode() in f.read()
