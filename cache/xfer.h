@@ -178,7 +178,11 @@ extern const struct xfer_ops xfer_sftp_ops;
  * READs in flight; exec runs a second ssh. Same host-key contract as
  * xfer_sftp_ops: ssh-keyscan fetches the box's keys, @hostkey decides,
  * and ssh may then only connect to the accepted key (a one-key
- * known_hosts file in @state_dir, StrictHostKeyChecking=yes). Honours
+ * known_hosts file in @state_dir, StrictHostKeyChecking=yes). A later
+ * session of the same process to the same host and port skips the scan:
+ * ssh logs in with the key accepted before and @hostkey is asked once
+ * ssh has verified it (after the login, before any file is touched); a
+ * changed key is scanned again and judged as on first contact. Honours
  * ~/.ssh/config for what it does not set itself. No password logins
  * (-ENOTSUP when @password is set) and no exec-mode fallback for boxes
  * without an SFTP subsystem (-ENOTSUP): use xfer_sftp_ops for those.

@@ -37,7 +37,10 @@
  *	Command line. Our -o options come before ~/.ssh/config is read and
  *	OpenSSH keeps the first value it sees, so the user's config still
  *	supplies what we do not set (ProxyJump, IdentityAgent, ...) but
- *	cannot loosen the host-key rules. Fast ciphers first (AES-GCM,
+ *	cannot loosen the host-key rules, fork ssh away, run another command
+ *	or open forwardings. Some of those options need OpenSSH 8.7; an
+ *	older ssh refuses them ("Bad configuration option": -ENOTSUP, and
+ *	auto mode uses libssh2). Fast ciphers first (AES-GCM,
  *	chacha20-poly1305) with the CTR ones kept for older servers. The
  *	child runs in a new session (no terminal: BatchMode, no prompts),
  *	with every other descriptor closed and an environment of named
@@ -54,10 +57,18 @@
  *	continues where it stopped also gets RA_CHUNKS requests of
  *	read-ahead. Requests form a queue contiguous in file offset; replies
  *	land straight in the caller's buffer when the request lies inside
- *	the call, else in the request's own buffer. A short DATA asks again
- *	for the rest, EOF ends the read, any other offset throws the queue
- *	away (replies still in flight are then read and dropped by id, as
- *	are the replies to CLOSE, which is never waited for).
+ *	the call, else in the request's own buffer. While reads are queued
+ *	the socket is read up to the next 13-byte DATA header only, and the
+ *	payload is then received straight into that memory (data_direct,
+ *	rx_direct): no byte of file data is copied through the receive
+ *	buffer. A short DATA asks again for the rest, EOF ends the read,
+ *	any other offset throws the queue away (replies still in flight are
+ *	then read and dropped by id, as are the replies to CLOSE, which is
+ *	never waited for; a payload half received is read to its end and
+ *	dropped).
+ *
+ *	A second session to a box skips ssh-keyscan (kc_get(): the key this
+ *	process saw the box prove before; see there why that is safe).
  *
  *	exec runs a second ssh (`ssh ... -- HOST CMD`, stdin /dev/null) with
  *	the same known_hosts file; exit status 255 with one of ssh's own
@@ -127,6 +138,7 @@ extern char **environ;
 #define KEY_B64_MAX	8192
 #define REAP_TERM_MS	1000		/* SIGTERM to SIGKILL */
 #define REAP_KILL_MS	3000		/* SIGKILL to giving up */
+#define CLOSE_GRACE_MS	50		/* EOF to SIGTERM at close */
 #define ARGV_MAX	80
 #define HK_ALIAS	"rgtfs-checked-host-key"
 #define CIPHERS		"aes128-gcm@openssh.com,chacha20-poly1305@openssh.com," \
@@ -174,6 +186,7 @@ struct ossh_xfer {
 	bool own_dir;	/* mkdtemp'd here: removed at close */
 	char *khfile;	/* the one-key known_hosts file */
 	char hkalg[64]; /* HostKeyAlgorithms for its type */
+	struct hkey key; /* the key in it */
 
 	struct buf etext; /* first bytes of ssh's stderr */
 
@@ -184,6 +197,10 @@ struct ossh_xfer {
 	size_t out_off;	 /* of which written already */
 	unsigned char *in;
 	size_t in_len, in_off;
+	/* a DATA payload read straight into its chunk's memory (see pump) */
+	struct chunk *rx; /* NULL: none */
+	char *rx_p;
+	size_t rx_left;	  /* with rx NULL: bytes to read and drop */
 	bool want_version;
 	uint32_t sync_id;
 	bool sync_waiting, sync_done;
@@ -832,6 +849,8 @@ static int keyscan(struct ossh_xfer *x, int64_t until, const char *types_in,
 		pid = 0;
 		goto out;
 	}
+	RGT_DEBUG_LOG("%s: ssh-keyscan -t %s (pid %d)", x->where, types,
+		      (int)pid);
 	pidfd = open_pidfd(pid);
 	rc = drain(op[0], ep[0], &out, &etext, until, 0);
 	reap(pid, pidfd, rc ? 0 : poll_ms(until) + 100, &st);
@@ -946,7 +965,9 @@ static int write_known_hosts(struct ossh_xfer *x, const char *state_dir,
 		      strlen(state_dir) < sizeof(path) - 64;
 
 	sweep_stale(usable ? state_dir : NULL);
-	if (usable) {
+	if (x->dir) {
+		/* a second try of this open: the same directory */
+	} else if (usable) {
 		x->dir = strdup(state_dir);
 		if (!x->dir)
 			return fail(x, -ENOMEM, "out of memory");
@@ -1047,6 +1068,10 @@ static int choose_key(struct ossh_xfer *x, const struct xfer_params *p,
 	}
 	if (chosen >= 0) {
 		rc = write_known_hosts(x, p->state_dir, &keys[chosen]);
+		if (!rc) {
+			x->key = keys[chosen]; /* moved: kept for the cache */
+			keys[chosen] = (struct hkey){{0}, NULL, NULL, 0};
+		}
 		hkeys_free(keys, n);
 		return rc;
 	}
@@ -1065,6 +1090,106 @@ static int choose_key(struct ossh_xfer *x, const struct xfer_params *p,
 	return fail(x, -EIO,
 		    "%s: ssh-keyscan got no ecdsa, ed25519 or rsa host key",
 		    x->where);
+}
+
+/*
+ * Keys that a box proved it holds, per host and port (process-wide), so a
+ * second session to it skips ssh-keyscan (two key exchanges). Only a hint:
+ * ssh is run against the cached key, the caller's policy is asked about
+ * it once ssh has verified the box holds it (and before any file is
+ * read), and a box whose key changed fails that login, which drops the
+ * entry and falls back to the full scan, so the policy always judges a
+ * key the box presented during this very open().
+ */
+#define KC_MAX 64
+
+static pthread_mutex_t kc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char host[256];
+	int port;
+	struct hkey key;
+	uint64_t used;
+} kc[KC_MAX];
+static uint64_t kc_clock;
+
+static int key_copy(const struct hkey *k, struct hkey *out)
+{
+	*out = *k;
+	out->b64 = strdup(k->b64);
+	out->blob = malloc(k->len ? k->len : 1);
+	if (!out->b64 || !out->blob) {
+		free(out->b64);
+		free(out->blob);
+		out->b64 = NULL;
+		out->blob = NULL;
+		return -ENOMEM;
+	}
+	memcpy(out->blob, k->blob, k->len);
+	return 0;
+}
+
+static int kc_find(const char *host, int port)
+{
+	for (int i = 0; i < KC_MAX; i++)
+		if (kc[i].key.b64 && kc[i].port == port &&
+		    !strcmp(kc[i].host, host))
+			return i;
+	return -1;
+}
+
+static bool kc_get(const char *host, int port, struct hkey *out)
+{
+	int i, rc = -ENOENT;
+
+	pthread_mutex_lock(&kc_mu);
+	i = kc_find(host, port);
+	if (i >= 0) {
+		kc[i].used = ++kc_clock;
+		rc = key_copy(&kc[i].key, out);
+	}
+	pthread_mutex_unlock(&kc_mu);
+	return rc == 0;
+}
+
+static void kc_put(const char *host, int port, const struct hkey *k)
+{
+	int i, old = 0;
+
+	if (strlen(host) >= sizeof(kc[0].host))
+		return;
+	pthread_mutex_lock(&kc_mu);
+	i = kc_find(host, port);
+	if (i < 0) {
+		for (i = 0; i < KC_MAX; i++) {
+			if (!kc[i].key.b64)
+				break;
+			if (kc[i].used < kc[old].used)
+				old = i;
+		}
+		if (i == KC_MAX)
+			i = old;
+	}
+	hkeys_free(&kc[i].key, 1);
+	kc[i].key = (struct hkey){{0}, NULL, NULL, 0};
+	if (!key_copy(k, &kc[i].key)) {
+		snprintf(kc[i].host, sizeof(kc[i].host), "%s", host);
+		kc[i].port = port;
+		kc[i].used = ++kc_clock;
+	}
+	pthread_mutex_unlock(&kc_mu);
+}
+
+static void kc_forget(const char *host, int port)
+{
+	int i;
+
+	pthread_mutex_lock(&kc_mu);
+	i = kc_find(host, port);
+	if (i >= 0) {
+		hkeys_free(&kc[i].key, 1);
+		kc[i].key = (struct hkey){{0}, NULL, NULL, 0};
+	}
+	pthread_mutex_unlock(&kc_mu);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1180,6 +1305,18 @@ static int ssh_argv(struct ossh_xfer *x, struct argv *a, long cto_ms,
 	arg(a, "ControlPath=none");
 	arg(a, "-o");
 	arg(a, "ClearAllForwardings=yes");
+	arg(a, "-o");
+	arg(a, "Tunnel=no");
+	arg(a, "-o");
+	arg(a, "RemoteCommand=none");
+	arg(a, "-o");
+	arg(a, "ForkAfterAuthentication=no");
+	arg(a, "-o");
+	arg(a, "StdinNull=no");
+	if (cmd) {
+		arg(a, "-o");
+		arg(a, "SessionType=default");
+	}
 	arg(a, "-o");
 	arg(a, "PermitLocalCommand=no");
 	arg(a, "-o");
@@ -1331,6 +1468,104 @@ sync:
 	return 0;
 }
 
+static int hung_up(struct ossh_xfer *x, int sys);
+
+/* Where chunk @c's payload goes: the caller's memory or its own buffer. */
+static char *chunk_mem(struct ossh_xfer *x, struct chunk *c)
+{
+	int slot = (int)(c - x->q);
+
+	if (c->dst)
+		return c->dst;
+	if (!x->qbuf[slot])
+		x->qbuf[slot] = malloc(x->chunk);
+	return x->qbuf[slot];
+}
+
+/*
+ * The unparsed bytes start with the header of a DATA reply to a queued
+ * READ: take its payload out of the buffer and arrange for the rest to be
+ * received straight into the chunk's memory. 1 if it did, 0 if this is
+ * not such a packet (the caller frames it), -errno.
+ */
+static int data_direct(struct ossh_xfer *x)
+{
+	const unsigned char *h = x->in + x->in_off;
+	size_t avail = x->in_len - x->in_off, have;
+	uint32_t len, id, dlen;
+	struct chunk *c = NULL;
+	char *mem;
+
+	if (avail < 13 || h[4] != SSH_FXP_DATA)
+		return 0;
+	len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+	      (uint32_t)h[2] << 8 | h[3];
+	id = (uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 |
+	     (uint32_t)h[7] << 8 | h[8];
+	dlen = (uint32_t)h[9] << 24 | (uint32_t)h[10] << 16 |
+	       (uint32_t)h[11] << 8 | h[12];
+	for (int i = 0; i < x->q_n && !c; i++)
+		if (qat(x, i)->state == C_SENT && qat(x, i)->id == id)
+			c = qat(x, i);
+	if (!c)
+		return 0; /* dropped, or junk: dispatch() says which */
+	if (len > FRAME_MAX || len != 9 + (uint64_t)dlen || dlen == 0 ||
+	    dlen > c->len)
+		return fail(x, to_errno(x, F_PROTO, 0, NULL),
+			    "%s: malformed DATA reply (%" PRIu32
+			    " bytes for %" PRIu32 ")",
+			    x->where, dlen, c->len);
+	mem = chunk_mem(x, c);
+	have = avail - 13 < dlen ? avail - 13 : dlen;
+	if (mem)
+		memcpy(mem, h + 13, have);
+	c->got = dlen;
+	if (!mem) {
+		c->state = C_ERR;
+		c->status = 0;
+		c->lerr = -ENOMEM;
+	}
+	if (have == dlen) {
+		if (mem)
+			c->state = C_DATA;
+		x->in_off += 13 + dlen;
+		return 1;
+	}
+	/* the rest of the payload is all the socket holds for now */
+	x->rx = mem ? c : NULL;
+	x->rx_p = mem ? mem + have : NULL;
+	x->rx_left = dlen - have;
+	x->in_off = x->in_len = 0;
+	return 1;
+}
+
+/* Receive into the payload under way (or drop it). 1, 0 (nothing), -errno. */
+static int rx_direct(struct ossh_xfer *x)
+{
+	char *to = x->rx ? x->rx_p : (char *)x->in;
+	size_t want = x->rx_left;
+	ssize_t r;
+
+	if (!x->rx && want > INBUF_BYTES)
+		want = INBUF_BYTES;
+	r = recv(x->fd, to, want, MSG_DONTWAIT);
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (r < 0)
+		return hung_up(x, errno);
+	if (r == 0)
+		return hung_up(x, 0);
+	x->rx_left -= (size_t)r;
+	if (x->rx)
+		x->rx_p += r;
+	if (!x->rx_left) {
+		if (x->rx)
+			x->rx->state = C_DATA;
+		x->rx = NULL;
+	}
+	return 1;
+}
+
 /* Read what ssh said on stderr so far (never blocks). */
 static void drain_stderr(struct ossh_xfer *x)
 {
@@ -1417,14 +1652,23 @@ static int pump(struct ossh_xfer *x, int64_t until)
 		drain_stderr(x);
 	if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 		return 0;
+	if (x->rx_left)
+		return rx_direct(x);
 	/* keep room for the largest packet behind the unparsed bytes */
 	if (INBUF_BYTES - x->in_len < FRAME_MAX + 4 && x->in_off) {
 		memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
 		x->in_len -= x->in_off;
 		x->in_off = 0;
 	}
-	ssize_t r = recv(x->fd, x->in + x->in_len, INBUF_BYTES - x->in_len,
-			 MSG_DONTWAIT);
+	/*
+	 * Short of a DATA header (13 bytes), read no further than its end
+	 * while READs are queued: a payload then goes straight from the
+	 * socket to where it belongs (data_direct), never via this buffer.
+	 */
+	size_t want = INBUF_BYTES - x->in_len;
+	if (x->q_n && x->in_len - x->in_off < 13)
+		want = 13 - (x->in_len - x->in_off);
+	ssize_t r = recv(x->fd, x->in + x->in_len, want, MSG_DONTWAIT);
 	if (r < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
 	if (r < 0)
@@ -1434,9 +1678,17 @@ static int pump(struct ossh_xfer *x, int64_t until)
 	x->in_len += (size_t)r;
 	progress = 1;
 	for (;;) {
-		ssize_t fl = sftp_frame(x->in + x->in_off,
-					x->in_len - x->in_off, FRAME_MAX);
+		ssize_t fl;
 
+		rc = data_direct(x);
+		if (rc < 0)
+			return rc;
+		if (x->rx_left)
+			break;
+		if (rc)
+			continue;
+		fl = sftp_frame(x->in + x->in_off, x->in_len - x->in_off,
+				FRAME_MAX);
 		if (fl < 0)
 			return fail(x, to_errno(x, F_PROTO, 0, NULL),
 				    "%s: packet longer than %d bytes",
@@ -1695,6 +1947,89 @@ out:
 	return rc;
 }
 
+/* Undo start_sftp() and the key file, for a second try of open(). */
+static void session_reset(struct ossh_xfer *x)
+{
+	if (x->fd >= 0)
+		close(x->fd);
+	if (x->efd >= 0)
+		close(x->efd);
+	x->fd = x->efd = -1;
+	if (x->pid > 0)
+		reap(x->pid, x->pidfd, 0, NULL);
+	if (x->pidfd >= 0)
+		close(x->pidfd);
+	x->pid = 0;
+	x->pidfd = -1;
+	if (x->khfile)
+		unlink(x->khfile);
+	free(x->khfile);
+	x->khfile = NULL;
+	hkeys_free(&x->key, 1);
+	x->key = (struct hkey){{0}, NULL, NULL, 0};
+	buf_reset(&x->etext);
+	buf_reset(&x->out);
+	x->out_off = x->in_len = x->in_off = x->rx_left = 0;
+	x->rx = NULL;
+	x->want_version = x->sync_waiting = x->sync_done = false;
+	x->n_ign = 0;
+	x->broken = false;
+	x->base.err[0] = '\0';
+}
+
+/*
+ * Open with the key this process saw on the box before (kc_get): 1 if it
+ * worked, 0 if there was none, or the key must be scanned again (x is
+ * reset), else -errno.
+ */
+static int open_cached(struct ossh_xfer *x, const struct xfer_params *p,
+		       int64_t until, char *err, size_t errlen, bool *err_set)
+{
+	struct hkey k;
+	char why[384] = "";
+	int rc;
+
+	if (!kc_get(x->host, x->port, &k))
+		return 0;
+	rc = write_known_hosts(x, p->state_dir, &k);
+	if (!rc) {
+		x->key = k;
+		k = (struct hkey){{0}, NULL, NULL, 0};
+		rc = start_sftp(x, until);
+	}
+	hkeys_free(&k, 1);
+	if (!rc)
+		rc = handshake(x, until);
+	if (rc == -EACCES && strstr(x->etext.data ? x->etext.data : "",
+				    "Host key verification failed")) {
+		/* the box has another key now: let the policy see it */
+		RGT_DEBUG_LOG("%s: host key changed since the last session; "
+			      "scanning again",
+			      x->where);
+		kc_forget(x->host, x->port);
+		session_reset(x);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	/* ssh verified the box holds the key; no file was touched yet */
+	rc = p->hostkey(p->hostkey_arg, x->key.type, x->key.blob, x->key.len,
+			why, sizeof(why));
+	if (rc) {
+		kc_forget(x->host, x->port);
+		session_reset(x);
+		if (rc < 0 && rc != -EACCES) {
+			if (err && errlen && why[0]) {
+				snprintf(err, errlen, "%s", why);
+				*err_set = true;
+			}
+			return fail(x, rc, "%s", why[0] ? why : strerror(-rc));
+		}
+		return 0; /* refused: the full scan gives the verdict */
+	}
+	return 1;
+}
+
 static int ossh_open(const struct xfer_params *p, struct xfer **out,
 		     char *err, size_t errlen)
 {
@@ -1752,15 +2087,19 @@ static int ossh_open(const struct xfer_params *p, struct xfer **out,
 		goto out_close;
 	}
 
-	rc = choose_key(x, p, until, err, errlen, &err_set);
-	if (rc)
+	rc = open_cached(x, p, until, err, errlen, &err_set);
+	if (rc < 0)
 		goto out_close;
-	rc = start_sftp(x, until);
-	if (rc)
-		goto out_close;
-	rc = handshake(x, until);
-	if (rc)
-		goto out_close;
+	if (!rc) {
+		rc = choose_key(x, p, until, err, errlen, &err_set);
+		if (!rc)
+			rc = start_sftp(x, until);
+		if (!rc)
+			rc = handshake(x, until);
+		if (rc)
+			goto out_close;
+	}
+	kc_put(x->host, x->port, &x->key);
 	x->opening = false;
 	x->base.err[0] = '\0';
 	*out = &x->base;
@@ -1953,7 +2292,10 @@ static int q_drop(struct ossh_xfer *x)
 	while (x->q_n) {
 		struct chunk *c = qat(x, 0);
 
-		if (c->state == C_SENT) {
+		if (c == x->rx) {
+			/* its payload is arriving: read the rest and drop it */
+			x->rx = NULL;
+		} else if (c->state == C_SENT) {
 			rc = ign_reserve(x);
 			if (rc)
 				break;
@@ -2107,7 +2449,7 @@ static ssize_t q_read(struct ossh_xfer *x, char *buf, size_t len, uint64_t off,
 	for (int i = 0; i < x->q_n; i++) {
 		struct chunk *c = qat(x, i);
 
-		if (c->state == C_SENT && c->off >= off &&
+		if (c->state == C_SENT && c != x->rx && c->off >= off &&
 		    c->off + c->len <= call_end)
 			c->dst = buf + (c->off - off);
 	}
@@ -2173,7 +2515,7 @@ static ssize_t q_read(struct ossh_xfer *x, char *buf, size_t len, uint64_t off,
 	for (int i = 0; i < x->q_n; i++) {
 		struct chunk *c = qat(x, i);
 
-		if (c->dst && c->state != C_SENT)
+		if (c->dst && (c->state != C_SENT || c == x->rx))
 			stale = true;
 		c->dst = NULL;
 	}
@@ -2399,7 +2741,7 @@ static void ossh_close(struct xfer *xb)
 	if (x->efd >= 0)
 		close(x->efd);
 	if (x->pid > 0)
-		reap(x->pid, x->pidfd, x->broken ? 0 : 200, NULL);
+		reap(x->pid, x->pidfd, x->broken ? 0 : CLOSE_GRACE_MS, NULL);
 	if (x->pidfd >= 0)
 		close(x->pidfd);
 	if (x->khfile)
@@ -2409,6 +2751,7 @@ static void ossh_close(struct xfer *xb)
 	for (int i = 0; i < QMAX; i++)
 		free(x->qbuf[i]);
 	free(x->khfile);
+	hkeys_free(&x->key, 1);
 	free(x->dir);
 	free(x->host);
 	free(x->user);
