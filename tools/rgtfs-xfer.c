@@ -72,7 +72,8 @@ static void usage(void)
 		"closes the session\n"
 		"                      (\"closed\\n\"), \"X CMD\" runs CMD "
 		"(\"S<status> N\\n\" and N\n"
-		"                      bytes of stdout)\n"
+		"                      bytes of stdout), \"R\" opens a new "
+		"session (\"reopened\\n\")\n"
 		"\n"
 		"  -T   the SSH transport: libssh2 (default) or openssh; with "
 		"-D also auto\n"
@@ -241,7 +242,8 @@ static int do_cat(struct xfer *x, const char *path, size_t block, uint64_t off,
 }
 
 /* Scripted reads on one handle: exercises seeks, EOF and handle reuse. */
-static int do_preads(struct xfer **xp, const char *path)
+static int do_preads(struct xfer **xp, const char *path,
+		     const struct xfer_params *p)
 {
 	char line[4096], *buf = NULL;
 	size_t cap = 0;
@@ -256,6 +258,24 @@ static int do_preads(struct xfer **xp, const char *path)
 			x->ops->close(x);
 			*xp = NULL;
 			printf("closed\n");
+			fflush(stdout);
+			continue;
+		}
+		if (!strcmp(line, "R\n")) {
+			/* a new session (the transport's second open) */
+			const struct xfer_ops *ops =
+			    x ? x->ops : &xfer_sftp_ops;
+			char err[512] = "";
+			int rc;
+
+			if (x)
+				x->ops->close(x);
+			*xp = NULL;
+			rc = ops->open(p, xp, err, sizeof(err));
+			if (rc)
+				printf("E%d %s\n", -rc, err);
+			else
+				printf("reopened\n");
 			fflush(stdout);
 			continue;
 		}
@@ -511,7 +531,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "cat")) {
 		rc = do_cat(x, path, block, off, length);
 	} else if (!strcmp(cmd, "preads")) {
-		rc = do_preads(&x, path);
+		rc = do_preads(&x, path, &p);
 		if (!x)
 			return 0;
 	} else if (!strcmp(cmd, "exec")) {

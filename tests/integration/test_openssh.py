@@ -138,6 +138,12 @@ class Session:
             return int(l[1:].split()[0]), l
         return self.bytes(int(l), timeout), None
 
+    def finish(self, timeout=20):
+        """End the session (EOF on stdin) and return all of stderr."""
+        self.p.stdin.close()
+        self.p.wait(timeout=timeout)
+        return self.p.stderr.read().decode(errors="replace")
+
     def stderr_now(self):
         if self.p.poll() is None:
             return "(running)"
@@ -151,7 +157,8 @@ class Session:
                 pass
         self.p.wait(timeout=10)
         for f in (self.p.stdin, self.p.stdout, self.p.stderr):
-            f.close()
+            if not f.closed:
+                f.close()
 
 
 @pytest.fixture
@@ -315,6 +322,45 @@ def test_known_hosts_file_lives_with_the_session(box_factory, user_key, xfer_bin
     s.send("C\n")
     assert s.line() == "closed"
     assert not os.path.exists(kh), "known_hosts file left after close"
+
+
+def test_second_session_reuses_the_checked_key(box_factory, user_key, xfer_bin,
+                                               session_factory, tmp_path):
+    """A process's second session to a box skips ssh-keyscan; a box that
+    changed its key meanwhile is scanned again and judged by the policy."""
+    box = box_factory(populate=False)
+    with open(box.local("/workspace/f"), "wb") as f:
+        f.write(b"z" * 100)
+    # policy "accept anything" (no -K): the new key is taken after a rescan
+    s = session_factory(argv(xfer_bin, box, user_key, "preads", "/workspace/f",
+                             extra=["-v"]))
+    assert s.read(0, 5) == (b"zzzzz", None)
+    s.send("R\n")
+    assert s.line() == "reopened"
+    assert s.read(0, 5) == (b"zzzzz", None)
+    box.recreate()
+    s.send("R\n")
+    assert s.line() == "reopened"
+    assert s.read(0, 5) == (b"zzzzz", None)
+    err = s.finish()
+    assert err.count("ssh-keyscan -t") == 2, err     # first open, new key
+    assert err.count("host key changed since the last session") == 1, err
+
+    # policy "known_hosts": after the box changed its key it is refused
+    box.recreate()
+    kh = str(tmp_path / "known_hosts")
+    with open(kh, "w") as f:
+        f.write("[%s]:%d %s\n" % (box.host, box.port,
+                                   " ".join(box.host_pubkey().split()[:2])))
+    s = session_factory(argv(xfer_bin, box, user_key, "preads", "/workspace/f",
+                             extra=["-K", kh]))
+    assert s.read(0, 5) == (b"zzzzz", None)
+    s.send("R\n")
+    assert s.line() == "reopened"
+    box.recreate()
+    s.send("R\n")
+    l = s.line()
+    assert l.startswith("E13 ") and "a different key is listed" in l, l
 
 
 # ---- failures are bounded ----------------------------------------------------------
