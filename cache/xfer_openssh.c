@@ -1179,6 +1179,87 @@ static void kc_put(const char *host, int port, const struct hkey *k)
 	pthread_mutex_unlock(&kc_mu);
 }
 
+/*
+ * One ssh-keyscan per box at a time: the sessions a fetch opens together
+ * would otherwise each scan (two unauthenticated connections apiece) and
+ * run into sshd's MaxStartups. The first claims the box; the others wait
+ * (bounded by their own connect deadline) and then find its key cached.
+ */
+static pthread_once_t kc_once = PTHREAD_ONCE_INIT;
+static pthread_cond_t kc_cv;
+static struct {
+	char host[256];
+	int port;
+} scanning[KC_MAX];
+
+static void kc_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&kc_cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static int scan_find(const char *host, int port)
+{
+	for (int i = 0; i < KC_MAX; i++)
+		if (scanning[i].host[0] && scanning[i].port == port &&
+		    !strcmp(scanning[i].host, host))
+			return i;
+	return -1;
+}
+
+/*
+ * Claim the scan of @host:@port: 1 (scan it, then scan_done()), 0 if
+ * another session scanned it meanwhile (try the cache), -1 if the wait
+ * ran out or no slot is free (scan without a claim).
+ */
+static int scan_claim(const char *host, int port, int64_t until)
+{
+	struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+	bool waited = false;
+	int rc = -1;
+
+	if (strlen(host) >= sizeof(scanning[0].host))
+		return -1;
+	pthread_once(&kc_once, kc_init);
+	pthread_mutex_lock(&kc_mu);
+	while (scan_find(host, port) >= 0) {
+		waited = true;
+		if (pthread_cond_timedwait(&kc_cv, &kc_mu, &ts) == ETIMEDOUT)
+			goto out;
+	}
+	if (waited && kc_find(host, port) >= 0) {
+		rc = 0;
+		goto out;
+	}
+	for (int i = 0; i < KC_MAX; i++)
+		if (!scanning[i].host[0]) {
+			snprintf(scanning[i].host, sizeof(scanning[i].host),
+				 "%s", host);
+			scanning[i].port = port;
+			rc = 1;
+			break;
+		}
+out:
+	pthread_mutex_unlock(&kc_mu);
+	return rc;
+}
+
+static void scan_done(const char *host, int port)
+{
+	int i;
+
+	pthread_mutex_lock(&kc_mu);
+	i = scan_find(host, port);
+	if (i >= 0)
+		scanning[i].host[0] = '\0';
+	pthread_cond_broadcast(&kc_cv);
+	pthread_mutex_unlock(&kc_mu);
+}
+
 static void kc_forget(const char *host, int port)
 {
 	int i;
@@ -2088,18 +2169,25 @@ static int ossh_open(const struct xfer_params *p, struct xfer **out,
 	}
 
 	rc = open_cached(x, p, until, err, errlen, &err_set);
+	if (!rc) {
+		int claim = scan_claim(x->host, x->port, until);
+
+		if (!claim)
+			rc = open_cached(x, p, until, err, errlen, &err_set);
+		if (!rc) {
+			rc = choose_key(x, p, until, err, errlen, &err_set);
+			if (!rc)
+				rc = start_sftp(x, until);
+			if (!rc)
+				rc = handshake(x, until);
+			if (!rc) /* before scan_done(): the waiters look */
+				kc_put(x->host, x->port, &x->key);
+		}
+		if (claim > 0)
+			scan_done(x->host, x->port);
+	}
 	if (rc < 0)
 		goto out_close;
-	if (!rc) {
-		rc = choose_key(x, p, until, err, errlen, &err_set);
-		if (!rc)
-			rc = start_sftp(x, until);
-		if (!rc)
-			rc = handshake(x, until);
-		if (rc)
-			goto out_close;
-	}
-	kc_put(x->host, x->port, &x->key);
 	x->opening = false;
 	x->base.err[0] = '\0';
 	*out = &x->base;
