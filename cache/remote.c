@@ -41,7 +41,8 @@
  * Transports. SSH goes through xfer_openssh_ops or xfer_sftp_ops
  * (remote_params.transport); in auto mode OpenSSH first, libssh2 for the
  * rest of the same connect budget if OpenSSH failed for any reason but a
- * verdict (-EACCES), and libssh2 from then on if that is what worked. The
+ * verdict (-EACCES), and libssh2 from then on if that is what worked where
+ * OpenSSH cannot (-ENOTSUP, -ENOENT, -EINVAL: no ssh, too old, no SFTP). The
  * transport in use is logged once (INFO) whenever it changes. Both
  * transports keep the same host-key pin (hostkey_check()).
  *
@@ -720,6 +721,7 @@ static int open_ssh(struct remote *r, struct xfer_params *xp,
 		return 0;
 	}
 	long left = cto - (long)(mono_ms() - start);
+	int orc = rc;
 	if (t != RGT_TRANSPORT_AUTO || rc == -EACCES || left <= 0)
 		return rc;
 	char why[384];
@@ -731,7 +733,11 @@ static int open_ssh(struct remote *r, struct xfer_params *xp,
 	rc = xfer_sftp_ops.open(xp, out, e, elen);
 	xp->connect_timeout_ms = cto;
 	if (!rc) {
-		atomic_store(&r->auto_libssh2, true);
+		/* What will not change by itself (no ssh, an ssh too old for
+		 * our options, a box without SFTP): libssh2 from now on. A
+		 * failure of the moment (a dropped login) stays one connect. */
+		if (orc == -ENOTSUP || orc == -ENOENT || orc == -EINVAL)
+			atomic_store(&r->auto_libssh2, true);
 		note_transport(r, &xfer_sftp_ops, why);
 	}
 	return rc;

@@ -50,7 +50,9 @@ struct remote_params {
 	 * 0) takes OpenSSH when no password is involved and falls back to
 	 * libssh2 within the same connect budget when it fails with anything
 	 * but -EACCES (a refused host key or login is a verdict, not retried);
-	 * once libssh2 worked where OpenSSH did not, this remote stays with it.
+	 * once libssh2 worked where OpenSSH cannot (-ENOTSUP, -ENOENT,
+	 * -EINVAL: no ssh, too old, no SFTP subsystem), the remote stays
+	 * with libssh2.
 	 */
 	enum rgt_transport transport;
 	/*
