@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,6 +75,9 @@ static void usage(void)
 		"(\"S<status> N\\n\" and N\n"
 		"                      bytes of stdout), \"R\" opens a new "
 		"session (\"reopened\\n\")\n"
+		"       opens N        N sessions opened at once (threads), "
+		"each stats / and\n"
+		"                      closes\n"
 		"\n"
 		"  -T   the SSH transport: libssh2 (default) or openssh; with "
 		"-D also auto\n"
@@ -322,6 +326,59 @@ static int do_preads(struct xfer **xp, const char *path,
 	return 0;
 }
 
+struct open_job {
+	pthread_t t;
+	const struct xfer_ops *ops;
+	const struct xfer_params *p;
+	int rc;
+	char err[512];
+};
+
+static void *open_one(void *arg)
+{
+	struct open_job *j = arg;
+	struct xfer *x = NULL;
+	struct xfer_attr a;
+
+	j->rc = j->ops->open(j->p, &x, j->err, sizeof(j->err));
+	if (!j->rc) {
+		j->rc = x->ops->stat(x, "/", &a);
+		if (j->rc)
+			snprintf(j->err, sizeof(j->err), "%s", x->err);
+		x->ops->close(x);
+	}
+	return NULL;
+}
+
+/* `opens N`: N sessions opened at once (threads), each stat / and close. */
+static int do_opens(const struct xfer_ops *ops, const struct xfer_params *p,
+		    const char *count)
+{
+	struct open_job j[32];
+	int n = atoi(count), bad = 0;
+
+	if (n < 1 || n > 32)
+		usage();
+	for (int i = 0; i < n; i++) {
+		j[i].ops = ops;
+		j[i].p = p;
+		j[i].rc = -EAGAIN;
+		j[i].err[0] = '\0';
+		if (pthread_create(&j[i].t, NULL, open_one, &j[i]))
+			n = i;
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(j[i].t, NULL);
+		if (j[i].rc) {
+			bad++;
+			fprintf(stderr, "rgtfs-xfer: open %d: %s: %s\n", i,
+				strerror(-j[i].rc), j[i].err);
+		}
+	}
+	printf("%d opened, %d failed\n", n - bad, bad);
+	return bad ? 1 : 0;
+}
+
 /*
  * exec through struct remote: the path the daemon's teardown takes. The
  * store is a fresh temporary one, so the host key is trusted on first use
@@ -503,6 +560,8 @@ int main(int argc, char **argv)
 
 	if (!ops || keep)
 		usage(); /* auto and -P are remote.c's: -D only */
+	if (!strcmp(cmd, "opens"))
+		return do_opens(ops, &p, path);
 	double t0 = now_s();
 	rc = ops->open(&p, &x, err, sizeof(err));
 	if (rc) {

@@ -363,6 +363,24 @@ def test_second_session_reuses_the_checked_key(box_factory, user_key, xfer_bin,
     assert l.startswith("E13 ") and "a different key is listed" in l, l
 
 
+def box_log_counts(box):
+    """(logins, connections of ours that did not log in) in the box's log."""
+    log = open(box.log, errors="replace").read()
+    conns = log.count("Connection from ")
+    logins = log.count("Accepted publickey")
+    banners = log.count("kex_exchange_identification")   # Box.start()'s probe
+    return logins, conns - logins - banners
+
+
+def test_sessions_opened_together_share_one_scan(box_factory, user_key, xfer_bin):
+    box = box_factory(populate=False)
+    r = run(argv(xfer_bin, box, user_key, "opens", "6"), timeout=60)
+    assert r.rc == 0 and r.out == b"6 opened, 0 failed\n", r
+    # ssh-keyscan's two connections (ecdsa, ed25519) are the only ones
+    # that did not log in: the other five sessions waited for its key
+    assert box_log_counts(box) == (6, 2)
+
+
 # ---- failures are bounded ----------------------------------------------------------
 
 def test_frozen_sshd_times_out_within_io_timeout(box_factory, user_key, xfer_bin,
@@ -549,3 +567,37 @@ def test_pin_is_shared_by_both_transports(box_factory, user_key, xfer_bin, tmp_p
                     timeout=60)
             assert r.rc == 0 and r.out == b"ok\n", (order, transport, r)
             assert ("ecdsa-sha2-nistp256 " + ecdsa_fp).encode() in r.err, r
+
+
+# ---- through the mount ------------------------------------------------------------------
+
+def test_mount_reads_over_openssh_with_one_scan(world, tmp_path):
+    """transport = openssh on a platform section: the daemon's sessions all
+    run ssh, share one ssh-keyscan, and keep their key files in the cache."""
+    w = world(n=1, populate=True, extra_vastai={"transport": "openssh"})
+    box = w.boxes[0]
+    data = os.urandom(24 << 20)
+    with open(w.box_ck(0, "big.bin"), "wb") as f:
+        f.write(data)
+    # several readers at once: several sessions open together
+    procs = [subprocess.Popen(["sha256sum", w.ck(0, "big.bin")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)
+             for _ in range(4)]
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+    logins, unauthenticated = box_log_counts(box)
+    assert logins >= 2
+    # one ssh-keyscan (two connections) for every session of the box
+    assert unauthenticated == 2, (logins, unauthenticated)
+    ssh_dir = os.path.join(w.mount.cache, "ssh")
+    assert stat.S_IMODE(os.stat(ssh_dir).st_mode) == 0o700
+    assert any(n.startswith("kh-%d-" % w.mount.pid) for n in os.listdir(ssh_dir))
+    assert "SSH transport openssh" in open(w.mount.log, errors="replace").read()
