@@ -447,7 +447,7 @@ static int child_env(char **envp, size_t max)
 	static const char *const keep[] = {
 	    "HOME",	  "USER",	 "LOGNAME", "PATH",
 	    "SHELL",	  "LANG",	 "LC_ALL",  "LC_CTYPE",
-	    "TZ",	  "TMPDIR",	 "SSH_AUTH_SOCK", "KRB5CCNAME",
+	    "TZ",	  "TMPDIR",	 "SSH_AUTH_SOCK",
 	    "XDG_RUNTIME_DIR",
 	};
 	size_t n = 0;
@@ -536,8 +536,15 @@ static int wait_exit(pid_t pid, int pidfd, long ms, int *st)
 	for (;;) {
 		pid_t r = waitpid(pid, st, WNOHANG);
 
-		if (r == pid || (r < 0 && errno == ECHILD))
-			return 1; /* ECHILD: reaped elsewhere (SIG_IGN) */
+		if (r == pid)
+			return 1;
+		if (r < 0 && errno == ECHILD) {
+			/* reaped elsewhere (SIG_IGN): its status is lost, so
+			 * it counts as ssh's own failure (255), never as a
+			 * command that succeeded */
+			*st = 255 << 8;
+			return 1;
+		}
 		if (now_ms() >= until)
 			return 0;
 		if (pidfd >= 0) {
@@ -954,6 +961,12 @@ static void sweep_stale(const char *state_dir)
 		if (snprintf(path, sizeof(path), "/tmp/%s", e->d_name) >=
 		    (int)sizeof(path))
 			continue;
+		/* only a real directory of ours: another user's symlink here
+		 * must not aim the sweep at live files */
+		struct stat st;
+		if (lstat(path, &st) || !S_ISDIR(st.st_mode) ||
+		    st.st_uid != geteuid())
+			continue;
 		sweep_files(path, true);
 		rmdir(path);
 	}
@@ -1363,6 +1376,15 @@ static int ssh_argv(struct ossh_xfer *x, struct argv *a, long cto_ms,
 	arg(a, "none");
 	arg(a, "-o");
 	arg(a, "BatchMode=yes");
+	/* rented boxes get no Kerberos ticket and no host-based login */
+	arg(a, "-o");
+	arg(a, "GSSAPIAuthentication=no");
+	arg(a, "-o");
+	arg(a, "GSSAPIDelegateCredentials=no");
+	arg(a, "-o");
+	arg(a, "HostbasedAuthentication=no");
+	arg(a, "-o");
+	arg(a, "NoHostAuthenticationForLocalhost=no");
 	arg(a, "-o");
 	argf(a, "ConnectTimeout=%ld", cto_ms > 0 ? (cto_ms + 999) / 1000 : 1);
 	arg(a, "-o");
@@ -2098,6 +2120,18 @@ static int open_cached(struct ossh_xfer *x, const struct xfer_params *p,
 		session_reset(x);
 		return 0;
 	}
+	if (rc && rc != -EACCES) {
+		/* Any other failure may be a box that no longer offers this
+		 * key's type ("no matching host key type"): never keep a key
+		 * that did not work; an unreachable box is an answer, any
+		 * other failure is scanned again. */
+		kc_forget(x->host, x->port);
+		if (rc == -ETIMEDOUT || rc == -ECONNREFUSED ||
+		    rc == -EHOSTUNREACH)
+			return rc;
+		session_reset(x);
+		return 0;
+	}
 	if (rc)
 		return rc;
 	/* ssh verified the box holds the key; no file was touched yet */
@@ -2384,12 +2418,17 @@ static int q_drop(struct ossh_xfer *x)
 {
 	int rc = 0;
 
+	/* A payload under way may be aimed at a caller's buffer that is
+	 * about to be returned: from here on it is read and dropped. */
+	struct chunk *rx = x->rx;
+
+	x->rx = NULL;
 	while (x->q_n) {
 		struct chunk *c = qat(x, 0);
 
-		if (c == x->rx) {
-			/* its payload is arriving: read the rest and drop it */
-			x->rx = NULL;
+		if (c == rx) {
+			/* its payload is arriving: the rest is read and
+			 * dropped (x->rx is NULL) */
 		} else if (c->state == C_SENT) {
 			rc = ign_reserve(x);
 			if (rc)
@@ -2401,6 +2440,9 @@ static int q_drop(struct ossh_xfer *x)
 	}
 	x->q_head = 0;
 	x->q_n = 0;
+	/* replies left unaccounted for could be taken for later ones */
+	if (rc)
+		break_session(x);
 	return rc;
 }
 
