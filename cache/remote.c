@@ -158,7 +158,41 @@ struct hk_ctx {
 	const struct rgt_endpoint *ep;
 };
 
+static int remote_peek_hostkey(struct remote *r, const char *type,
+			       const unsigned char *key, size_t keylen,
+			       char *err, size_t errlen);
+static int hostkey_check_mode(void *arg, const char *type,
+			      const unsigned char *key, size_t keylen,
+			      char *err, size_t errlen, bool record);
+static int hostkey_judge(void *arg, const char *type,
+			     const unsigned char *key, size_t keylen,
+			     char *err, size_t errlen);
+
 static int hostkey_check(void *arg, const char *type, const unsigned char *key,
+			 size_t keylen, char *err, size_t errlen)
+{
+	return hostkey_check_mode(arg, type, key, keylen, err, errlen, true);
+}
+
+/* xfer_params.hostkey_peek: hostkey_check that never writes a pin. */
+static int hostkey_peek(void *arg, const char *type, const unsigned char *key,
+			size_t keylen, char *err, size_t errlen)
+{
+	return hostkey_check_mode(arg, type, key, keylen, err, errlen, false);
+}
+
+static int hostkey_check_mode(void *arg, const char *type,
+			      const unsigned char *key, size_t keylen,
+			      char *err, size_t errlen, bool record)
+{
+	struct hk_ctx *c = arg;
+	if (!record && !c->r->p.strict_host_keys)
+		return remote_peek_hostkey(c->r, type, key, keylen, err,
+					   errlen);
+	return hostkey_judge(arg, type, key, keylen, err, errlen);
+}
+
+static int hostkey_judge(void *arg, const char *type, const unsigned char *key,
 			 size_t keylen, char *err, size_t errlen)
 {
 	struct hk_ctx *c = arg;
@@ -253,6 +287,40 @@ int remote_pin_hostkey(struct remote *r, const char *type,
 	}
 	free(pin);
 	return 0;
+}
+
+/*
+ * remote_pin_hostkey without the first-use write: 0 when no key is pinned
+ * yet or this one is, -EACCES (reason in @err) when another one is.
+ */
+static int remote_peek_hostkey(struct remote *r, const char *type,
+			       const unsigned char *key, size_t keylen,
+			       char *err, size_t errlen)
+{
+	char k[512], fp[128];
+	size_t klen = key_of(k, sizeof(k), "hostkey", r, NULL);
+	void *pin = NULL;
+	size_t pinlen = 0, tlen = strlen(type);
+	int rc = store_meta_get(r->p.store, k, klen, &pin, &pinlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc) {
+		snprintf(err, errlen, "cannot read host key pin: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	int same = pinlen == tlen + 1 + keylen && !memcmp(pin, type, tlen + 1) &&
+		   !memcmp((char *)pin + tlen + 1, key, keylen);
+	free(pin);
+	if (same)
+		return 0;
+	xfer_key_fingerprint(key, keylen, fp, sizeof(fp));
+	snprintf(err, errlen,
+		 "host key changed for %s/%s: offered %s %s, another one is "
+		 "pinned; refusing (if the box was re-created, remove the "
+		 "pin: rgtfs-store forget-hostkey %s/%s)",
+		 r->p.platform, r->p.id, type, fp, r->p.platform, r->p.id);
+	return -EACCES;
 }
 
 int remote_pinned_key(struct remote *r, char *buf, size_t len)
@@ -784,6 +852,7 @@ static int connect_any(struct remote *r, const struct rgt_endpoint *ep,
 			.io_timeout_ms = r->p.io_timeout_ms,
 			.hostkey = hostkey_check,
 			.hostkey_arg = &hk,
+			.hostkey_peek = hostkey_peek,
 		};
 		char e[384];
 		e[0] = '\0';

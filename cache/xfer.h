@@ -93,6 +93,15 @@ struct xfer_params {
 	long io_timeout_ms;		/* any single operation */
 	xfer_hostkey_fn hostkey;	/* required for SSH backends */
 	void *hostkey_arg;
+	/*
+	 * Optional, same arguments: would the policy accept this key? It
+	 * records nothing (no trust-on-first-use pin is written). A backend
+	 * that learns a key before the server has proved it holds it (the
+	 * OpenSSH transport's ssh-keyscan) asks this first, and calls
+	 * @hostkey, which may record, only once the handshake verified the
+	 * server's signature with that key. NULL: @hostkey for both.
+	 */
+	xfer_hostkey_fn hostkey_peek;
 	/* Required for xfer_s3_ops (host, user, key, hostkey unused);
 	 * NULL for SSH. */
 	const struct xfer_s3_params *s3;

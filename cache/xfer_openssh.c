@@ -1062,9 +1062,12 @@ static int choose_key(struct ossh_xfer *x, const struct xfer_params *p,
 		for (int i = 0; i < n && chosen < 0; i++) {
 			char why[384] = "";
 
-			rc = p->hostkey(p->hostkey_arg, keys[i].type,
-					keys[i].blob, keys[i].len, why,
-					sizeof(why));
+			/* a scanned key is unproven: ask, record nothing
+			 * (the pin is written after the handshake) */
+			xfer_hostkey_fn ask = p->hostkey_peek ? p->hostkey_peek
+							      : p->hostkey;
+			rc = ask(p->hostkey_arg, keys[i].type, keys[i].blob,
+				 keys[i].len, why, sizeof(why));
 			if (!rc) {
 				chosen = i;
 			} else if (rc < 0 && rc != -EACCES) {
@@ -2152,6 +2155,24 @@ static int open_cached(struct ossh_xfer *x, const struct xfer_params *p,
 	return 1;
 }
 
+/* The chosen key, proven by the handshake, to the recording policy. */
+static int confirm_key(struct ossh_xfer *x, const struct xfer_params *p,
+		       char *err, size_t errlen, bool *err_set)
+{
+	char why[384] = "";
+	int rc = p->hostkey(p->hostkey_arg, x->key.type, x->key.blob,
+			    x->key.len, why, sizeof(why));
+	if (!rc)
+		return 0;
+	if (rc > 0)
+		rc = -EACCES;
+	if (err && errlen && why[0]) {
+		snprintf(err, errlen, "%s", why);
+		*err_set = true;
+	}
+	return fail(x, rc, "%s", why[0] ? why : "host key refused");
+}
+
 static int ossh_open(const struct xfer_params *p, struct xfer **out,
 		     char *err, size_t errlen)
 {
@@ -2221,6 +2242,10 @@ static int ossh_open(const struct xfer_params *p, struct xfer **out,
 				rc = start_sftp(x, until);
 			if (!rc)
 				rc = handshake(x, until);
+			if (!rc && p->hostkey_peek)
+				/* ssh has verified the box's signature with
+				 * this key: now the policy may record it */
+				rc = confirm_key(x, p, err, errlen, &err_set);
 			if (!rc) /* before scan_done(): the waiters look */
 				kc_put(x->host, x->port, &x->key);
 		}

@@ -601,3 +601,33 @@ def test_mount_reads_over_openssh_with_one_scan(world, tmp_path):
     assert stat.S_IMODE(os.stat(ssh_dir).st_mode) == 0o700
     assert any(n.startswith("kh-%d-" % w.mount.pid) for n in os.listdir(ssh_dir))
     assert "SSH transport openssh" in open(w.mount.log, errors="replace").read()
+
+
+def test_a_scanned_key_is_pinned_only_once_the_box_proves_it(box_factory, user_key,
+                                                            xfer_bin, tmp_path):
+    """ssh-keyscan never checks the server's signature: a key it reports
+    (here a lying keyscan, as a man in the middle of that one connection
+    could make it) must not become the pin. The session fails, nothing is
+    pinned, and the next connect pins the box's real key."""
+    box = box_factory(populate=False)
+    store = str(tmp_path / "store")
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    bogus = tmp_path / "bogus"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(bogus)],
+                   check=True, stdin=subprocess.DEVNULL)
+    pub = open(str(bogus) + ".pub").read().split()
+    (fake / "ssh-keyscan").write_text(
+        "#!/bin/sh\necho '[127.0.0.1]:%d %s %s'\n" % (box.port, pub[0], pub[1]))
+    (fake / "ssh-keyscan").chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (fake, os.environ.get("PATH", "/usr/bin:/bin")))
+    r = run(argv(xfer_bin, box, user_key, "exec", "echo one", transport="openssh",
+                 extra=["-D", "20000", "-P", store]), timeout=60, env=env)
+    assert r.rc != 0, r
+    bogus_fp = run(["ssh-keygen", "-l", "-f", str(bogus) + ".pub"]).text.split()[1]
+    assert ("trusting host key ssh-ed25519 %s" % bogus_fp).encode() not in r.err, r
+    # the real key is pinned by the next connect, over either transport
+    r = run(argv(xfer_bin, box, user_key, "exec", "echo one", transport="libssh2",
+                 extra=["-D", "20000", "-P", store]), timeout=60)
+    assert r.rc == 0 and r.out == b"one\n", r
+    assert box.host_key_fingerprint().encode() in r.err, r
