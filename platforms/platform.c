@@ -67,6 +67,14 @@ const char *rgt_state_name(enum rgt_state st)
 	return names[st];
 }
 
+void rgt_facts_init(struct rgt_facts *f)
+{
+	f->gpu[0] = 0;
+	f->gpu_count = -1;
+	f->usd_per_hour = -1;
+	f->started = 0;
+}
+
 void rgt_instance_list_free(struct rgt_instance_list *l)
 {
 	if (!l)

@@ -49,6 +49,22 @@ struct rgt_endpoint {
 	char user[RGT_USER_MAX];
 };
 
+/*
+ * What a renter wants at a glance (MOUNT/fleet.tsv), as the platform's
+ * list answer says it. Every field has an "unknown" value, and an adapter
+ * leaves a field unknown rather than guess: a missing price is not $0.
+ */
+#define RGT_GPU_MAX 64
+struct rgt_facts {
+	char gpu[RGT_GPU_MAX];	/* model as the platform names it; "": unknown */
+	int gpu_count;		/* -1: unknown */
+	double usd_per_hour;	/* what it bills now; < 0: unknown */
+	int64_t started;	/* unix seconds it started running; 0: unknown */
+};
+
+/* All fields unknown. */
+void rgt_facts_init(struct rgt_facts *f);
+
 struct rgt_instance {
 	char id[RGT_ID_MAX];	/* directory name: [A-Za-z0-9._-]+, not . or .. */
 	enum rgt_state state;
@@ -56,6 +72,7 @@ struct rgt_instance {
 	char *info_json;	/* platform object minus secrets, pretty; malloc'd */
 	struct rgt_endpoint ep[2];	/* ep[0] direct, then proxy */
 	int n_ep;
+	struct rgt_facts facts;		/* what the fleet view shows */
 };
 
 struct rgt_instance_list {
