@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential meson ninja-build pkg-config libfuse3-dev fuse3
 libssh2-1-dev libcurl4-openssl-dev liblmdb-dev libjansson-dev libinih-dev libxml2-dev
-libssl-dev zlib1g-dev openssh-server openssh-client python3 python3-pytest rsync sshfs
+libssl-dev zlib1g-dev openssh-server openssh-client python3 python3-pytest rsync sshfs attr
 procps psmisc python3-numpy python3-torch python3-boto3"
 
 # node and npm for tools/install-s3rver.sh. A machine with its own Node.js
