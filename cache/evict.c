@@ -110,12 +110,19 @@ static int collect_fn(void *arg, const void *key, size_t kl, const void *val,
 	return 0;
 }
 
-int64_t evict_pass(struct store *st, uint64_t limit, evict_keep_fn keep,
-		   void *arg, bool *still_over)
+void evict_files_free(struct evict_file *v, size_t n)
 {
-	*still_over = false;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].plat);
+		free(v[i].id);
+	}
+	free(v);
+}
+
+int evict_scan(struct store *st, evict_keep_fn keep, void *arg,
+	       struct evict_file **out, size_t *n)
+{
 	struct collect c = { 0 };
-	int64_t freed = 0;
 	int rc = store_meta_scan(st, "file", 5, collect_fn, &c);
 	for (size_t i = 0; !rc && i < c.n; i++) {
 		rc = store_blocks_bytes(st, c.v[i].fid, &c.v[i].bytes);
@@ -125,6 +132,22 @@ int64_t evict_pass(struct store *st, uint64_t limit, evict_keep_fn keep,
 		c.v[i].pinned = k == EVICT_PINNED;
 		c.v[i].hot = k == EVICT_HOT;
 	}
+	if (rc) {
+		evict_files_free(c.v, c.n);
+		return rc;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
+}
+
+int64_t evict_pass(struct store *st, uint64_t limit, evict_keep_fn keep,
+		   void *arg, bool *still_over)
+{
+	*still_over = false;
+	struct collect c = { 0 };
+	int64_t freed = 0;
+	int rc = evict_scan(st, keep, arg, &c.v, &c.n);
 	size_t k = rc ? 0 : evict_choose(c.v, c.n, limit);
 	uint64_t left = 0;
 	for (size_t i = k; !rc && i < c.n; i++)
@@ -142,10 +165,6 @@ int64_t evict_pass(struct store *st, uint64_t limit, evict_keep_fn keep,
 	if (k)
 		rgt_log(RGT_INFO, "cache: evicted %zu files (%lld MiB) to stay "
 			"under cache_size", k, (long long)(freed >> 20));
-	for (size_t i = 0; i < c.n; i++) {
-		free(c.v[i].plat);
-		free(c.v[i].id);
-	}
-	free(c.v);
+	evict_files_free(c.v, c.n);
 	return rc ? rc : freed;
 }

@@ -46,6 +46,16 @@ int evict_record(struct store *st, const uint8_t *fid, const char *plat,
 		 const char *id, int64_t atime_ms);
 
 /*
+ * What a pass sees, and nothing deleted: every file the store has a record
+ * of, with its cached bytes and its class from @keep (NULL: all EVICT_OK),
+ * in key order. For rgtfs-store ls; evict_pass() decides from the same.
+ * *out is malloc'd (NULL possible when @n is 0): evict_files_free().
+ */
+int evict_scan(struct store *st, evict_keep_fn keep, void *arg,
+	       struct evict_file **out, size_t *n);
+void evict_files_free(struct evict_file *v, size_t n);
+
+/*
  * One pass: if unpinned cached bytes exceed @limit, delete the blocks of
  * the least recently used unpinned files until they fit. Returns bytes
  * freed or -errno; *still_over: files being read kept it over the bound.
