@@ -353,8 +353,8 @@ static const char *esc(const char *s, char *out, size_t len)
 }
 
 /* Copy [off, off+len) of file @fid (@size bytes) from the store. */
-static int read_cached(struct store *st, const uint8_t *fid, uint64_t size,
-		       uint64_t off, size_t len, char *dst)
+int archive_read_cached(struct store *st, const uint8_t *fid, uint64_t size,
+			uint64_t off, size_t len, char *dst)
 {
 	struct store_rtxn *tx;
 	int rc = store_rbegin(st, &tx);
@@ -534,7 +534,7 @@ static int put_multi(struct push *p, const char *path, const char *what,
 			rc = perr(p, -EINTR, "%s: interrupted", what);
 			goto out;
 		}
-		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
+		rc = archive_read_cached(p->st, fid, f->size, off, n, p->buf);
 		if (rc) {
 			rc = perr(p, rc,
 				  "%s: bytes at %" PRIu64 " are not in "
@@ -597,7 +597,7 @@ static int put_multi(struct push *p, const char *path, const char *what,
 			rc = perr(p, -EINTR, "%s: interrupted", what);
 			goto out;
 		}
-		rc = read_cached(p->st, fid, f->size, off, n, p->buf);
+		rc = archive_read_cached(p->st, fid, f->size, off, n, p->buf);
 		if (rc) {
 			rc = perr(p, rc,
 				  "%s: bytes at %" PRIu64 " are not in "
@@ -698,8 +698,8 @@ static int push_file(struct push *p, const struct archive_file *f,
 	if (rc) {
 		rc = perr(p, rc, "%s: out of memory", what);
 	} else if (f->size <= part) {
-		rc = read_cached(p->st, ff.fid, f->size, 0, (size_t)f->size,
-				 p->buf);
+		rc = archive_read_cached(p->st, ff.fid, f->size, 0,
+					 (size_t)f->size, p->buf);
 		if (rc)
 			rc = perr(p, rc,
 				  "%s: not all of it is in the cache (%s)",

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct archive;
 struct cloud;
@@ -91,6 +92,15 @@ int archive_etag_multipart(const unsigned char *part_md5s, unsigned nparts,
  * an object sent in one PUT)? Exact comparison; nothing else is accepted.
  */
 bool archive_etag_ok(const char *got, const char *single, const char *multi);
+
+/*
+ * Copy [@off, @off+@len) of cached file @fid (@size bytes) from the store
+ * alone into @dst: -EIO if a block is missing or not the length a file of
+ * @size has there (the bytes are not all cached, or not these bytes).
+ * The push and rgtfs-store's export and verify read archives through it.
+ */
+int archive_read_cached(struct store *st, const uint8_t *fid, uint64_t size,
+			uint64_t off, size_t len, char *dst);
 
 /* Test hook: part size of multipart uploads (default 64 MiB); a file
  * larger than one part is sent in parts. At least 5 MiB on real S3. */

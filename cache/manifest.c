@@ -3,8 +3,10 @@
  */
 #include "manifest.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +136,102 @@ char *manifest_verified(const char *run_id, const char *manifest,
 			      "files", (json_int_t)files, "bytes",
 			      (json_int_t)bytes);
 	return dump(o);
+}
+
+void manifest_files_free(struct manifest_file *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].path);
+	free(v);
+}
+
+static bool hex64(const char *s)
+{
+	if (!s || strlen(s) != 64)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+/* A manifest is a file's evidence: it is read as hostile (STYLE 11). */
+#define MANIFEST_MAX (256u << 20)
+
+int manifest_parse(const char *text, size_t len, struct manifest_file **out,
+		   size_t *nout, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *o = len <= MANIFEST_MAX ? json_loadb(text, len, 0, &je) : NULL;
+	struct manifest_file *v = NULL;
+	size_t n = 0, i;
+	uint64_t bytes = 0;
+	int rc = -EIO;
+
+	if (!o) {
+		snprintf(err, errlen, "not JSON%s", len > MANIFEST_MAX ?
+			 " (too large)" : "");
+		return -EIO;
+	}
+	const char *schema = json_string_value(json_object_get(o, "schema"));
+	json_t *files = json_object_get(o, "files");
+	json_t *totals = json_object_get(o, "totals");
+	if (!schema || strcmp(schema, MANIFEST_SCHEMA)) {
+		snprintf(err, errlen, "schema is not %s", MANIFEST_SCHEMA);
+		goto out;
+	}
+	if (!json_is_array(files) || !json_is_object(totals)) {
+		snprintf(err, errlen, "no \"files\" list or no \"totals\"");
+		goto out;
+	}
+	v = calloc(json_array_size(files) + 1, sizeof(*v));
+	if (!v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	json_t *e;
+	json_array_foreach(files, i, e) {
+		const char *path = json_string_value(json_object_get(e, "path"));
+		const char *hex =
+			json_string_value(json_object_get(e, "path_hex"));
+		const char *sha =
+			json_string_value(json_object_get(e, "sha256"));
+		json_t *b = json_object_get(e, "bytes");
+		if (!path || !*path || !json_is_integer(b) ||
+		    json_integer_value(b) < 0 || !hex64(sha)) {
+			snprintf(err, errlen, "files[%zu]: no path, bytes or "
+				 "sha256", i);
+			goto out;
+		}
+		/* path_hex holds the exact bytes of a name that is not
+		 * UTF-8; "path" is then only its escaped, readable form. */
+		v[n].path = hex ? rpath_hex_decode(hex) : strdup(path);
+		if (!v[n].path) {
+			snprintf(err, errlen, "files[%zu]: bad path_hex", i);
+			goto out;
+		}
+		v[n].bytes = (uint64_t)json_integer_value(b);
+		memcpy(v[n].sha256, sha, 65);
+		bytes += v[n].bytes;
+		n++;
+	}
+	json_t *tf = json_object_get(totals, "files");
+	json_t *tb = json_object_get(totals, "bytes");
+	if (!json_is_integer(tf) || !json_is_integer(tb) ||
+	    (uint64_t)json_integer_value(tf) != n ||
+	    (uint64_t)json_integer_value(tb) != bytes) {
+		snprintf(err, errlen, "totals do not match the %zu files "
+			 "listed", n);
+		goto out;
+	}
+	*out = v;
+	*nout = n;
+	v = NULL;
+	rc = 0;
+out:
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	manifest_files_free(v, n);
+	json_decref(o);
+	return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef RGT_MANIFEST_H
 #define RGT_MANIFEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -25,5 +26,24 @@ char *manifest_verified(const char *run_id, const char *manifest,
 			time_t verified, uint64_t files, uint64_t bytes);
 /* Lower-case hex SHA-256 of @len bytes. */
 void manifest_sha256_hex(const void *data, size_t len, char hex[65]);
+
+/* One entry of a parsed manifest's "files". */
+struct manifest_file {
+	char *path;		/* the exact name bytes (path_hex when given) */
+	uint64_t bytes;
+	char sha256[65];
+};
+
+/*
+ * The inverse of manifest_build(), for the tools that check an archive
+ * against its manifest: the "files" of the @len bytes at @text, in order.
+ * -EIO (and a reason in @err) if it is not a PULL/v1 manifest, an entry
+ * lacks a path, a size or a 64-digit lower-case sha256, a path is absolute
+ * or has a ".." component, or the totals disagree with the list; -ENOMEM.
+ * *out is malloc'd: free with manifest_files_free().
+ */
+int manifest_parse(const char *text, size_t len, struct manifest_file **out,
+		   size_t *n, char *err, size_t errlen);
+void manifest_files_free(struct manifest_file *v, size_t n);
 
 #endif
