@@ -49,6 +49,31 @@ static const struct fuse_opt rgt_opt_spec[] = {
 	OPT("--help", show_help),
 	OPT("-V", show_version),
 	OPT("--version", show_version),
+	/*
+	 * fstab options that mean nothing to a FUSE mount and that libfuse
+	 * would refuse ("unknown option"). mount(8) and mount.fuse3 strip
+	 * most of them, but not the atime family, which mount passes on
+	 * (everything under the mount is read-only, so no atime changes);
+	 * an fstab line copied to the command line or a unit works too.
+	 * "x-*" is dropped in opt_proc (a template cannot match a prefix).
+	 */
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("comment=", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("relatime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("norelatime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("strictatime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nostrictatime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("lazytime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nolazytime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("diratime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nodiratime", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_END
 };
 
@@ -62,6 +87,8 @@ static int opt_proc(void *data, const char *arg, int key,
 {
 	struct rgt_opts *o = data;
 
+	if (key == FUSE_OPT_KEY_OPT && !strncmp(arg, "x-", 2))
+		return 0;	/* x-systemd.*, x-gvfs-*: for other programs */
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (o->nnonopt >= 2) {
