@@ -213,7 +213,7 @@ def test_completion_other_tools(tmp_path):
     (tmp_path / "model.safetensors").write_text("")
     assert _complete("_rgtfs_verify", "rgtfs-verify %s/mo" % tmp_path) == [
         str(tmp_path / "model.safetensors")]
-    assert _complete("_rgtfs_top", "rgtfs-top --sort usd") == ["usd_per_hour"]
+    assert _complete("_rgtfs_top", "rgtfs-top --sort co") == ["cost"]
     assert set(_complete("_rgtfs_top", "rgtfs-top -")) >= {"-n", "-1", "--sort"}
     (tmp_path / "mnt").mkdir()
     assert _complete("_rgtfs_top", "rgtfs-top %s/mn" % tmp_path) == [str(tmp_path / "mnt")]

@@ -195,18 +195,17 @@ _rgtfs_do_teardown()
 _rgtfs_do_top()
 {
 	case $prev in
-	-n)
+	-n | --read-timeout)
 		_rgtfs_words "1 2 5 10 30" "$cur"
 		return
 		;;
 	--sort)
-		_rgtfs_words "platform id status gpu gpus usd_per_hour uptime_s
-			checkpoint_bytes cached_bytes teardown" "$cur"
+		_rgtfs_words "platform status cost uptime gpu" "$cur"
 		return
 		;;
 	esac
 	if [[ $cur == -* ]]; then
-		_rgtfs_words "-n -1 --sort -h --help" "$cur"
+		_rgtfs_words "-n -1 --sort --read-timeout -h --help" "$cur"
 		return
 	fi
 	# the rgtfs mounts first; any directory otherwise
