@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ struct finst {
 	char *info_json;
 	struct rgt_endpoint ep[2];
 	int n_ep;
+	struct rgt_facts facts;	/* GPU, price, start: MOUNT/fleet.tsv */
 	bool listed;		/* in the last successful list */
 	bool hidden;		/* not listed and no cached data */
 	time_t seen;		/* last time a list contained it */
@@ -88,6 +90,9 @@ struct fplat {
 	char error[512];	/* "" while healthy */
 	char note[512];		/* last "skipped N entries" note logged */
 	unsigned long polls;
+	/* Adapter calls that may reach the platform (list, destroy, log,
+	 * orphans, password) and how many failed: MOUNT/.rgtfs/stats. */
+	atomic_ulong api_calls, api_failures;
 	pthread_t thread;
 	bool started;
 };
@@ -132,6 +137,15 @@ static char *record_encode(const struct finst *in, const char *section)
 			      in->info_json ? in->info_json : "", "endpoints",
 			      eps, "seen", (json_int_t)in->seen, "section",
 			      section);
+	/* The fleet view of a gone instance keeps what it last knew. */
+	json_t *fa = json_pack("{s:s,s:i,s:f,s:I}", "gpu", in->facts.gpu,
+			       "gpu_count", in->facts.gpu_count,
+			       "usd_per_hour", in->facts.usd_per_hour,
+			       "started", (json_int_t)in->facts.started);
+	if (o && fa)
+		json_object_set_new(o, "facts", fa);
+	else
+		json_decref(fa);
 	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	return s;
@@ -160,6 +174,20 @@ static int record_decode(const void *v, size_t len, struct finst *in)
 		return -EIO;
 	}
 	in->state = state_from_name(state);
+	rgt_facts_init(&in->facts);
+	const char *gpu = NULL;
+	int gpus = -1;
+	double usd = -1;
+	json_int_t started = 0;
+	if (!json_unpack(json_object_get(o, "facts"), "{s?s,s?i,s?F,s?I}",
+			 "gpu", &gpu, "gpu_count", &gpus, "usd_per_hour",
+			 &usd, "started", &started)) {
+		snprintf(in->facts.gpu, sizeof(in->facts.gpu), "%s",
+			 gpu ? gpu : "");
+		in->facts.gpu_count = gpus;
+		in->facts.usd_per_hour = usd;
+		in->facts.started = (int64_t)started;
+	}
 	in->status_msg = strdup(msg);
 	in->info_json = strdup(info);
 	in->seen = (time_t)seen;
@@ -251,12 +279,19 @@ static struct finst *add(struct fplat *pl, const char *id)
 	struct finst *in = &ni[pl->n++];
 	memset(in, 0, sizeof(*in));
 	snprintf(in->id, sizeof(in->id), "%s", id);
+	rgt_facts_init(&in->facts);
 	return in;
 }
 
 static bool same_str(const char *a, const char *b)
 {
 	return !strcmp(a ? a : "", b ? b : "");
+}
+
+static bool same_facts(const struct rgt_facts *a, const struct rgt_facts *b)
+{
+	return !strcmp(a->gpu, b->gpu) && a->gpu_count == b->gpu_count &&
+	       a->usd_per_hour == b->usd_per_hour && a->started == b->started;
 }
 
 static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
@@ -274,7 +309,8 @@ static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
 			       !same_str(in->info_json, ri->info_json) ||
 			       in->n_ep != ri->n_ep ||
 			       memcmp(in->ep, ri->ep,
-				      ri->n_ep * sizeof(ri->ep[0]));
+				      ri->n_ep * sizeof(ri->ep[0])) ||
+			       !same_facts(&in->facts, &ri->facts);
 		in->listed = true;
 		in->hidden = false;
 		in->seen = now;
@@ -295,6 +331,8 @@ static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
 		ri->info_json = NULL;
 		memcpy(in->ep, ri->ep, sizeof(in->ep));
 		in->n_ep = ri->n_ep;
+		in->facts = ri->facts;
+		in->facts.gpu[sizeof(in->facts.gpu) - 1] = '\0';
 		if (in->remote)
 			remote_set_endpoints(in->remote, in->ep, in->n_ep);
 		if (changed)
@@ -341,6 +379,16 @@ static void apply_list(struct fplat *pl, struct rgt_instance_list *l,
 				store_meta_del(pl->fl->st, k, klen);
 		}
 	}
+}
+
+/* Count one adapter call that may have reached the platform; returns @rc. */
+static int counted(struct fplat *pl, int rc)
+{
+	atomic_fetch_add_explicit(&pl->api_calls, 1, memory_order_relaxed);
+	if (rc)
+		atomic_fetch_add_explicit(&pl->api_failures, 1,
+					  memory_order_relaxed);
+	return rc;
 }
 
 /* ---- poller ---------------------------------------------------------------- */
@@ -412,7 +460,8 @@ static void fetch_passwords(struct fplat *pl, time_t now)
 	for (size_t k = 0; k < n; k++) {
 		char *pw = NULL, err[320] = "";
 		pthread_mutex_lock(&pl->api_mu);
-		int rc = pl->ops->password(pl->p, ids[k], &pw, err, sizeof(err));
+		int rc = counted(pl, pl->ops->password(pl->p, ids[k], &pw, err,
+						       sizeof(err)));
 		pthread_mutex_unlock(&pl->api_mu);
 		pthread_mutex_lock(&pl->mu);
 		struct finst *in = find(pl, ids[k]);
@@ -442,7 +491,8 @@ static int poll_once(struct fplat *pl, const char *id, bool *listed,
 		struct rgt_instance_list l = { 0 };
 		char err[512] = "";
 		pthread_mutex_lock(&pl->api_mu);
-		int rc = pl->ops->list(pl->p, &l, err, sizeof(err));
+		int rc = counted(pl, pl->ops->list(pl->p, &l, err,
+						   sizeof(err)));
 		pthread_mutex_unlock(&pl->api_mu);
 		time_t now = time(NULL);
 
@@ -721,6 +771,32 @@ unsigned long fleet_polls(struct fleet *fl, size_t pi)
 	return n;
 }
 
+size_t fleet_nsections(struct fleet *fl)
+{
+	return fl->npl;
+}
+
+void fleet_api_counts(struct fleet *fl, size_t pi, unsigned long *calls,
+		      unsigned long *failures)
+{
+	*calls = atomic_load_explicit(&fl->pl[pi].api_calls,
+				      memory_order_relaxed);
+	*failures = atomic_load_explicit(&fl->pl[pi].api_failures,
+					 memory_order_relaxed);
+}
+
+int fleet_instance_facts(struct fleet *fl, size_t pi, const char *id,
+			 struct rgt_facts *out)
+{
+	struct fplat *pl = &fl->pl[pi];
+	pthread_mutex_lock(&pl->mu);
+	struct finst *in = find(pl, id);
+	if (in && !in->hidden)
+		*out = in->facts;
+	pthread_mutex_unlock(&pl->mu);
+	return in && !in->hidden ? 0 : -ENOENT;
+}
+
 void fleet_ids_free(char **ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -971,7 +1047,8 @@ int fleet_destroy(struct fleet *fl, size_t pi, const char *id, size_t step,
 		return -EIO;
 	}
 	pthread_mutex_lock(&pl->api_mu);
-	int rc = pl->ops->destroy(pl->p, id, step, maybe_sent, err, errlen);
+	int rc = counted(pl, pl->ops->destroy(pl->p, id, step, maybe_sent,
+					      err, errlen));
 	pthread_mutex_unlock(&pl->api_mu);
 	return rc;
 }
@@ -995,7 +1072,7 @@ int fleet_orphans(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 	if (!pl->p || !pl->ops->orphans)
 		return 0;
 	pthread_mutex_lock(&pl->api_mu);
-	int rc = pl->ops->orphans(pl->p, id, out, err, errlen);
+	int rc = counted(pl, pl->ops->orphans(pl->p, id, out, err, errlen));
 	pthread_mutex_unlock(&pl->api_mu);
 	return rc;
 }
@@ -1047,7 +1124,7 @@ int fleet_log(struct fleet *fl, size_t pi, const char *id, struct buf *out,
 		pthread_mutex_unlock(&pl->log_mu);
 		return rc;
 	}
-	rc = pl->ops->log(pl->p, id, out, err, errlen);
+	rc = counted(pl, pl->ops->log(pl->p, id, out, err, errlen));
 	pthread_mutex_unlock(&pl->log_mu);
 	if (rc)
 		out->len = start;	/* a failed read shows nothing of it */

@@ -136,4 +136,22 @@ bool fleet_pinned(void *arg, const char *plat, const char *id);
 /* Number of list calls made so far (tests and tools). */
 unsigned long fleet_polls(struct fleet *fl, size_t pi);
 
+/* ---- for the fleet view (MOUNT/fleet.tsv, .rgtfs/stats) */
+
+/* Number of sections @pi may index (configured platform and ssh ones). */
+size_t fleet_nsections(struct fleet *fl);
+/*
+ * Adapter calls of section @pi that may reach its platform (list, destroy,
+ * log, orphans, password; an ssh section's list is its probe) and how many
+ * of them failed, since the mount. One list may be several HTTP requests
+ * (pages, retries inside the adapter).
+ */
+void fleet_api_counts(struct fleet *fl, size_t pi, unsigned long *calls,
+		      unsigned long *failures);
+/* What the last list said of @id's GPU, price and start (platform.h:
+ * struct rgt_facts, unknown fields as there). -ENOENT: no instance. */
+struct rgt_facts;
+int fleet_instance_facts(struct fleet *fl, size_t pi, const char *id,
+			 struct rgt_facts *out);
+
 #endif
