@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "stats.h"
 
 static int cmp_lru(const void *a, const void *b)
 {
@@ -161,6 +162,8 @@ int64_t evict_pass(struct store *st, uint64_t limit, evict_keep_fn keep,
 			rc = store_meta_del(st, key, file_key(key, c.v[i].fid));
 		if (!rc)
 			freed += (int64_t)c.v[i].bytes;
+		if (!rc)
+			stats_evicted(c.v[i].bytes, STORE_BLOCK_SIZE);
 	}
 	if (k)
 		rgt_log(RGT_INFO, "cache: evicted %zu files (%lld MiB) to stay "

@@ -63,6 +63,7 @@
 #include "evict.h"
 #include "log.h"
 #include "remote.h"
+#include "stats.h"
 
 #define NBUCKETS 1024
 #define WRITE_BATCH 16		/* blocks per commit (see DESIGN) */
@@ -439,6 +440,7 @@ static void finish_job(struct fetcher *f, struct job *j, void *data,
 			f->st.inflight_peak = f->st.inflight;
 		f->st.blocks_fetched++;
 		f->st.bytes_fetched += j->len;
+		stats_fetched(remote_transport(j->remote), j->len);
 		j->refs++;	/* the write queue's */
 		enqueue(&f->writeq, j);
 		pthread_cond_signal(&f->write_cv);
@@ -1045,6 +1047,7 @@ static int warm_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
 	store_rend(t);
 	pthread_mutex_lock(&f->mu);
 	f->st.hits += n;
+	stats_add(STATS_CACHE_HITS, (uint64_t)n);
 	pthread_mutex_unlock(&f->mu);
 	return 1;
 }

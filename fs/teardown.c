@@ -66,6 +66,7 @@
 #include "remote.h"
 #include "roster.h"
 #include "rpath.h"
+#include "stats.h"
 #include "store.h"
 
 #define OUT_MAX (64u << 20)	/* bound on one remote command's output */
@@ -2028,6 +2029,7 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 	buf_init(&t.log, 4u << 20);
 	t.r = fleet_remote(c->fleet, pi, id);
 	rgt_log(RGT_INFO, "%s/%s: teardown requested", t.plat, id);
+	stats_add(STATS_TEARDOWNS_STARTED, 1);
 	note(&t, "teardown of %s/%s started %ld", t.plat, id,
 	     (long)time(NULL));
 
@@ -2122,6 +2124,7 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 			if (f.can_destroy) {
 				/* name the verbs: a plain host's "destroy" is
 				 * the user's own teardown_command */
+				stats_add(STATS_TEARDOWNS_DESTROYED, 1);
 				struct buf vb;
 				buf_init(&vb, 4096);
 				for (size_t i = 0; i < t.verbs_accepted; i++)
@@ -2207,6 +2210,8 @@ out:
 		buf_appendf(&b, "%s", t.log.data ? t.log.data : "");
 		fleet_set_teardown(c->fleet, pi, id, b.data ? b.data : "");
 		buf_cleanup(&b);
+		stats_add(f.step == TD_FAILED ? STATS_TEARDOWNS_FAILED :
+						STATS_TEARDOWNS_REFUSED, 1);
 		rgt_log(RGT_INFO, "%s/%s: teardown %s: %s", t.plat, id,
 			f.step == TD_FAILED ? "failed" : "refused",
 			t.reason[0] ? t.reason : strerror(-rc));
