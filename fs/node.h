@@ -41,6 +41,9 @@ enum node_kind {
 	NK_PLOG,	/* log from the platform's log API (rendered text) */
 	NK_CLOUDS,	/* MOUNT/cloud */
 	NK_CERROR,	/* MOUNT/cloud/.error */
+	NK_FLEET,	/* MOUNT/fleet.tsv, fleet.json (vf: fleetview_file) */
+	NK_RGTDIR,	/* MOUNT/.rgtfs */
+	NK_RGTFILE,	/* its version, stats, log (vf: fleetview_rgt) */
 };
 
 #define NODE_ROOT_INO 1

@@ -1,7 +1,8 @@
 /*
  * tree.c - the live kinds of the tree (see tree.h):
  *
- *   /                    platform directories + archive/
+ *   /                    platform directories, archive/, fleet.tsv,
+ *                        fleet.json, .rgtfs/ (fleetview.c)
  *   /<kind>/             .error + one directory per visible instance
  *   /<kind>/<id>/        status status_msg info.json ssh teardown .error
  *                        log checkpoints/
@@ -29,10 +30,12 @@
 #include "cloud.h"
 #include "config.h"
 #include "fleet.h"
+#include "fleetview.h"
 #include "ops.h"
 #include "platform.h"
 #include "remote.h"
 #include "rpath.h"
+#include "store.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -306,6 +309,19 @@ static int root_resolve(struct rgt_ctx *c, struct node *p, const char *name,
 		t->pi = -1;
 		return 0;
 	}
+	for (size_t i = 0; i < NELEM(fleetview_root_names); i++) {
+		if (!strcmp(name, fleetview_root_names[i])) {
+			t->kind = NK_FLEET;
+			t->vf = (int)i;
+			t->pi = -1;
+			return 0;
+		}
+	}
+	if (!strcmp(name, FLEETVIEW_DIR)) {
+		t->kind = NK_RGTDIR;
+		t->pi = -1;
+		return 0;
+	}
 	/* a platform directory's pi is its directory index */
 	t->pi = fleet_dir_index(c->fleet, name);
 	if (t->pi < 0)
@@ -322,6 +338,10 @@ static int root_fill(struct rgt_ctx *c, struct node *n, struct dirh *d)
 				    S_IFDIR);
 	if (!rc && c->nclouds)
 		rc = tree_add_child(d, n, "cloud", S_IFDIR);
+	for (size_t i = 0; !rc && i < NELEM(fleetview_root_names); i++)
+		rc = tree_add_child(d, n, fleetview_root_names[i], S_IFREG);
+	if (!rc)
+		rc = tree_add_child(d, n, FLEETVIEW_DIR, S_IFDIR);
 	return rc ? rc : tree_add_child(d, n, "archive", S_IFDIR);
 }
 
@@ -810,6 +830,88 @@ static const struct kind_ops rdir_ops = {
 	.stat = rdir_stat, .resolve = rdir_resolve, .fill = rdir_fill,
 };
 
+/* ---- what the fleet view shows of checkpoints/ ---------------------------------- */
+
+#define CKPT_SUM_DIRS 4096	/* listings one instance's sum reads, at most */
+
+/* Sum the listed files under @root in @s's namespace (see tree.h). */
+static int sum_listed(struct rgt_ctx *c, const struct rsrc *s,
+		      uint64_t *total, uint64_t *cached)
+{
+	char **todo = malloc(CKPT_SUM_DIRS * sizeof(*todo));
+	size_t ntodo = 0, seen = 0;
+	int rc = 0;
+	if (!todo || !(todo[0] = strdup(s->path))) {
+		free(todo);
+		return -ENOMEM;
+	}
+	ntodo = seen = 1;
+	*total = *cached = 0;
+	while (ntodo) {
+		char *dir = todo[--ntodo];
+		struct rlisting *l;
+		int lrc = remote_list_cached(s->r, dir, &l);
+		if (lrc) {
+			/* checkpoints/ itself: nothing known; below it: that
+			 * directory was never opened, so it adds nothing */
+			if (seen == 1)
+				rc = -ENOENT;
+			free(dir);
+			continue;
+		}
+		for (size_t i = 0; !rc && i < l->n; i++) {
+			const struct rentry *e = &l->v[i];
+			char *p = rpath_join_dup(dir, e->name);
+			if (!p) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (S_ISDIR(e->attr.mode) && seen < CKPT_SUM_DIRS) {
+				todo[ntodo++] = p;
+				seen++;
+				continue;
+			}
+			if (S_ISREG(e->attr.mode)) {
+				uint8_t fid[STORE_FID_LEN];
+				uint64_t have = 0;
+				fetch_file_id(fid, s->plat, s->id, p,
+					      e->attr.size, e->attr.mtime,
+					      e->attr.etag);
+				*total += e->attr.size;
+				if (!store_blocks_bytes(c->store, fid, &have))
+					*cached += have < e->attr.size ?
+							   have :
+							   e->attr.size;
+			}
+			free(p);
+		}
+		rlisting_free(l);
+		free(dir);
+		if (rc)
+			break;
+	}
+	while (ntodo)
+		free(todo[--ntodo]);
+	free(todo);
+	return rc;
+}
+
+int tree_checkpoint_bytes(struct rgt_ctx *c, size_t pi, const char *id,
+			  uint64_t *total, uint64_t *cached)
+{
+	const struct rgt_section *sec = fleet_section(c->fleet, pi);
+	struct node root = { .kind = NK_RDIR, .pi = (int)pi, .id = (char *)id,
+			     .rpath = sec->checkpoint_dir };
+	struct rsrc src[2];
+	int ns = sources_of(c, &root, src);
+	for (int i = 0; i < ns; i++) {
+		int rc = sum_listed(c, &src[i], total, cached);
+		if (rc != -ENOENT)
+			return rc;
+	}
+	return -ENOENT;
+}
+
 /* ---- the table ---------------------------------------------------------------- */
 
 static const struct kind_ops *const kinds[] = {
@@ -831,6 +933,9 @@ static const struct kind_ops *const kinds[] = {
 	[NK_PLOG] = &plog_ops,
 	[NK_CLOUDS] = &clouds_ops,
 	[NK_CERROR] = &cerror_ops,
+	[NK_FLEET] = &fleetview_fleet,
+	[NK_RGTDIR] = &fleetview_dir,
+	[NK_RGTFILE] = &fleetview_rfile,
 };
 
 static const struct kind_ops none_ops;

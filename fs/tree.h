@@ -94,6 +94,18 @@ int tree_text_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		   int (*render)(struct rgt_ctx *, const struct node *,
 				 struct buf *));
 
+/*
+ * What the tree knows of instance @id's checkpoints without asking
+ * anyone: the regular files of every listing of checkpoints/ and below
+ * it already made (in memory or the store, box or bucket copy, whichever
+ * has one of checkpoints/ itself), their sizes summed into *total, and
+ * the bytes of those very versions the store holds into *cached. A
+ * subdirectory never listed counts nothing. -ENOENT: checkpoints/ was
+ * never listed.
+ */
+int tree_checkpoint_bytes(struct rgt_ctx *c, size_t pi, const char *id,
+			  uint64_t *total, uint64_t *cached);
+
 /* Is archive/@plat/@id one pushed to a bucket (and not a local one's
  * name)? Such an archive is read-only: rmdir of it is EROFS. */
 bool tree_archive_is_remote(struct rgt_ctx *c, const char *plat,
