@@ -866,14 +866,17 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "c:h")) != -1) {
 		switch (opt) {
 		case 'c':
+			free(dir);
 			dir = strdup(optarg);
 			break;
 		default:
+			free(dir);
 			usage();
 			return opt == 'h' ? 0 : 2;
 		}
 	}
 	if (optind >= argc) {
+		free(dir);
 		usage();
 		return 2;
 	}
