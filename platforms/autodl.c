@@ -356,6 +356,21 @@ out_copy:
 	return s;
 }
 
+/*
+ * The fleet view's facts from a pro/list item: req_gpu_amount and
+ * started_at (RFC 3339 with its +08:00; one without a zone stays unknown,
+ * the zone would be a guess). The model stays unknown: the item names the
+ * GPU only by gpu_spec_uuid ("v-48g"), a spec id and not a model. The
+ * rate too: payg_price is in CNY, in a unit the API does not document
+ * ("payg_price": 2580), and no exchange rate is ours to pick.
+ */
+static void find_facts(json_t *item, struct rgt_facts *f)
+{
+	f->gpu_count =
+	    restapi_json_count(json_object_get(item, "req_gpu_amount"));
+	f->started = restapi_json_rfc3339(json_object_get(item, "started_at"));
+}
+
 /* One list item into @ri; -EINVAL (skip it, reason in @why) or -ENOMEM. */
 static int parse_one(json_t *item, const char *ssh_user,
 		     struct rgt_instance *ri, char *why, size_t whylen)
@@ -364,6 +379,7 @@ static int parse_one(json_t *item, const char *ssh_user,
 	const char *raw, *msg;
 
 	memset(ri, 0, sizeof(*ri));
+	rgt_facts_init(&ri->facts);	/* zero would say "0 GPUs, $0/h" */
 	if (!json_is_object(item)) {
 		snprintf(why, whylen, "not an object");
 		return -EINVAL;
@@ -380,6 +396,7 @@ static int parse_one(json_t *item, const char *ssh_user,
 		return -EINVAL;
 	}
 	ri->state = autodl_map_state(jstr(st));
+	find_facts(item, &ri->facts);
 	m = json_object_get(item, "status_msg");
 	msg = jstr(m) ? jstr(m) : jstr(st);
 	ri->status_msg = restapi_one_line(msg ? msg : "",

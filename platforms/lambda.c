@@ -38,6 +38,7 @@
 #include "http.h"
 #include "restapi.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,68 @@ static char *status_line(json_t *inst)
 	return o;
 }
 
+/*
+ * The GPU count a description starts with, "8x H100 (80 GB SXM5)": 8, and
+ * in *@rest where the model begins; -1 when it does not start "<N>x ".
+ */
+static int description_count(const char *s, const char **rest)
+{
+	int n = 0;
+	size_t i;
+
+	for (i = 0; i < 4 && isdigit((unsigned char)s[i]); i++)
+		n = n * 10 + (s[i] - '0');
+	if (!i || s[0] == '0' || s[i] != 'x' || s[i + 1] != ' ')
+		return -1;
+	*rest = s + i + 2;
+	return n;
+}
+
+/*
+ * The fleet view's facts from instance_type. The model: gpu_description,
+ * else the description without its "<N>x " (the model is what follows;
+ * one without that prefix as it is), else the type's name
+ * ("gpu_1x_a100_sxm4", Lambda's own label). The count: specs.gpus, else
+ * the description's "<N>x"; the name's "_8x_" is an id, not a
+ * statement, and is not read. The rate: price_cents_per_hour
+ * / 100, the type's list price, billed once health checks pass and until
+ * terminate (PLATFORMS.md 3.2): while active, and while unhealthy (an
+ * in-OS shutdown still bills). Booting, preempted or terminating, what it
+ * bills is not in the answer, so the rate stays unknown. Lambda gives no
+ * start time: started stays unknown.
+ */
+static void find_facts(json_t *inst, struct rgt_facts *f)
+{
+	json_t *t = json_object_get(inst, "instance_type");
+	const char *st = jstr(json_object_get(inst, "status"));
+	const char *desc, *model = NULL;
+	json_t *specs;
+	int dn = -1;
+	double c;
+
+	if (!json_is_object(t))
+		return;
+	desc = jstr(json_object_get(t, "description"));
+	if (desc && (dn = description_count(desc, &model)) < 0)
+		model = desc;
+	if (!restapi_facts_gpu(f, json_object_get(t, "gpu_description")) &&
+	    model)
+		rgt_facts_set_gpu(f, model, strlen(model));
+	if (!f->gpu[0])
+		restapi_facts_gpu(f, json_object_get(t, "name"));
+	specs = json_object_get(t, "specs");
+	if (json_is_object(specs))
+		f->gpu_count =
+		    restapi_json_count(json_object_get(specs, "gpus"));
+	if (f->gpu_count < 0)
+		f->gpu_count = dn;
+	if (st && (!strcasecmp(st, "active") || !strcasecmp(st, "unhealthy"))) {
+		c = restapi_json_rate(
+		    json_object_get(t, "price_cents_per_hour"), false);
+		f->usd_per_hour = c < 0 ? -1 : c / 100;
+	}
+}
+
 /* One instance into @ri: -EINVAL (skip it, reason in @why), -ENOMEM. */
 static int parse_one(json_t *inst, const char *ssh_user,
 		     struct rgt_instance *ri, char *why, size_t whylen)
@@ -160,6 +223,7 @@ static int parse_one(json_t *inst, const char *ssh_user,
 	const char *id;
 
 	memset(ri, 0, sizeof(*ri));
+	rgt_facts_init(&ri->facts);	/* zero would say "0 GPUs, $0/h" */
 	if (!json_is_object(inst)) {
 		snprintf(why, whylen, "not an object");
 		return -EINVAL;
@@ -171,6 +235,7 @@ static int parse_one(json_t *inst, const char *ssh_user,
 	}
 	snprintf(ri->id, sizeof(ri->id), "%s", id);
 	ri->state = lambda_map_state(inst);
+	find_facts(inst, &ri->facts);
 	if (restapi_json_host(json_object_get(inst, "ip"), ri->ep[0].host)) {
 		ri->ep[0].port = 22;
 		snprintf(ri->ep[0].user, sizeof(ri->ep[0].user), "%s",

@@ -40,6 +40,7 @@
 #include "restapi.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,12 +235,71 @@ static char *status_line(json_t *m)
 	return o;
 }
 
+/*
+ * Model and count from accelerators [{name, count, memory}]: the count is
+ * their sum, the model their name when they all share one. An empty list
+ * says the machine has none (0, model unknown: a CPU machine has no GPU
+ * to name); an entry without a string name or an integer count makes
+ * both unknown, since the sum would then be a guess.
+ */
+static void accel_facts(json_t *acc, struct rgt_facts *f)
+{
+	const char *name = NULL;
+	bool same = true;
+	int sum = 0;
+
+	for (size_t i = 0; i < json_array_size(acc); i++) {
+		json_t *a = json_array_get(acc, i);
+		const char *nm = NULL;
+		int c = -1;
+
+		if (json_is_object(a)) {
+			nm = jstr(json_object_get(a, "name"));
+			c = restapi_json_count(json_object_get(a, "count"));
+		}
+		if (!nm || c < 0 || c > INT_MAX - sum)
+			return;
+		if (name && strcmp(name, nm))
+			same = false;
+		if (!name)
+			name = nm;
+		sum += c;
+	}
+	f->gpu_count = sum;
+	if (name && same)
+		rgt_facts_set_gpu(f, name, strlen(name));
+}
+
+/*
+ * The fleet view's facts. GPU model and count from accelerators; without
+ * that list, the model is machineType ("A100-80G", Paperspace's name for
+ * what is rented) and the count unknown. The rate: usageRate only where
+ * it is a number (the API names a rate plan there, "A100-80G Hourly",
+ * which is not a price), and only while the machine runs (stop ends the
+ * compute charge; what storage and an IP bill then is not in the answer).
+ * started stays unknown: dtCreated is the creation, and a Machine has no
+ * field saying when it last started.
+ */
+static void find_facts(json_t *m, enum rgt_state st, struct rgt_facts *f)
+{
+	json_t *acc = json_object_get(m, "accelerators");
+
+	if (json_is_array(acc))
+		accel_facts(acc, f);
+	else
+		restapi_facts_gpu(f, json_object_get(m, "machineType"));
+	if (st == RGT_ST_RUNNING)
+		f->usd_per_hour =
+		    restapi_json_rate(json_object_get(m, "usageRate"), false);
+}
+
 static int parse_one(json_t *m, const char *ssh_user, struct rgt_instance *ri,
 		     char *why, size_t whylen)
 {
 	const char *id;
 
 	memset(ri, 0, sizeof(*ri));
+	rgt_facts_init(&ri->facts);	/* zero would say "0 GPUs, $0/h" */
 	if (!json_is_object(m)) {
 		snprintf(why, whylen, "not an object");
 		return -EINVAL;
@@ -251,6 +311,7 @@ static int parse_one(json_t *m, const char *ssh_user, struct rgt_instance *ri,
 	}
 	snprintf(ri->id, sizeof(ri->id), "%s", id);
 	ri->state = paperspace_map_state(m);
+	find_facts(m, ri->state, &ri->facts);
 	if (restapi_json_host(json_object_get(m, "publicIp"), ri->ep[0].host)) {
 		ri->ep[0].port = 22;
 		snprintf(ri->ep[0].user, sizeof(ri->ep[0].user), "%s",

@@ -18,6 +18,10 @@
  *   would hide the directory and could collide with MOUNT/<platform>/.error)
  *   or '-' (it would read as an option to the shell tools users point at
  *   the tree).
+ * - A GPU name for the fleet view is sanitised here, once for every
+ *   adapter: it lands in one tab-separated line, so nothing that breaks
+ *   or reorders a line survives, and it is cut on a character boundary
+ *   because a split UTF-8 sequence would make the whole line unreadable.
  */
 #include "platform.h"
 #include "autodl.h"
@@ -73,6 +77,88 @@ void rgt_facts_init(struct rgt_facts *f)
 	f->gpu_count = -1;
 	f->usd_per_hour = -1;
 	f->started = 0;
+}
+
+/*
+ * The length of the well-formed UTF-8 character at @s (@n bytes left),
+ * its code point in *@cp; 0 for a byte that starts none (a stray
+ * continuation, an overlong form, a surrogate, past U+10FFFF, cut short).
+ */
+static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	size_t len, i;
+	uint32_t c;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		c = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3;
+		c = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		c = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/*
+ * Characters that would break or disguise a line of fleet.tsv: C0 (tab
+ * and newline included), DEL, C1, the Unicode line and paragraph
+ * separators, and the marks that reorder text on a terminal.
+ */
+static bool breaks_line(uint32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 ||
+	       c == 0x2029 || c == 0x200e || c == 0x200f ||
+	       (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+void rgt_facts_set_gpu(struct rgt_facts *f, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, o = 0;
+
+	while (s && i < n) {
+		uint32_t c;
+		size_t len = utf8_char(u + i, n - i, &c);
+
+		if (!len) {
+			i++;
+			continue;
+		}
+		if (breaks_line(c) || c == ' ') {
+			/* one space between words, none in front */
+			if (o && f->gpu[o - 1] != ' ' && o < RGT_GPU_MAX - 1)
+				f->gpu[o++] = ' ';
+		} else {
+			if (o + len > RGT_GPU_MAX - 1)
+				break;
+			memcpy(f->gpu + o, u + i, len);
+			o += len;
+		}
+		i += len;
+	}
+	while (o && f->gpu[o - 1] == ' ')
+		o--;
+	f->gpu[o] = '\0';
 }
 
 void rgt_instance_list_free(struct rgt_instance_list *l)

@@ -65,6 +65,14 @@ struct rgt_facts {
 /* All fields unknown. */
 void rgt_facts_init(struct rgt_facts *f);
 
+/*
+ * f->gpu from @n bytes of @s as a platform sent them: bytes that are not
+ * well-formed UTF-8 dropped, control and line-breaking or reordering
+ * characters turned into one space, blanks at either end trimmed, cut on
+ * a character boundary to RGT_GPU_MAX - 1 bytes. Nothing left: "".
+ */
+void rgt_facts_set_gpu(struct rgt_facts *f, const char *s, size_t n);
+
 struct rgt_instance {
 	char id[RGT_ID_MAX];	/* directory name: [A-Za-z0-9._-]+, not . or .. */
 	enum rgt_state state;

@@ -10,6 +10,9 @@
  *   carrying a token are dropped too, since Lambda's jupyter_url does).
  * - These are the same rules vastai.c applies; the code was lifted from
  *   there so that every adapter scrubs and checks the same way.
+ * - The fleet view's facts are read here for the same reason: one rule
+ *   for every platform that a value of the wrong type, a negative or
+ *   non-finite rate, or a time without a zone is "unknown", never 0.
  */
 #define _GNU_SOURCE /* asprintf, strcasestr */
 #include "restapi.h"
@@ -18,6 +21,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +432,168 @@ char *restapi_urlencode(const char *s)
 	}
 	*q = '\0';
 	return o;
+}
+
+/* ---- facts for the fleet view ---------------------------------------- */
+
+bool restapi_facts_gpu(struct rgt_facts *f, json_t *v)
+{
+	if (!json_is_string(v))
+		return false;
+	rgt_facts_set_gpu(f, json_string_value(v), json_string_length(v));
+	return f->gpu[0] != '\0';
+}
+
+int restapi_json_count(json_t *v)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > INT_MAX)
+		return -1;
+	return (int)json_integer_value(v);
+}
+
+/*
+ * A decimal number filling all of @s (@n bytes), else -1. strtod alone
+ * would also take leading blanks, "inf", "nan" and hex floats, so the
+ * characters are checked first.
+ */
+static double decimal_string(const char *s, size_t n)
+{
+	bool digit = false;
+	char *end;
+	double d;
+
+	if (!n || strlen(s) != n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (isdigit((unsigned char)s[i]))
+			digit = true;
+		else if (!strchr(".eE+-", s[i]))
+			return -1;
+	}
+	if (!digit)
+		return -1;
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno || end != s + n)
+		return -1;
+	return d;
+}
+
+double restapi_json_rate(json_t *v, bool string_ok)
+{
+	double d;
+
+	if (json_is_integer(v) || json_is_real(v))
+		d = json_number_value(v);
+	else if (string_ok && json_is_string(v))
+		d = decimal_string(json_string_value(v), json_string_length(v));
+	else
+		return -1;
+	if (!isfinite(d) || d < 0)
+		return -1;
+	return d == 0 ? 0.0 : d;	/* never "-0" */
+}
+
+/* 9999-12-31T23:59:59Z: past it a time is not a date a platform meant. */
+#define EPOCH_MAX 253402300799LL
+
+int64_t restapi_json_epoch(json_t *v)
+{
+	double d;
+
+	if (!json_is_integer(v) && !json_is_real(v))
+		return 0;
+	d = json_number_value(v);
+	/* checked before the cast: a double past int64 is undefined */
+	if (!isfinite(d) || d < 1 || d > (double)EPOCH_MAX)
+		return 0;
+	return (int64_t)d;
+}
+
+/* @n decimal digits at @s into *@out. */
+static bool fixed_digits(const char *s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (y >= 1). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+	int era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = y / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return (int64_t)era * 146097 + doe - 719468;
+}
+
+static int month_days(int y, int m)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30,
+				    31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : mdays[m - 1];
+}
+
+int64_t restapi_json_rfc3339(json_t *v)
+{
+	const char *s;
+	size_t n, i;
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	int64_t t;
+
+	if (!json_is_string(v))
+		return 0;
+	s = json_string_value(v);
+	n = json_string_length(v);
+	/* YYYY-MM-DDTHH:MM:SS is 19 bytes; the zone comes after. */
+	if (n < 20 || strlen(s) != n)
+		return 0;
+	if (!fixed_digits(s, 4, &y) || s[4] != '-' ||
+	    !fixed_digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    !fixed_digits(s + 8, 2, &d) ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    !fixed_digits(s + 11, 2, &h) || s[13] != ':' ||
+	    !fixed_digits(s + 14, 2, &mi) || s[16] != ':' ||
+	    !fixed_digits(s + 17, 2, &sec))
+		return 0;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 ||
+	    d > month_days(y, mo) || h > 23 || mi > 59 || sec > 60)
+		return 0;
+	i = 19;
+	if (s[i] == '.') {
+		size_t f = ++i;
+
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+		if (i == f)
+			return 0;
+	}
+	if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z')) {
+		i++;
+	} else if (i + 6 == n && (s[i] == '+' || s[i] == '-') &&
+		   fixed_digits(s + i + 1, 2, &oh) && s[i + 3] == ':' &&
+		   fixed_digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
+		sign = s[i] == '+' ? 1 : -1;
+		i += 6;
+	}
+	if (i != n)
+		return 0;
+	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+	t -= sign * (oh * 3600 + om * 60);
+	return t >= 1 && t <= EPOCH_MAX ? t : 0;
 }
 
 void restapi_instance_cleanup(struct rgt_instance *ri)

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "platform.h"
 
@@ -74,6 +75,37 @@ char *restapi_urlencode(const char *s);
 /* Sort @l by id and drop repeated ids (the first kept). Returns how many
  * were dropped, or -ENOMEM. */
 long restapi_sort_unique(struct rgt_instance_list *l);
+
+/*
+ * Readers for struct rgt_facts (platform.h). Each gives the field's
+ * "unknown" for a missing value, a value of the wrong JSON type or one out
+ * of range, and never guesses a unit or a default.
+ */
+
+/* f->gpu from a JSON string (rgt_facts_set_gpu); false if not a string
+ * or nothing printable is left. */
+bool restapi_facts_gpu(struct rgt_facts *f, json_t *v);
+
+/* A JSON integer 0..INT_MAX, else -1. */
+int restapi_json_count(json_t *v);
+
+/*
+ * A rate: a finite JSON number >= 0, else -1. With @string_ok a JSON
+ * string holding only a decimal number (digits, '.', an exponent, a sign;
+ * no blanks, hex, inf or nan) is read too, the whole string or nothing.
+ */
+double restapi_json_rate(json_t *v, bool string_ok);
+
+/* Unix seconds from a JSON number of epoch seconds (the fraction
+ * dropped); 0 for anything not in 1 .. year 9999. */
+int64_t restapi_json_epoch(json_t *v);
+
+/*
+ * Unix seconds from an RFC 3339 JSON string
+ * ("2026-11-30T09:14:02Z", "...09:14:02.123+08:00"); 0 for anything else,
+ * a time without a zone included (its zone would be a guess).
+ */
+int64_t restapi_json_rfc3339(json_t *v);
 
 /* Free what one rgt_instance holds and zero it. */
 void restapi_instance_cleanup(struct rgt_instance *ri);

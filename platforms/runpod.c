@@ -345,6 +345,30 @@ static char *make_status_msg(json_t *pod, enum rgt_state st, const char *kind)
 }
 
 /*
+ * The fleet view's facts from the v2 pod: gpu.displayName when the pod
+ * carries one, else gpu.id (v2 names a GPU type by its model, "NVIDIA
+ * GeForce RTX 4090"); gpu.count; cost, which RunPod gives as what the
+ * pod bills now (0.0 once EXITED, so 0 here is RunPod's word, not a
+ * default); startedAt, RFC 3339. A CPU pod has no "gpu" object: GPU and
+ * count stay unknown. The v1 and GraphQL names (costPerHr,
+ * machine.gpuDisplayName) are not read: this adapter speaks v2 only.
+ */
+static void find_facts(json_t *pod, struct rgt_facts *f)
+{
+	json_t *gpu = json_object_get(pod, "gpu");
+
+	if (json_is_object(gpu)) {
+		if (!restapi_facts_gpu(f, json_object_get(gpu, "displayName")))
+			restapi_facts_gpu(f, json_object_get(gpu, "id"));
+		f->gpu_count =
+		    restapi_json_count(json_object_get(gpu, "count"));
+	}
+	f->usd_per_hour =
+	    restapi_json_rate(json_object_get(pod, "cost"), false);
+	f->started = restapi_json_rfc3339(json_object_get(pod, "startedAt"));
+}
+
+/*
  * One pod object into @ri. 1: a TERMINATED pod (leave it out); -EINVAL
  * with a reason in @why for a malformed entry; -ENOMEM fatal.
  */
@@ -355,6 +379,7 @@ static int parse_one(json_t *pod, const char *ssh_user,
 	json_t *jid;
 
 	memset(ri, 0, sizeof(*ri));
+	rgt_facts_init(&ri->facts);	/* zero would say "0 GPUs, $0/h" */
 	if (!json_is_object(pod)) {
 		snprintf(why, whylen, "not an object");
 		return -EINVAL;
@@ -374,6 +399,7 @@ static int parse_one(json_t *pod, const char *ssh_user,
 	ri->state = runpod_map_state(pod);
 	if (ri->state == RGT_ST_GONE)
 		return 1;
+	find_facts(pod, &ri->facts);
 	kind = find_endpoint(pod, ri);
 	ri->status_msg = make_status_msg(pod, ri->state, kind);
 	if (!ri->status_msg)

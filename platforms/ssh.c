@@ -499,6 +499,9 @@ static int ssh_list(struct platform *p, struct rgt_instance_list *out,
 		return -ENOMEM;
 	}
 	snprintf(in->id, sizeof(in->id), "%s", p->name);
+	/* A plain host has no control plane to say its GPU or price: all
+	 * unknown, which calloc's zeros would not be ("0 GPUs, $0/h"). */
+	rgt_facts_init(&in->facts);
 	in->state = pr.state;
 	/* a name or an error text may hold anything: one escaped line */
 	in->status_msg = strdup(rpath_escape_s(pr.state == RGT_ST_RUNNING ?

@@ -401,6 +401,27 @@ static bool json_id(json_t *v, char out[RGT_ID_MAX])
 }
 
 /*
+ * The fleet view's facts: gpu_name, num_gpus, dph_total (a number, or a
+ * decimal string as some answers carry it), start_date (epoch float).
+ * dph_total is the contract's rate and is listed in every state, but a
+ * box bills it only while it holds its GPU: running, or frozen (paused
+ * with the GPU still billed, PLATFORMS.md 1.3). Stopped, exited, loading
+ * or outbid, what it bills per hour (disk only, or nothing yet) is not in
+ * the answer, so the rate stays unknown there rather than overstated.
+ */
+static void find_facts(json_t *inst, struct rgt_facts *f)
+{
+	const char *actual = jstr(json_object_get(inst, "actual_status"));
+
+	restapi_facts_gpu(f, json_object_get(inst, "gpu_name"));
+	f->gpu_count = restapi_json_count(json_object_get(inst, "num_gpus"));
+	if (streq(actual, "running") || streq(actual, "frozen"))
+		f->usd_per_hour = restapi_json_rate(
+		    json_object_get(inst, "dph_total"), true);
+	f->started = restapi_json_epoch(json_object_get(inst, "start_date"));
+}
+
+/*
  * One instance object into @ri. -EINVAL with a reason in @why for a
  * malformed entry (skip it), -ENOMEM otherwise fatal.
  */
@@ -411,6 +432,7 @@ static int parse_one(json_t *inst, const char *ssh_user,
 	bool direct;
 
 	memset(ri, 0, sizeof(*ri));
+	rgt_facts_init(&ri->facts);	/* zero would say "0 GPUs, $0/h" */
 	if (!json_is_object(inst)) {
 		snprintf(why, whylen, "not an object");
 		return -EINVAL;
@@ -420,6 +442,7 @@ static int parse_one(json_t *inst, const char *ssh_user,
 		return -EINVAL;
 	}
 	ri->state = vastai_map_state(inst);
+	find_facts(inst, &ri->facts);
 	m = json_object_get(inst, "status_msg");
 	ri->status_msg = json_is_string(m)
 			     ? restapi_one_line(json_string_value(m),
