@@ -393,6 +393,61 @@ static void test_password(void)
 	      -ENOENT);
 }
 
+static void test_facts(void)
+{
+	static const char body[] =
+	    "{\"code\":\"Success\",\"data\":{\"page_index\":1,\"max_page\":1,"
+	    "\"list\":["
+	    "{\"uuid\":\"pro-a\",\"status\":\"running\","
+	    "\"req_gpu_amount\":\"2\",\"started_at\":\"2026-11-30 09:13:20\"},"
+	    "{\"uuid\":\"pro-b\",\"status\":\"running\","
+	    "\"req_gpu_amount\":-1,\"started_at\":1796001200},"
+	    "{\"uuid\":\"pro-c\",\"status\":\"running\","
+	    "\"req_gpu_amount\":8,\"started_at\":\"2026-11-30T01:13:20Z\","
+	    "\"payg_price\":2580,\"gpu_spec_uuid\":\"v-48g\"}"
+	    "]}}";
+	struct rgt_instance_list l = {0};
+	struct autodl_page pg;
+	const struct rgt_instance *ri;
+	size_t skipped;
+	char err[512];
+
+	CHECK_ERR(page("list_p1.json", 1, &l, &pg, &skipped, err, sizeof(err)),
+		  0);
+	ri = find(&l, "pro-7c9f1b2a3d4e");
+	REQUIRE(ri);
+	CHECK(ri->facts.gpu_count == 1);
+	CHECK(ri->facts.started == 1796001200);	/* 09:13:20+08:00 */
+	/* gpu_spec_uuid is a spec id, payg_price CNY: both unknown */
+	CHECK(!ri->facts.gpu[0]);
+	CHECK(ri->facts.usd_per_hour < 0);
+	/* shut down, no amount and no start said */
+	ri = find(&l, "pro-0a1b2c3d4e5f");
+	REQUIRE(ri);
+	CHECK(!ri->facts.gpu[0] && ri->facts.gpu_count == -1 &&
+	      ri->facts.usd_per_hour < 0 && ri->facts.started == 0);
+	free_raws(l.n);
+	rgt_instance_list_free(&l);
+
+	CHECK_ERR(autodl_parse_page(body, sizeof(body) - 1, "root", 1, &l,
+				    &raws, &pg, &skipped, err, sizeof(err)),
+		  0);
+	REQUIRE(l.n == 3 && skipped == 0);
+	/* a count as a string and a time without its zone: unknown */
+	ri = find(&l, "pro-a");
+	REQUIRE(ri);
+	CHECK(ri->facts.gpu_count == -1 && ri->facts.started == 0);
+	ri = find(&l, "pro-b");
+	REQUIRE(ri);
+	CHECK(ri->facts.gpu_count == -1 && ri->facts.started == 0);
+	ri = find(&l, "pro-c");
+	REQUIRE(ri);
+	CHECK(ri->facts.gpu_count == 8 && ri->facts.started == 1796001200);
+	CHECK(!ri->facts.gpu[0] && ri->facts.usd_per_hour < 0);
+	free_raws(l.n);
+	rgt_instance_list_free(&l);
+}
+
 int main(void)
 {
 	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
@@ -406,5 +461,6 @@ int main(void)
 	test_ssh_command_shapes();
 	test_open();
 	test_password();
+	test_facts();
 	return CHECK_DONE();
 }

@@ -425,6 +425,106 @@ static void test_ssh_user(void)
 	CHECK_STR(restapi_ssh_user(&s, "ubuntu"), "me");
 }
 
+/* The facts of one instance: its status and instance_type (JSON). */
+static struct rgt_facts lambda_facts(const char *status, const char *type)
+{
+	struct rgt_instance_list l;
+	struct rgt_facts f;
+	char err[512], b[2048];
+
+	snprintf(b, sizeof(b),
+		 "{\"data\":[{\"id\":\"0920582c7ff041399e34823a0be62549\","
+		 "\"status\":\"%s\"%s%s}]}",
+		 status, type ? ",\"instance_type\":" : "", type ? type : "");
+	REQUIRE(lambda_parse_instances(b, strlen(b), NULL, &l, err,
+				       sizeof(err)) == 0);
+	REQUIRE(l.n == 1);
+	f = l.v[0].facts;
+	rgt_instance_list_free(&l);
+	return f;
+}
+
+static void test_facts(void)
+{
+	struct rgt_instance_list l;
+	const struct rgt_instance *i;
+	struct rgt_facts f;
+	char err[512], long_type[512], *p;
+
+	REQUIRE(parse_fixture("list.json", NULL, &l, err, sizeof(err)) == 0);
+	i = find(&l, "0920582c7ff041399e34823a0be62549");
+	REQUIRE(i);
+	CHECK_STR(i->facts.gpu, "A100 (40 GB SXM4)");
+	CHECK(i->facts.gpu_count == 1);
+	CHECK(i->facts.usd_per_hour == 1.29);
+	CHECK(i->facts.started == 0);	/* Lambda gives no start time */
+	/* booting: not billed yet, and the answer does not say 0 */
+	i = find(&l, "1b2c3d4e5f60718293a4b5c6d7e8f901");
+	REQUIRE(i);
+	CHECK_STR(i->facts.gpu, "gpu_8x_h100_sxm5");
+	CHECK(i->facts.gpu_count == -1);	/* the name's 8x is not read */
+	CHECK(i->facts.usd_per_hour < 0);
+	/* no instance_type at all */
+	i = find(&l, "2b2c3d4e5f60718293a4b5c6d7e8f902");
+	REQUIRE(i);
+	CHECK(!i->facts.gpu[0] && i->facts.gpu_count == -1 &&
+	      i->facts.usd_per_hour < 0 && i->facts.started == 0);
+	rgt_instance_list_free(&l);
+
+	/* the description's "<N>x" and model when nothing else says them */
+	f = lambda_facts("active", "{\"name\":\"gpu_8x_h100_sxm5\","
+				   "\"description\":\"8x H100 (80 GB SXM5)\","
+				   "\"price_cents_per_hour\":2392}");
+	CHECK_STR(f.gpu, "H100 (80 GB SXM5)");
+	CHECK(f.gpu_count == 8);
+	CHECK(f.usd_per_hour == 23.92);
+	/* specs.gpus wins over the description */
+	f = lambda_facts("unhealthy", "{\"description\":\"8x H100\","
+				      "\"specs\":{\"gpus\":4},"
+				      "\"price_cents_per_hour\":0}");
+	CHECK(f.gpu_count == 4);
+	CHECK(f.usd_per_hour == 0);	/* unhealthy bills; Lambda said 0 */
+	/* a description without "<N>x " is the model as it is */
+	f = lambda_facts("active", "{\"description\":\"RTX 6000 Ada\"}");
+	CHECK_STR(f.gpu, "RTX 6000 Ada");
+	CHECK(f.gpu_count == -1 && f.usd_per_hour < 0);
+	static const char *const no_count[] = {
+	    "0x A100", "x A100", "12345x A100",
+	    "8xA100",  "8 x A100", "-8x A100",
+	};
+	for (size_t k = 0; k < sizeof(no_count) / sizeof(no_count[0]); k++) {
+		char t[128];
+
+		snprintf(t, sizeof(t), "{\"description\":\"%s\"}", no_count[k]);
+		f = lambda_facts("active", t);
+		CHECK(f.gpu_count == -1);
+		CHECK_STR(f.gpu, no_count[k]);
+	}
+	/* wrong types, negative prices: unknown */
+	f = lambda_facts("active", "{\"gpu_description\":5,"
+				   "\"description\":null,\"name\":[],"
+				   "\"specs\":{\"gpus\":\"1\"},"
+				   "\"price_cents_per_hour\":\"129\"}");
+	CHECK(!f.gpu[0] && f.gpu_count == -1 && f.usd_per_hour < 0);
+	f = lambda_facts("active", "{\"price_cents_per_hour\":-129}");
+	CHECK(f.usd_per_hour < 0);
+	f = lambda_facts("active", "{\"specs\":[1],"
+				   "\"price_cents_per_hour\":true}");
+	CHECK(f.gpu_count == -1 && f.usd_per_hour < 0);
+	f = lambda_facts("active", "\"gpu_1x_a100\"");
+	CHECK(!f.gpu[0] && f.usd_per_hour < 0);
+	f = lambda_facts("terminating", "{\"price_cents_per_hour\":129}");
+	CHECK(f.usd_per_hour < 0);
+	/* a long model is cut on a character boundary */
+	p = long_type + sprintf(long_type, "{\"gpu_description\":\"A100 ");
+	for (int k = 0; k < 40; k++)
+		p += sprintf(p, "\\u00e9");	/* é, 2 bytes in UTF-8 */
+	sprintf(p, "\"}");
+	f = lambda_facts("active", long_type);
+	CHECK(strlen(f.gpu) == 63);	/* "A100 " and 29 whole é */
+	CHECK((unsigned char)f.gpu[62] == 0xa9);
+}
+
 int main(void)
 {
 	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
@@ -439,5 +539,6 @@ int main(void)
 	test_helpers();
 	test_open();
 	test_ssh_user();
+	test_facts();
 	return CHECK_DONE();
 }

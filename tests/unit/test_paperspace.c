@@ -341,6 +341,95 @@ static void test_open(void)
 	CHECK(strstr(err, "ps-secret") == NULL);
 }
 
+/* The facts of the one machine @fields describes (after its id). */
+static struct rgt_facts ps_facts(const char *fields)
+{
+	char cursor[PAPERSPACE_CURSOR_MAX], err[512], b[2048];
+	struct rgt_instance_list l = {0};
+	struct rgt_facts f;
+	size_t skipped = 0;
+	bool more;
+
+	snprintf(b, sizeof(b),
+		 "{\"hasMore\":false,\"items\":[{\"id\":\"ps1\"%s%s}]}",
+		 fields[0] ? "," : "", fields);
+	REQUIRE(paperspace_parse_page(b, strlen(b), NULL, &l, &more, cursor,
+				      &skipped, err, sizeof(err)) == 0);
+	REQUIRE(l.n == 1);
+	f = l.v[0].facts;
+	rgt_instance_list_free(&l);
+	return f;
+}
+
+static void test_facts(void)
+{
+	char cursor[PAPERSPACE_CURSOR_MAX], err[512];
+	struct rgt_instance_list l = {0};
+	const struct rgt_instance *i;
+	struct rgt_facts f;
+	size_t skipped = 0;
+	bool more;
+
+	REQUIRE(page("page1.json", &l, &more, cursor, &skipped, err,
+		     sizeof(err)) == 0);
+	i = find(&l, "psz4x1bqe");
+	REQUIRE(i);
+	CHECK_STR(i->facts.gpu, "A100-80G");
+	CHECK(i->facts.gpu_count == 1);
+	/* usageRate "A100-80G Hourly" names a plan, not a price */
+	CHECK(i->facts.usd_per_hour < 0);
+	CHECK(i->facts.started == 0);	/* dtCreated is not a start */
+	/* no accelerators: machineType names it, the count is unknown */
+	i = find(&l, "psbooting1");
+	REQUIRE(i);
+	CHECK_STR(i->facts.gpu, "P4000");
+	CHECK(i->facts.gpu_count == -1 && i->facts.usd_per_hour < 0);
+	i = find(&l, "psserviceready");
+	REQUIRE(i);
+	CHECK(!i->facts.gpu[0] && i->facts.gpu_count == -1 &&
+	      i->facts.usd_per_hour < 0 && i->facts.started == 0);
+	rgt_instance_list_free(&l);
+
+	/* a numeric usageRate while running is the rate; off, unknown */
+	f = ps_facts("\"state\":\"ready\",\"usageRate\":3.09,"
+		     "\"accelerators\":[{\"name\":\"A100-80G\",\"count\":8}]");
+	CHECK(f.usd_per_hour == 3.09 && f.gpu_count == 8);
+	f = ps_facts("\"state\":\"off\",\"usageRate\":3.09");
+	CHECK(f.usd_per_hour < 0);
+	f = ps_facts("\"state\":\"ready\",\"usageRate\":-3.09");
+	CHECK(f.usd_per_hour < 0);
+	f = ps_facts("\"state\":\"ready\",\"usageRate\":\"3.09\"");
+	CHECK(f.usd_per_hour < 0);
+	/* an empty list says no GPU: 0, and no model to name */
+	f = ps_facts("\"machineType\":\"C5\",\"accelerators\":[]");
+	CHECK(f.gpu_count == 0 && !f.gpu[0]);
+	/* several: summed; one model only when they all share it */
+	f = ps_facts("\"accelerators\":[{\"name\":\"A4000\",\"count\":1},"
+		     "{\"name\":\"A4000\",\"count\":2}]");
+	CHECK(f.gpu_count == 3);
+	CHECK_STR(f.gpu, "A4000");
+	f = ps_facts("\"accelerators\":[{\"name\":\"A4000\",\"count\":1},"
+		     "{\"name\":\"A5000\",\"count\":1}]");
+	CHECK(f.gpu_count == 2 && !f.gpu[0]);
+	/* one bad entry makes the sum a guess: unknown */
+	f = ps_facts("\"machineType\":\"A4000\",\"accelerators\":"
+		     "[{\"name\":\"A4000\",\"count\":1},{\"name\":\"A4000\","
+		     "\"count\":\"1\"}]");
+	CHECK(f.gpu_count == -1 && !f.gpu[0]);
+	f = ps_facts("\"accelerators\":[{\"count\":1}]");
+	CHECK(f.gpu_count == -1 && !f.gpu[0]);
+	f = ps_facts("\"accelerators\":[{\"name\":\"A4000\",\"count\":"
+		     "2147483647},{\"name\":\"A4000\",\"count\":1}]");
+	CHECK(f.gpu_count == -1);
+	f = ps_facts("\"accelerators\":{\"name\":\"A4000\"},"
+		     "\"machineType\":7");
+	CHECK(f.gpu_count == -1 && !f.gpu[0]);
+	/* a long machine type is cut to fit */
+	f = ps_facts("\"machineType\":\"A100-80Gx8-with-a-machine-type-name-"
+		     "that-is-much-longer-than-the-fleet-view-field\"");
+	CHECK(strlen(f.gpu) == RGT_GPU_MAX - 1);
+}
+
 int main(void)
 {
 	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
@@ -352,5 +441,6 @@ int main(void)
 	test_orphans();
 	test_delete();
 	test_open();
+	test_facts();
 	return CHECK_DONE();
 }

@@ -369,6 +369,109 @@ static void test_parse_logs(void)
 	buf_cleanup(&out);
 }
 
+/* The facts of the one pod @fields describes (after its id and status). */
+static struct rgt_facts pod_facts(const char *status, const char *fields)
+{
+	struct rgt_instance_list l;
+	struct rgt_facts f;
+	char err[512], b[2048];
+
+	snprintf(b, sizeof(b),
+		 "{\"pods\":[{\"id\":\"p1\",\"status\":\"%s\"%s%s}]}",
+		 status, fields[0] ? "," : "", fields);
+	REQUIRE(runpod_parse_pods(b, strlen(b), NULL, &l, err, sizeof(err)) ==
+		0);
+	REQUIRE(l.n == 1);
+	f = l.v[0].facts;
+	rgt_instance_list_free(&l);
+	return f;
+}
+
+static int64_t started(const char *t)
+{
+	char fields[256];
+
+	snprintf(fields, sizeof(fields), "\"startedAt\":%s", t);
+	return pod_facts("RUNNING", fields).started;
+}
+
+static void test_facts(void)
+{
+	struct rgt_instance_list l;
+	const struct rgt_instance *i;
+	struct rgt_facts f;
+	char err[512];
+
+	REQUIRE(parse("list.json", &l, err, sizeof(err)) == 0);
+	i = find(&l, "x7k2m9p4q1abcd");
+	REQUIRE(i);
+	CHECK_STR(i->facts.gpu, "NVIDIA GeForce RTX 4090");
+	CHECK(i->facts.gpu_count == 1);
+	CHECK(i->facts.usd_per_hour == 0.69);
+	CHECK(i->facts.started == 1796030042);	/* 2026-11-30T09:14:02Z */
+	/* EXITED: RunPod itself says cost 0.0 */
+	i = find(&l, "c3d4e5f6g7h8i9");
+	REQUIRE(i);
+	CHECK(i->facts.usd_per_hour == 0);
+	CHECK(i->facts.gpu_count == 1);
+	rgt_instance_list_free(&l);
+
+	/* nothing said: nothing known, not "0 GPUs at $0/h" */
+	f = pod_facts("RUNNING", "");
+	CHECK(!f.gpu[0] && f.gpu_count == -1 && f.usd_per_hour < 0 &&
+	      f.started == 0);
+	/* a display name wins over the type id */
+	f = pod_facts("RUNNING", "\"gpu\":{\"id\":\"NVIDIA A100 80GB PCIe\","
+			      "\"displayName\":\"A100 PCIe\",\"count\":2}");
+	CHECK_STR(f.gpu, "A100 PCIe");
+	CHECK(f.gpu_count == 2);
+	/* wrong types stay unknown; RunPod's cost is never a string */
+	f = pod_facts("RUNNING", "\"gpu\":{\"id\":7,\"count\":\"1\"},"
+			      "\"cost\":\"0.69\",\"startedAt\":1796030042");
+	CHECK(!f.gpu[0] && f.gpu_count == -1 && f.usd_per_hour < 0 &&
+	      f.started == 0);
+	f = pod_facts("RUNNING", "\"gpu\":\"RTX 4090\",\"cost\":-0.69");
+	CHECK(!f.gpu[0] && f.gpu_count == -1 && f.usd_per_hour < 0);
+	f = pod_facts("RUNNING", "\"gpu\":{\"count\":1.5},\"cost\":null");
+	CHECK(f.gpu_count == -1 && f.usd_per_hour < 0);
+	f = pod_facts("EXITED", "\"gpu\":{\"count\":0},\"cost\":0");
+	CHECK(f.gpu_count == 0 && f.usd_per_hour == 0);
+	/* a name longer than the field is cut, safely */
+	f = pod_facts("RUNNING",
+		      "\"gpu\":{\"id\":\"NVIDIA GeForce RTX 4090 with a name "
+		      "that goes on and on far past sixty-three bytes\"}");
+	CHECK(strlen(f.gpu) == RGT_GPU_MAX - 1);
+	CHECK(!strncmp(f.gpu, "NVIDIA GeForce RTX 4090 with", 28));
+
+	/* startedAt: RFC 3339, with its zone, or unknown */
+	CHECK(started("\"2026-11-30T09:14:02Z\"") == 1796030042);
+	CHECK(started("\"2026-11-30t09:14:02z\"") == 1796030042);
+	CHECK(started("\"2026-11-30T09:14:02.123456Z\"") == 1796030042);
+	CHECK(started("\"2026-11-30T17:14:02+08:00\"") == 1796030042);
+	CHECK(started("\"2026-11-30T04:44:02-04:30\"") == 1796030042);
+	CHECK(started("\"2026-11-30 09:14:02Z\"") == 1796030042);
+	CHECK(started("\"2024-02-29T23:59:59Z\"") == 1709251199);
+	CHECK(started("\"1970-01-01T00:00:01Z\"") == 1);
+	static const char *const bad[] = {
+	    "\"2026-11-30T09:14:02\"",	/* no zone: a guess */
+	    "\"2026-11-30T09:14:02+0800\"", "\"2026-11-30T09:14:02.Z\"",
+	    "\"2026-11-30T09:14:02Z \"",	 "\" 2026-11-30T09:14:02Z\"",
+	    "\"2026-02-29T00:00:00Z\"",	/* not a leap year */
+	    "\"2026-13-01T00:00:00Z\"",	 "\"2026-11-31T00:00:00Z\"",
+	    "\"2026-11-30T24:00:00Z\"",	 "\"2026-11-30T09:60:00Z\"",
+	    "\"2026-11-30T09:14:02+24:00\"", "\"1969-12-31T23:59:59Z\"",
+	    "\"2026-11-30\"",		 "\"\"",
+	    "\"2026-11-3xT09:14:02Z\"",	 "\"+2026-11-30T09:14:02Z\"",
+	    "null",			 "1796030042",
+	    "\"1970-01-01T00:00:00Z\"",	/* 0 is "unknown" itself */
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		if (started(bad[k]))
+			fprintf(stderr, "startedAt %s was read\n", bad[k]);
+		CHECK(started(bad[k]) == 0);
+	}
+}
+
 int main(void)
 {
 	check_fixture_dir(fixture_dir, sizeof(fixture_dir), __FILE__, "",
@@ -382,5 +485,6 @@ int main(void)
 	test_malformed();
 	test_secrets();
 	test_open();
+	test_facts();
 	return CHECK_DONE();
 }

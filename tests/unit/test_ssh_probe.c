@@ -347,6 +347,33 @@ static void test_password(void)
 	rmdir(dir);
 }
 
+/*
+ * A plain host's one instance: no control plane says its GPU or price, so
+ * every fact is unknown (not calloc's "0 GPUs, $0/h"). Port 1 on loopback
+ * refuses at once: no network, and the list answers all the same.
+ */
+static void test_facts(void)
+{
+	struct rgt_instance_list l;
+	struct opened o;
+
+	open_ini(&o, "[ssh:delta]\nhost = 127.0.0.1\nport = 1\n"
+		     "probe_timeout = 2\n");
+	CHECK_ERR(o.rc, 0);
+	if (o.rc)
+		return;
+	CHECK_ERR(ssh_platform_ops.list(o.p, &l, o.err, sizeof(o.err)), 0);
+	CHECK(l.n == 1);
+	if (l.n == 1) {
+		CHECK_STR(l.v[0].facts.gpu, "");
+		CHECK(l.v[0].facts.gpu_count == -1);
+		CHECK(l.v[0].facts.usd_per_hour < 0);
+		CHECK(l.v[0].facts.started == 0);
+	}
+	rgt_instance_list_free(&l);
+	close_ini(&o);
+}
+
 int main(void)
 {
 	test_password();
@@ -354,5 +381,6 @@ int main(void)
 	test_tail();
 	test_open();
 	test_destroy();
+	test_facts();
 	return CHECK_DONE();
 }

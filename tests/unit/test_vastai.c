@@ -9,6 +9,7 @@
  * Fixtures are found from __FILE__ (meson compiles with a path relative to
  * the build root and runs us in build/tests), or from $RGT_FIXTURES.
  */
+#define _GNU_SOURCE /* asprintf */
 #include "config.h"
 #include "platform.h"
 #include "vastai.h"
@@ -1028,9 +1029,211 @@ static void test_log_caps(void)
 	unsetenv("RGT_TEST_VAST_KEY");
 }
 
+/* The facts of the one instance in @obj, a vast.ai instance object. */
+static struct rgt_facts facts_of(const char *obj)
+{
+	struct rgt_instance_list l;
+	struct rgt_facts f;
+	char err[512], *b;
+
+	REQUIRE(asprintf(&b, "{\"instances\":%s}", obj) > 0);
+	REQUIRE(vastai_parse_instances(b, strlen(b), NULL, &l, err,
+				       sizeof(err)) == 0);
+	REQUIRE(l.n == 1);
+	f = l.v[0].facts;
+	rgt_instance_list_free(&l);
+	free(b);
+	return f;
+}
+
+static bool unknown_facts(const struct rgt_facts *f)
+{
+	return !f->gpu[0] && f->gpu_count == -1 && f->usd_per_hour < 0 &&
+	       f->started == 0;
+}
+
+/* Valid UTF-8 with no byte below 0x20 and no DEL. */
+static bool clean_utf8(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	while (*u) {
+		size_t len = *u < 0x80		 ? 1
+			     : (*u & 0xe0) == 0xc0 ? 2
+			     : (*u & 0xf0) == 0xe0 ? 3
+			     : (*u & 0xf8) == 0xf0 ? 4
+						   : 0;
+
+		if (!len || *u < 0x20 || *u == 0x7f)
+			return false;
+		for (size_t i = 1; i < len; i++)
+			if ((u[i] & 0xc0) != 0x80)
+				return false;
+		u += len;
+	}
+	return true;
+}
+
+/* A literal, every byte of it (NULs included). */
+#define SET_GPU(f, lit) rgt_facts_set_gpu((f), (lit), sizeof(lit) - 1)
+
+static void test_facts_gpu_name(void)
+{
+	struct rgt_facts f;
+	char big[300];
+
+	rgt_facts_init(&f);
+	CHECK(unknown_facts(&f));
+
+	SET_GPU(&f, "RTX 4090");
+	CHECK_STR(f.gpu, "RTX 4090");
+	/* control characters become one space; blanks trimmed */
+	SET_GPU(&f, " \tRTX\n\x1b[0m  4090\r\n");
+	CHECK_STR(f.gpu, "RTX [0m 4090");
+	/* C1 (U+0085), the line separator and a bidi override */
+	SET_GPU(&f, "A\xc2\x85" "B\xe2\x80\xa8" "C\xe2\x80\xae" "D");
+	CHECK_STR(f.gpu, "A B C D");
+	/* bytes that are not UTF-8 (a stray continuation, an overlong
+	 * '/', a surrogate, a cut sequence) are dropped */
+	SET_GPU(&f, "H\x80" "1\xc0\xaf" "0\xed\xa0\x80" "0\xe2\x82");
+	CHECK_STR(f.gpu, "H100");
+	/* an embedded NUL is a control character, not the end */
+	SET_GPU(&f, "A100\0SXM");
+	CHECK_STR(f.gpu, "A100 SXM");
+	SET_GPU(&f, "\n\t ");
+	CHECK_STR(f.gpu, "");
+	rgt_facts_set_gpu(&f, NULL, 5);
+	CHECK_STR(f.gpu, "");
+
+	/* too long: cut to RGT_GPU_MAX - 1 bytes on a character boundary */
+	memset(big, 'x', sizeof(big));
+	rgt_facts_set_gpu(&f, big, sizeof(big));
+	CHECK(strlen(f.gpu) == RGT_GPU_MAX - 1);
+	for (size_t i = 0; i + 2 <= sizeof(big); i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);	/* é */
+	rgt_facts_set_gpu(&f, big, sizeof(big));
+	CHECK(strlen(f.gpu) == RGT_GPU_MAX - 2);	/* 62: 31 whole é */
+	CHECK(clean_utf8(f.gpu));
+	for (size_t i = 0; i + 4 <= sizeof(big); i += 4)
+		memcpy(big + i, "\xf0\x9f\x94\xa5", 4);	/* U+1F525 */
+	/* starting in the middle of a character */
+	rgt_facts_set_gpu(&f, big + 1, sizeof(big) - 1);
+	CHECK(strlen(f.gpu) == 60);
+	CHECK(clean_utf8(f.gpu));
+}
+
+static void test_facts(void)
+{
+	struct rgt_instance_list l;
+	const struct rgt_instance *i;
+	struct rgt_facts f;
+	char err[512], obj[512], *j, *p;
+
+	REQUIRE(parse_fixture("list.json", &l, err, sizeof(err)) == 0);
+	i = find(&l, "12345678");
+	REQUIRE(i);
+	CHECK_STR(i->facts.gpu, "RTX 4090");
+	CHECK(i->facts.gpu_count == 1);
+	CHECK(i->facts.usd_per_hour == 0.3866);
+	CHECK(i->facts.started == 1753860000);	/* float epoch, cut */
+	/* loading: the name is said, the rest is not */
+	i = find(&l, "20000001");
+	REQUIRE(i);
+	CHECK_STR(i->facts.gpu, "RTX 3090");
+	CHECK(i->facts.gpu_count == -1 && i->facts.usd_per_hour < 0 &&
+	      i->facts.started == 0);
+	/* outbid and stopped: dph_total "0.12" is not what it bills now */
+	i = find(&l, "20000004");
+	REQUIRE(i);
+	CHECK(i->facts.usd_per_hour < 0);
+	/* every instance built has its facts initialised */
+	i = find(&l, "20000002");
+	REQUIRE(i);
+	CHECK(unknown_facts(&i->facts));
+	rgt_instance_list_free(&l);
+
+	/* the show reply, a single object */
+	REQUIRE(parse_fixture("show.json", &l, err, sizeof(err)) == 0);
+	REQUIRE(l.n == 1);
+	CHECK_STR(l.v[0].facts.gpu, "RTX 4090");
+	CHECK(l.v[0].facts.gpu_count == 1);
+	CHECK(l.v[0].facts.usd_per_hour == 0.3866);
+	CHECK(l.v[0].facts.started == 1753860000);
+	rgt_instance_list_free(&l);
+
+	f = facts_of("{\"id\":1}");
+	CHECK(unknown_facts(&f));
+
+	/* a price as a string is read strictly, the whole of it */
+#define RUN "{\"id\":1,\"actual_status\":\"running\",\"dph_total\":"
+	f = facts_of(RUN "\"0.25\"}");
+	CHECK(f.usd_per_hour == 0.25);
+	f = facts_of(RUN "\"1e-1\"}");
+	CHECK(f.usd_per_hour == 0.1);
+	f = facts_of(RUN "0}");
+	CHECK(f.usd_per_hour == 0);	/* vast.ai said 0 */
+	f = facts_of(RUN "2}");
+	CHECK(f.usd_per_hour == 2);
+	static const char *const bad_rates[] = {
+	    "\" 0.25\"", "\"0.25 \"", "\"0.25abc\"", "\"\"", "\"0x1p-2\"",
+	    "\"nan\"", "\"inf\"", "\"-0.1\"", "-0.1", "\"1e999\"", "\".\"",
+	    "\"$0.25\"", "true", "null", "[0.25]", "{\"usd\":0.25}", "-1e-300",
+	};
+	for (size_t k = 0; k < sizeof(bad_rates) / sizeof(bad_rates[0]); k++) {
+		snprintf(obj, sizeof(obj), RUN "%s}", bad_rates[k]);
+		f = facts_of(obj);
+		if (f.usd_per_hour >= 0)
+			fprintf(stderr, "rate %s read as %g\n", bad_rates[k],
+				f.usd_per_hour);
+		CHECK(f.usd_per_hour < 0);
+	}
+	/* frozen keeps billing the GPU; stopped, exited, loading do not */
+	f = facts_of("{\"id\":1,\"actual_status\":\"frozen\","
+		     "\"dph_total\":0.5}");
+	CHECK(f.usd_per_hour == 0.5);
+	f = facts_of("{\"id\":1,\"actual_status\":\"exited\","
+		     "\"dph_total\":0.5}");
+	CHECK(f.usd_per_hour < 0);
+	f = facts_of("{\"id\":1,\"dph_total\":0.5}");
+	CHECK(f.usd_per_hour < 0);
+
+	/* wrong types and values out of range stay unknown */
+	f = facts_of("{\"id\":1,\"gpu_name\":4090,\"num_gpus\":\"2\","
+		     "\"start_date\":\"1753860000\"}");
+	CHECK(unknown_facts(&f));
+	f = facts_of("{\"id\":1,\"gpu_name\":null,\"num_gpus\":2.0,"
+		     "\"start_date\":-5}");
+	CHECK(unknown_facts(&f));
+	f = facts_of("{\"id\":1,\"num_gpus\":-1,\"start_date\":1e300}");
+	CHECK(unknown_facts(&f));
+	f = facts_of("{\"id\":1,\"num_gpus\":4294967297,"
+		     "\"start_date\":0.5}");
+	CHECK(unknown_facts(&f));
+	f = facts_of("{\"id\":1,\"num_gpus\":0,\"start_date\":1753860000}");
+	CHECK(f.gpu_count == 0 && f.started == 1753860000);
+	f = facts_of("{\"id\":1,\"gpu_name\":\"\\u0007 \\t\"}");
+	CHECK_STR(f.gpu, "");
+
+	/* a hostile name: escapes and a long multi-byte tail */
+	j = malloc(4096);
+	REQUIRE(j);
+	p = j + sprintf(j, "{\"id\":1,\"gpu_name\":\"RTX\\t4090\\n\\u001b");
+	for (int k = 0; k < 200; k++)
+		p += sprintf(p, "\xe4\xb8\xad");	/* 中, 3 bytes */
+	sprintf(p, "\"}");
+	f = facts_of(j);
+	CHECK(!strncmp(f.gpu, "RTX 4090 \xe4\xb8\xad", 12));
+	CHECK(strlen(f.gpu) == 9 + 18 * 3);	/* 63 bytes, whole chars */
+	CHECK(clean_utf8(f.gpu));
+	free(j);
+#undef RUN
+}
+
 int main(void)
 {
 	find_fixtures();
+	test_facts_gpu_name();
+	test_facts();
 	test_state_names();
 	test_registry();
 	test_id_valid();
