@@ -40,6 +40,7 @@
 #include "rpath.h"
 #include "teardown.h"
 #include "tree.h"
+#include "xattr.h"
 
 #define FIXED_NAME_TIMEOUT 86400.0	/* status, teardown...: see lookup */
 
@@ -660,6 +661,87 @@ static void rgt_destroy(void *userdata)
 	c->guard = NULL;
 }
 
+/* ---- extended attributes (xattr.h) --------------------------------------------- */
+
+static void reply_xattr(fuse_req_t req, ssize_t n, const char *buf,
+			size_t size)
+{
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (!size)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+/* What the kind of @n says; nothing at all for kinds without. */
+static int node_xattrs(struct rgt_ctx *c, struct node *n,
+		       struct node_xattrs *x)
+{
+	const struct kind_ops *k = tree_kind(n->kind);
+	memset(x, 0, sizeof(*x));
+	return k->xattrs ? k->xattrs(c, n, x) : 0;
+}
+
+static void rgt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *n = node_get(c->nodes, ino);
+	struct node_xattrs x;
+	char buf[XATTR_SOURCE_MAX + 64];
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	/* ls -l's ACL and SELinux probes end here, without a store read */
+	if (!xattr_is_ours(name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	int rc = node_xattrs(c, n, &x);
+	if (rc) {
+		fuse_reply_err(req, io_errno(rc));
+		return;
+	}
+	reply_xattr(req, xattr_value(&x, name, buf,
+				     size < sizeof(buf) ? size : sizeof(buf)),
+		    buf, size);
+}
+
+static void rgt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct rgt_ctx *c = ctx_of(req);
+	struct node *n = node_get(c->nodes, ino);
+	struct node_xattrs x;
+	char buf[128];
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int rc = node_xattrs(c, n, &x);
+	if (rc) {
+		fuse_reply_err(req, io_errno(rc));
+		return;
+	}
+	reply_xattr(req, xattr_list(&x, buf,
+				    size < sizeof(buf) ? size : sizeof(buf)),
+		    buf, size);
+}
+
+static void rgt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void rgt_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
 const struct fuse_lowlevel_ops rgt_ops = {
 	.init = rgt_init,
 	.destroy = rgt_destroy,
@@ -685,4 +767,8 @@ const struct fuse_lowlevel_ops rgt_ops = {
 	.releasedir = rgt_releasedir,
 	.statfs = rgt_statfs,
 	.create = rgt_create,
+	.getxattr = rgt_getxattr,
+	.listxattr = rgt_listxattr,
+	.setxattr = rgt_setxattr,
+	.removexattr = rgt_removexattr,
 };

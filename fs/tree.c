@@ -169,6 +169,7 @@ struct rsrc {
 	const char *id;
 	bool cloud;
 	char buf[PATH_MAX];
+	const struct cloud *cl;	/* the bucket, when cloud */
 };
 
 static int sources_of(struct rgt_ctx *c, const struct node *n,
@@ -177,7 +178,7 @@ static int sources_of(struct rgt_ctx *c, const struct node *n,
 	struct cloud *cl = cloud_of(c, n);
 	if (cl) {
 		src[0] = (struct rsrc){ cloud_remote(cl), n->rpath, "cloud",
-					cloud_name(cl), true, "" };
+					cloud_name(cl), true, "", cl };
 		return src[0].r ? 1 : 0;
 	}
 	if (n->pi < 0 || !n->id)
@@ -188,7 +189,7 @@ static int sources_of(struct rgt_ctx *c, const struct node *n,
 		src[k++] = (struct rsrc){ box, n->rpath,
 					  fleet_platform_name(c->fleet,
 							      (size_t)n->pi),
-					  n->id, false, "" };
+					  n->id, false, "", NULL };
 	const struct rgt_section *sec = fleet_section(c->fleet, (size_t)n->pi);
 	cl = n->kind == NK_LOG ? NULL : rgt_cloud(c, sec->cloud);
 	char pre[PATH_MAX];
@@ -200,7 +201,7 @@ static int sources_of(struct rgt_ctx *c, const struct node *n,
 	 * tearing down, archived) keep these blocks as they keep the box's */
 	*b = (struct rsrc){ cloud_remote(cl), b->buf,
 			    fleet_platform_name(c->fleet, (size_t)n->pi), n->id,
-			    true, "" };
+			    true, "", cl };
 	if (cloud_map_path(pre, sec->checkpoint_dir, n->rpath, b->buf,
 			   sizeof(b->buf)))
 		return k;
@@ -715,6 +716,24 @@ static void walk_ahead(struct rgt_ctx *c, const struct node *n,
 	rlisting_free(l);
 }
 
+/*
+ * The version of @n the tree last listed, as a fetch_file, and the source
+ * its bytes come from (*used): what an open reads and what its xattrs
+ * describe are the same one.
+ */
+static int rfile_identity(struct rgt_ctx *c, struct node *n,
+			  const struct rsrc *src, int ns,
+			  struct fetch_file *ff, const struct rsrc **used)
+{
+	struct xfer_attr a = node_attr(c->nodes, n);
+	/* the bytes come from where this version was listed */
+	const struct rsrc *s = source_for(src, ns, &a);
+	*used = s;
+	return fetch_file_init(ff, s->r, s->plat, s->id,
+			       *s->path ? s->path : "/dev/null", a.size,
+			       a.mtime, a.etag);
+}
+
 static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		      struct open_out *out)
 {
@@ -745,25 +764,62 @@ static int rfile_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		if (rc)
 			return rc;
 	}
-	struct xfer_attr a = node_attr(c->nodes, n);
-	/* the bytes come from where this version was listed */
-	const struct rsrc *s = source_for(src, ns, &a);
-	rc = fetch_file_init(&h->ff, s->r, s->plat, s->id,
-			     *s->path ? s->path : "/dev/null", a.size,
-			     a.mtime, a.etag);
+	const struct rsrc *s;
+	rc = rfile_identity(c, n, src, ns, &h->ff, &s);
+	if (rc)
+		return rc;
 	if (n->kind == NK_LOG)
 		out->direct_io = true;
 	else
-		out->keep_cache = node_same_identity(c->nodes, n, a.size,
-						     a.mtime, a.etag);
+		out->keep_cache = node_same_identity(c->nodes, n, h->ff.size,
+						     h->ff.mtime, h->ff.etag);
 	/* only from a listing just served: never a second timeout */
-	if (!rc && listed && n->kind == NK_RFILE)
+	if (listed && n->kind == NK_RFILE)
 		walk_ahead(c, n, src, ns);
-	return rc;
+	return 0;
+}
+
+void tree_source_text(struct remote *r, const struct cloud *cl,
+		      const char *path, char *out, size_t len)
+{
+	struct rgt_endpoint ep;
+	char esc[XATTR_SOURCE_MAX];
+
+	rpath_escape_s(path, esc, sizeof(esc));
+	if (!r)
+		snprintf(out, len, "cache");
+	else if (cl)
+		snprintf(out, len, "s3 %s %s", cloud_where(cl), esc);
+	else if (!remote_endpoint(r, &ep))
+		snprintf(out, len, strchr(ep.host, ':') ?
+			 "sftp sftp://[%s]:%d %s" : "sftp sftp://%s:%d %s",
+			 ep.host, ep.port, esc);
+	else
+		snprintf(out, len, "sftp (no endpoint) %s", esc);
+}
+
+/* No network: the version last listed, the store's count of it. */
+static int rfile_xattrs(struct rgt_ctx *c, struct node *n,
+			struct node_xattrs *x)
+{
+	struct rsrc src[2];
+	int ns = sources_of(c, n, src);
+	if (!ns || (n->kind == NK_LOG && !*n->rpath))
+		return 0;
+	struct fetch_file ff;
+	const struct rsrc *s;
+	int rc = rfile_identity(c, n, src, ns, &ff, &s);
+	if (rc)
+		return rc;
+	x->has_cached = !store_blocks_bytes(c->store, ff.fid, &x->cached);
+	tree_source_text(s->r, s->cloud ? s->cl : NULL, s->path, x->source,
+			 sizeof(x->source));
+	fetch_file_cleanup(&ff);
+	return 0;
 }
 
 static const struct kind_ops rfile_ops = {
-	.stat = rfile_stat, .open = rfile_open,
+	.stat = rfile_stat, .open = rfile_open, .xattrs = rfile_xattrs,
 };
 
 static int rdir_stat(struct rgt_ctx *c, struct node *n, struct stat *st,

@@ -21,6 +21,7 @@
 #include "fetch.h"
 #include "handle.h"
 #include "node.h"
+#include "xattr.h"
 
 struct rgt_ctx;
 
@@ -75,6 +76,10 @@ struct kind_ops {
 	/* Set up @h (kind and contents) for reading. NULL: a directory. */
 	int (*open)(struct rgt_ctx *c, struct node *n, struct fh *h,
 		    struct open_out *out);
+	/* Fill @x from what the tree and the store hold, with no network
+	 * call (xattr.h). NULL: no attributes. */
+	int (*xattrs)(struct rgt_ctx *c, struct node *n,
+		      struct node_xattrs *x);
 };
 
 /* The handlers of @k (never NULL). */
@@ -93,6 +98,13 @@ int tree_text_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 		   struct open_out *out,
 		   int (*render)(struct rgt_ctx *, const struct node *,
 				 struct buf *));
+
+struct remote;
+struct cloud;
+/* user.rgtfs.source of bytes read through @r at @path: @cl is the bucket
+ * when @r is its remote; @r NULL: the cache alone holds them. */
+void tree_source_text(struct remote *r, const struct cloud *cl,
+		      const char *path, char *out, size_t len);
 
 /*
  * What the tree knows of instance @id's checkpoints without asking

@@ -543,12 +543,47 @@ static int file_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 	return rc;
 }
 
+/* The digest the teardown verified, the blocks held, where any missing
+ * ones could come from (only a bucket: the box is gone). */
+static int file_xattrs(struct rgt_ctx *c, struct node *n,
+		       struct node_xattrs *x)
+{
+	struct aref ar;
+	struct fetch_file ff;
+	int rc = aget(c, n->plat, n->id, &ar);
+	if (rc)
+		return rc;
+	struct archive *a = ar.a;
+	const struct archive_file *f = NULL;
+	if (n->kind == NK_AFILE) {
+		f = archive_file_at(a, n->rpath);
+		rc = f ? archive_file_open(a, f, &ff) : -ENOENT;
+	} else if (a->log_path) {
+		rc = archive_log_open(a, &ff);
+	} else {
+		aput(&ar);
+		return 0;	/* the platform's log text: no blocks */
+	}
+	if (!rc) {
+		if (f && strlen(f->sha256) == 64)
+			memcpy(x->sha256, f->sha256, sizeof(x->sha256));
+		x->has_cached = !store_blocks_bytes(c->store, ff.fid,
+						    &x->cached);
+		tree_source_text(ff.remote,
+				 ff.remote ? rgt_cloud(c, a->src_cloud) : NULL,
+				 ff.path, x->source, sizeof(x->source));
+		fetch_file_cleanup(&ff);
+	}
+	aput(&ar);
+	return rc;
+}
+
 const struct kind_ops tree_archive_log = {
-	.stat = file_stat, .open = file_open,
+	.stat = file_stat, .open = file_open, .xattrs = file_xattrs,
 };
 
 const struct kind_ops tree_archive_file = {
-	.stat = file_stat, .open = file_open,
+	.stat = file_stat, .open = file_open, .xattrs = file_xattrs,
 };
 
 static int dir_resolve(struct rgt_ctx *c, struct node *p, const char *name,
