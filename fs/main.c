@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,7 +359,11 @@ int main(int argc, char *argv[])
 		ret = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	ret = ret ? 1 : 0;
+	/* libfuse's loop returns the signal that ended it. A stop by
+	 * SIGTERM, SIGINT or SIGHUP (systemd, kill, ^C) is a clean stop:
+	 * the unwind below flushes and unmounts as after fusermount3 -u. */
+	ret = (ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP) ?
+	      0 : 1;
 
 out_fetcher:
 	/* The pollers stop first (fleet_free), but the fetcher's writer
