@@ -42,10 +42,17 @@ void store_rend(struct store_rtxn *t);
 
 /*
  * Block @blk of file @fid: *data points into the map, valid until
- * store_rend(t). -ENOENT if not cached.
+ * store_rend(t). -ENOENT if not cached. -EBADMSG if its bytes fail their
+ * CRC32C (store.c, DESIGN): *data is then not set, and the block must be
+ * treated as lost (fetched again, or the read fails), never served. A
+ * block cached before checksums existed has no record and is returned
+ * unchecked (counted in store_legacy_blocks()).
  */
 int store_block_peek(struct store_rtxn *t, const uint8_t *fid, uint64_t blk,
 		     const void **data, size_t *len);
+
+/* Blocks store_block_peek() returned without a checksum record. */
+uint64_t store_legacy_blocks(struct store *st);
 
 struct store_put {
 	const uint8_t *fid;
@@ -61,8 +68,15 @@ int store_blocks_put(struct store *st, const struct store_put *v, size_t n);
 int store_blocks_bytes(struct store *st, const uint8_t *fid,
 		       uint64_t *bytes);
 
-/* Delete every cached block of file @fid (one transaction). */
+/* Delete every cached block of file @fid and their checksums (one
+ * transaction). */
 int store_blocks_delete(struct store *st, const uint8_t *fid);
+/* Delete block @blk of file @fid and its checksum (one transaction); a
+ * block that is not there is fine. For a block that failed its checksum. */
+int store_block_delete(struct store *st, const uint8_t *fid, uint64_t blk);
+/* Tests only: drop the checksum record of one block, so that it looks
+ * like a block an rgtfs from before checksums wrote. */
+int store_test_drop_crc(struct store *st, const uint8_t *fid, uint64_t blk);
 
 /* Small records (listings, instance snapshots, pins): key -> value. */
 int store_meta_put(struct store *st, const void *key, size_t klen,
