@@ -45,6 +45,17 @@
  * and curl's receive buffers (512 KiB per S3 connection).
  * store.c says why commits still flush their data (no MDB_NOSYNC).
  *
+ * Checksums: every peek checks the block's CRC32C (store.c). A block that
+ * fails it is treated as missing: warm_read() leaves it to cold_read(),
+ * whose pass 1 deletes it (block and record, one transaction) and fetches
+ * it again where the file's remote still has it. With no remote (an
+ * archive, the box gone) nothing else has the bytes: the read fails with
+ * EIO and a warning names the block; the bad block is kept, not deleted,
+ * so the evidence stays and nothing that still refers to it changes
+ * (the store is the archive). Wrong bytes are never served. Read-ahead
+ * (schedule_ahead) counts a failing block as not cached, so it queues
+ * the same repair ahead of the reader.
+ *
  * Rejected: fetching straight from the FUSE thread (no overlap between
  * requests, no read-ahead) and one writer transaction per block (an fsync
  * per MiB).
@@ -63,6 +74,7 @@
 #include "evict.h"
 #include "log.h"
 #include "remote.h"
+#include "rpath.h"
 #include "stats.h"
 
 #define NBUCKETS 1024
@@ -886,6 +898,35 @@ void fetch_get_stats(struct fetcher *f, struct fetch_stats *out)
 /* ---- reads ----------------------------------------------------------------------- */
 
 /*
+ * Block @b of @ff failed its checksum (store_block_peek: -EBADMSG). With a
+ * remote: 0, the block is to be fetched again; with @drop it is deleted
+ * first (block and record), so that no reader meets it meanwhile (the
+ * fetched block's commit replaces both anyway). Without a remote: -EIO,
+ * the read fails. Either way a warning says which block of which file.
+ */
+static int bad_block(struct fetcher *f, const struct fetch_file *ff,
+		     uint64_t b, bool drop)
+{
+	char p[1024];
+	rpath_escape_s(ff->path, p, sizeof(p));
+	if (!ff->remote) {
+		rgt_log(RGT_WARN, "%s/%s: cached block %llu of %s fails its "
+			"checksum; no remote has it: the read fails (EIO)",
+			ff->plat, ff->id, (unsigned long long)b, p);
+		return -EIO;
+	}
+	rgt_log(RGT_WARN, "%s/%s: cached block %llu of %s fails its checksum; "
+		"fetching it again", ff->plat, ff->id, (unsigned long long)b,
+		p);
+	int rc = drop ? store_block_delete(f->p.store, ff->fid, b) : 0;
+	if (rc)
+		rgt_log(RGT_WARN, "%s/%s: cannot delete the bad block %llu of "
+			"%s: %s", ff->plat, ff->id, (unsigned long long)b, p,
+			strerror(-rc));
+	return 0;
+}
+
+/*
  * Queue read-ahead for blocks [from, to] not cached or in flight. Returns
  * the first block it did not get to (to + 1 when it went through): it
  * stops where max_inflight is reached, and the next refill starts there.
@@ -906,8 +947,16 @@ static uint64_t schedule_ahead(struct fetcher *f, const struct fetch_file *ff,
 		pthread_mutex_unlock(&f->mu);
 		if (full)
 			break;
-		if (busy || !store_block_peek(t, ff->fid, b, &d, &l))
+		if (busy)
 			continue;
+		int prc = store_block_peek(t, ff->fid, b, &d, &l);
+		if (!prc)
+			continue;
+		/* a block failing its checksum counts as missing: the job's
+		 * commit replaces it and its record (no delete here: this
+		 * thread is inside a read transaction) */
+		if (prc == -EBADMSG && ff->remote)
+			bad_block(f, ff, b, false);
 		pthread_mutex_lock(&f->mu);
 		if (!table_find(f, ff->fid, b))
 			job_new(f, ff, b, false);
@@ -1096,11 +1145,13 @@ static int cold_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
 		rc = store_rbegin(f->p.store, &t);
 		if (rc)
 			break;
-		bool cached = !store_block_peek(t, ff->fid, b, &d, &l) &&
-			      l == block_len(ff->size, b);
+		int prc = store_block_peek(t, ff->fid, b, &d, &l);
+		bool cached = !prc && l == block_len(ff->size, b);
 		store_rend(t);
 		if (cached)
 			continue;
+		if (prc == -EBADMSG && (rc = bad_block(f, ff, b, true)))
+			break;
 		pthread_mutex_lock(&f->mu);
 		j = table_find(f, ff->fid, b);
 		if (!j)
