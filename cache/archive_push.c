@@ -354,7 +354,7 @@ static const char *esc(const char *s, char *out, size_t len)
 
 /* Copy [off, off+len) of file @fid (@size bytes) from the store. */
 int archive_read_cached(struct store *st, const uint8_t *fid, uint64_t size,
-			uint64_t off, size_t len, char *dst)
+			uint64_t off, size_t len, char *dst, uint64_t *bad_blk)
 {
 	struct store_rtxn *tx;
 	int rc = store_rbegin(st, &tx);
@@ -372,6 +372,8 @@ int archive_read_cached(struct store *st, const uint8_t *fid, uint64_t size,
 		const void *d;
 		size_t l;
 		rc = store_block_peek(tx, fid, b, &d, &l);
+		if (rc == -EBADMSG && bad_blk)
+			*bad_blk = b;
 		if (!rc && l != want)
 			rc = -EIO;
 		if (rc)
@@ -382,6 +384,26 @@ int archive_read_cached(struct store *st, const uint8_t *fid, uint64_t size,
 	}
 	store_rend(tx);
 	return rc == -ENOENT ? -EIO : rc;
+}
+
+/*
+ * archive_read_cached() for the push; its failure as @p's error. A block
+ * that fails its checksum is named: the cached copy is damaged, and no
+ * byte of the file is sent.
+ */
+static int read_cached(struct push *p, const char *what, const uint8_t *fid,
+		       uint64_t size, uint64_t off, size_t len)
+{
+	uint64_t bad = 0;
+	int rc = archive_read_cached(p->st, fid, size, off, len, p->buf, &bad);
+	if (rc == -EBADMSG)
+		return perr(p, rc, "%s: cached block %" PRIu64 " fails its "
+			    "checksum: the cached copy is damaged; not sent",
+			    what, bad);
+	if (rc)
+		return perr(p, rc, "%s: bytes at %" PRIu64 " are not in the "
+			    "cache (%s)", what, off, strerror(-rc));
+	return 0;
 }
 
 /*
@@ -534,14 +556,9 @@ static int put_multi(struct push *p, const char *path, const char *what,
 			rc = perr(p, -EINTR, "%s: interrupted", what);
 			goto out;
 		}
-		rc = archive_read_cached(p->st, fid, f->size, off, n, p->buf);
-		if (rc) {
-			rc = perr(p, rc,
-				  "%s: bytes at %" PRIu64 " are not in "
-				  "the cache (%s)",
-				  what, off, strerror(-rc));
+		rc = read_cached(p, what, fid, f->size, off, n);
+		if (rc)
 			goto out;
-		}
 		EVP_DigestUpdate(whole, p->buf, n);
 		EVP_DigestUpdate(wsha, p->buf, n);
 		EVP_Digest(p->buf, n, md5s + 16 * (size_t)i, &ml, EVP_md5(),
@@ -597,14 +614,9 @@ static int put_multi(struct push *p, const char *path, const char *what,
 			rc = perr(p, -EINTR, "%s: interrupted", what);
 			goto out;
 		}
-		rc = archive_read_cached(p->st, fid, f->size, off, n, p->buf);
-		if (rc) {
-			rc = perr(p, rc,
-				  "%s: bytes at %" PRIu64 " are not in "
-				  "the cache (%s)",
-				  what, off, strerror(-rc));
+		rc = read_cached(p, what, fid, f->size, off, n);
+		if (rc)
 			goto out;
-		}
 		EVP_Digest(p->buf, n, md, &ml, EVP_md5(), NULL);
 		if (memcmp(md, md5s + 16 * (size_t)i, 16)) {
 			rc = perr(p, -EIO,
@@ -698,13 +710,9 @@ static int push_file(struct push *p, const struct archive_file *f,
 	if (rc) {
 		rc = perr(p, rc, "%s: out of memory", what);
 	} else if (f->size <= part) {
-		rc = archive_read_cached(p->st, ff.fid, f->size, 0,
-					 (size_t)f->size, p->buf);
-		if (rc)
-			rc = perr(p, rc,
-				  "%s: not all of it is in the cache (%s)",
-				  what, strerror(-rc));
-		else
+		rc = read_cached(p, what, ff.fid, f->size, 0,
+				 (size_t)f->size);
+		if (!rc)
 			rc = put_small(p, path, what, p->buf, (size_t)f->size,
 				       f->sha256, etag_out);
 	} else {

@@ -96,11 +96,13 @@ bool archive_etag_ok(const char *got, const char *single, const char *multi);
 /*
  * Copy [@off, @off+@len) of cached file @fid (@size bytes) from the store
  * alone into @dst: -EIO if a block is missing or not the length a file of
- * @size has there (the bytes are not all cached, or not these bytes).
- * The push and rgtfs-store's export and verify read archives through it.
+ * @size has there (the bytes are not all cached, or not these bytes);
+ * -EBADMSG if a block fails its checksum (store_block_peek), its number
+ * then in *@bad_blk when @bad_blk is not NULL. The push and rgtfs-store's
+ * export and verify read archives through it.
  */
 int archive_read_cached(struct store *st, const uint8_t *fid, uint64_t size,
-			uint64_t off, size_t len, char *dst);
+			uint64_t off, size_t len, char *dst, uint64_t *bad_blk);
 
 /* Test hook: part size of multipart uploads (default 64 MiB); a file
  * larger than one part is sent in parts. At least 5 MiB on real S3. */

@@ -1420,9 +1420,12 @@ static int step_serve(struct td *t, bool *served)
 			rc = refuse(t, -EIO, "%s: the record does not match "
 				    "the roster", esc(e->path, e1));
 		} else if ((rc = served_sha256(t, a, f, hex))) {
+			/* -EBADMSG: a block's bytes fail their CRC32C; what
+			 * would be served is damaged, so no destroy */
 			rc = refuse(t, -EIO, "%s: the archive could not serve "
 				    "it back (%s)", esc(e->path, e1),
-				    strerror(-rc));
+				    rc == -EBADMSG ? "a cached block fails its "
+				    "checksum" : strerror(-rc));
 		} else if (strcmp(hex, e->sha256)) {
 			rc = refuse(t, -EIO, "%s: read back through the "
 				    "archive it hashes %s, the box says %s",
@@ -1814,10 +1817,13 @@ static int walk_cached(struct td *t, const char *dir, const char *rel,
 			uint8_t fid[STORE_FID_LEN];
 			fetch_file_id(fid, t->plat, t->id, sub, e->attr.size,
 				      e->attr.mtime, NULL);
-			if (cached_sha256(t->c->store, fid, e->attr.size,
-					  hex)) {
+			int hrc = cached_sha256(t->c->store, fid,
+						e->attr.size, hex);
+			if (hrc) {
 				(*missing)++;
-				note(t, "not archived (never fully read): %s",
+				note(t, "not archived (%s): %s",
+				     hrc == -EBADMSG ? "a cached block fails "
+				     "its checksum" : "never fully read",
 				     esc(subrel, e1));
 				continue;
 			}

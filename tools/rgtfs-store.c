@@ -424,7 +424,19 @@ static enum got read_archived(struct store *st, const struct archive *a,
 	for (uint64_t off = 0; g == GOT_OK && off < f->size; off += CHUNK) {
 		size_t n = f->size - off < CHUNK ? (size_t)(f->size - off) :
 						   CHUNK;
-		rc = archive_read_cached(st, ff.fid, f->size, off, n, buf);
+		uint64_t bad = 0;
+		rc = archive_read_cached(st, ff.fid, f->size, off, n, buf,
+					 &bad);
+		if (rc == -EBADMSG) {
+			/* damaged, not merely missing: the bytes are there
+			 * and wrong, so they are neither hashed nor written */
+			snprintf(why, whylen, "block %" PRIu64 " fails its "
+				 "checksum (CRC32C): the cached bytes are "
+				 "damaged, so the file cannot match its "
+				 "manifest sha256", bad);
+			g = GOT_SHORT;
+			break;
+		}
 		if (rc) {
 			snprintf(why, whylen, "bytes at %" PRIu64 " are not in "
 				 "the cache (%" PRIu64 " of %" PRIu64 " bytes "
