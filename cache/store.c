@@ -120,21 +120,6 @@ static int mdb_to_errno(int rc)
 	}
 }
 
-/* mkdir -p of @dir's parents, each new one 0700 (the XDG base directory
- * rule for a missing ~/.cache); existing ones are left as they are. */
-static void make_parents(const char *dir)
-{
-	char p[4096];
-	if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
-		return;
-	for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-		*s = 0;
-		if (mkdir(p, 0700) && errno != EEXIST)
-			return;
-		*s = '/';
-	}
-}
-
 int store_open(const char *dir, uint64_t mapsize, struct store **out,
 	       char *err, size_t errlen)
 {
@@ -142,7 +127,6 @@ int store_open(const char *dir, uint64_t mapsize, struct store **out,
 	MDB_txn *txn = NULL;
 	int rc;
 
-	make_parents(dir);
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		rc = errno;
 		snprintf(err, errlen, "cannot create cache dir %s: %s", dir,

@@ -186,6 +186,21 @@ static uint64_t map_size(uint64_t cache_size)
 	return floor;
 }
 
+/* mkdir -p of @dir's parents, each new one 0700 (the XDG base directory
+ * rule, for a first start without ~/.cache). */
+static void make_parents(const char *dir)
+{
+	char p[4096];
+	if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
+		return;
+	for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = 0;
+		if (mkdir(p, 0700) && errno != EEXIST)
+			return;
+		*s = '/';
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -248,6 +263,12 @@ int main(int argc, char *argv[])
 	}
 	cfg.cache_dir = opts.cache ? absolute(opts.cache) :
 				     config_default_cache_dir();
+	/* Only the default place may be made: a missing parent of an
+	 * explicit cache= is a disk that is not mounted, and a cache made
+	 * under its mount point would hold the only copy of an archive
+	 * where the disk later hides it. */
+	if (!opts.cache && cfg.cache_dir)
+		make_parents(cfg.cache_dir);
 	if (!cfg.cache_dir || make_absolute(&cfg.cache_dir) ||
 	    config_paths_absolute(&cfg)) {
 		fprintf(stderr, "rgtfs: cannot resolve relative paths: %s\n",

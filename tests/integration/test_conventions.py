@@ -606,3 +606,45 @@ def test_unit_stop_by_sigterm_unmounts(unit_world):
     for argv, ignore in u.stop:
         assert run(argv, env=u.env, timeout=30).rc == 0
     assert u.proc.wait(15) == 0
+
+
+def test_a_missing_parent_of_an_explicit_cache_refuses_to_start(rgtfs_bin, fake_api, tmp_path):
+    """fstab's cache=/mnt/disk/rgtfs while the disk is not mounted: rgtfs must
+    not make a fresh cache under the mount point (where the disk would later
+    hide an archive, the only copy of a run); it refuses. The default cache
+    place (XDG_CACHE_HOME) is made, parents and all, on a first start."""
+    conf = tmp_path / "rgtfs.ini"
+    conf.write_text("[vastai]\napi_url = %s\napi_key_env = VAST_API_KEY\n" % fake_api.url)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    gone = tmp_path / "disk" / "not-mounted"
+    env = _rgtfs_env(str(tmp_path), fake_api.api_key)
+    r = run([rgtfs_bin, "-f", "-o", "config=%s" % conf, "-o", "cache=%s" % (gone / "rgtfs"),
+             str(mnt)], env=env, timeout=30)
+    assert r.rc == 1, r
+    assert "cache" in r.err.decode(), r
+    assert not (tmp_path / "disk").exists(), "rgtfs made the missing parents"
+    assert not util.is_mounted(str(mnt))
+
+    # the default place, under a HOME with no .cache yet: made, and it mounts
+    assert not os.path.exists(env["XDG_CACHE_HOME"])
+    p = subprocess.Popen([rgtfs_bin, "-f", "-o", "config=%s" % conf, str(mnt)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        wait_until(lambda: util.is_mounted(str(mnt)) or p.poll() is not None, 20,
+                   msg="rgtfs mounted with the default cache")
+        assert p.poll() is None, p.stderr.read()
+        assert os.path.isdir(os.path.join(env["XDG_CACHE_HOME"], "rgtfs"))
+        assert stat_mode(env["XDG_CACHE_HOME"]) == 0o700
+    finally:
+        run(["fusermount3", "-u", str(mnt)], timeout=20)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o777
