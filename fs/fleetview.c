@@ -290,6 +290,11 @@ static int add_row(struct rgt_ctx *c, size_t d, const char *id, time_t now,
 	r->status = rgt_state_name(st);
 	rgt_facts_init(&r->facts);
 	fleet_instance_facts(fl, (size_t)pi, id, &r->facts);
+	/* The facts are the last list's: an instance the platform no longer
+	 * lists (or is destroying) bills nothing we know of, and the total
+	 * must not keep charging for destroyed boxes. */
+	if (st == RGT_ST_GONE || st == RGT_ST_DESTROYING)
+		r->facts.usd_per_hour = -1;
 	r->uptime_s = -1;
 	if (st == RGT_ST_RUNNING && r->facts.started > 0)
 		r->uptime_s = now > r->facts.started ? now - r->facts.started :

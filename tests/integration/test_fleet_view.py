@@ -245,6 +245,19 @@ def test_fleet_follows_the_polls_and_the_tree(fleet_world):
     assert o["teardown"].startswith("refused: ") and "\n" not in o["teardown"], o
     assert read_text(w.f(0, "status")) == "running\n"     # nothing was destroyed
 
+    # an instance the platform no longer lists (its bytes cached: shown as
+    # gone) bills nothing rgtfs knows of: no price, and out of the total
+    before = fleet_json(mnt)["usd_per_hour_total"]
+    w.api.remove(i0)
+    wait_until(lambda: row_of(tsv_rows(mnt)[1], "vastai", i0)["status"] == "gone",
+               STATUS_WAIT, msg="fleet.tsv shows gone")
+    r = row_of(tsv_rows(mnt)[1], "vastai", i0)
+    assert r["usd_per_hour"] == "-" and r["gpu"] == "RTX_4090", r
+    doc = fleet_json(mnt)
+    o = [x for x in doc["instances"] if x["id"] == str(i0)][0]
+    assert o["status"] == "gone" and o["usd_per_hour"] is None, o
+    assert abs(doc["usd_per_hour_total"] - (before - 0.3866)) < 1e-9, (before, doc)
+
 
 def test_rgtfs_dir_version_stats_log(fleet_world):
     w = fleet_world
