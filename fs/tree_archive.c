@@ -548,9 +548,13 @@ static int file_open(struct rgt_ctx *c, struct node *n, struct fh *h,
 static int file_xattrs(struct rgt_ctx *c, struct node *n,
 		       struct node_xattrs *x)
 {
-	struct aref ar;
+	struct aref ar = { NULL, true };
 	struct fetch_file ff;
-	int rc = aget(c, n->plat, n->id, &ar);
+	/* The local record only: a pushed archive's would be a bucket list
+	 * and GET (aget), and rsync -X asks for every file. It has none. */
+	int rc = archive_load(c->store, n->plat, n->id, &ar.a);
+	if (rc == -ENOENT)
+		return 0;
 	if (rc)
 		return rc;
 	struct archive *a = ar.a;

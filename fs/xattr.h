@@ -12,7 +12,8 @@
  *
  * Any other name reads ENODATA. Values are computed from what the tree and
  * the store already hold: a getxattr never makes a network call (rsync -X
- * asks for every file).
+ * asks for every file). So an archive another mount pushed to a bucket,
+ * whose record is the bucket's, shows none.
  *
  * This file is the pure part (names, values, the list), unit-tested; the
  * kinds fill struct node_xattrs (tree.h, kind_ops.xattrs).
