@@ -8,7 +8,8 @@ PKGS="build-essential meson ninja-build pkg-config libfuse3-dev fuse3
 libssh2-1-dev libcurl4-openssl-dev liblmdb-dev libjansson-dev libinih-dev libxml2-dev
 libssl-dev zlib1g-dev openssh-server openssh-client python3 python3-pytest rsync sshfs attr
 procps psmisc python3-numpy python3-torch python3-boto3
-man-db groff-base systemd"
+man-db groff-base systemd
+clang libclang-rt-14-dev"
 
 # node and npm for tools/install-s3rver.sh. A machine with its own Node.js
 # (nodesource's, which includes npm and conflicts with Debian's npm package)
