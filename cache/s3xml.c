@@ -276,11 +276,12 @@ static xmlDocPtr parse(const char *xml, size_t len, char *err, size_t errlen)
 				    XML_PARSE_NOWARNING);
 	if (!doc || !ctx->wellFormed) {
 		const xmlError *e = xmlCtxtGetLastError(ctx);
+		const char *m = e && e->message ? e->message : "not well-formed";
 		char msg[160];
 
-		snprintf(msg, sizeof(msg), "%s",
-			 e && e->message ? e->message : "not well-formed");
-		msg[strcspn(msg, "\n")] = '\0';
+		/* libxml2 quotes the document's bytes (a namespace URI, a
+		 * tag) as they are: escape them like every other reason. */
+		s3_escape(m, strcspn(m, "\n"), msg, sizeof(msg));
 		if (err && errlen)
 			snprintf(err, errlen, "malformed XML (line %d: %s)",
 				 e ? e->line : 0, msg);

@@ -199,6 +199,25 @@ static void test_hostile(void)
 		       "<LastModified>2024-01-02T03:04:05Z</LastModified>"
 		       "</Contents></ListBucketResult>",
 		       -EPROTO, "malformed");
+	/* libxml2's own message quotes the document: its bytes are escaped
+	 * too (found by tests/fuzz/fuzz_s3xml; the input is
+	 * tests/fixtures/fuzz/s3xml/xmlns_raw_bytes.xml). */
+	{
+		static const char raw[] =
+			"<ListBucketResult xmlns=\"http://s3.amazonaws.com/d"
+			"\x91\x9b/\"><IsTruncated>false</IsTruncated>"
+			"</ListBucketResult>";
+		struct s3_list_page p;
+		char err[256];
+
+		CHECK_ERR(s3xml_parse_list(raw, strlen(raw), &p, err,
+					   sizeof(err)),
+			  -EPROTO);
+		CHECK(strstr(err, "malformed") && strstr(err, "\\x91\\x9b"));
+		for (const char *q = err; *q; q++)
+			CHECK(*q >= 0x20 && *q <= 0x7e);
+		s3xml_list_cleanup(&p);
+	}
 	expect_refused("<Other><IsTruncated>false</IsTruncated></Other>",
 		       -EPROTO, "not a ListBucketResult");
 	expect_refused("<ListBucketResult></ListBucketResult>", -EPROTO,
