@@ -55,8 +55,13 @@ static int cmp_entry(const void *a, const void *b)
 		      ((const struct roster_entry *)b)->path);
 }
 
-static int bad(char *err, size_t errlen, const char *what, size_t rec)
+/* Refuse the whole listing: free what was taken and say which entry (by
+ * its place in find's output) was wrong. */
+static int bad(struct roster *r, char *err, size_t errlen, const char *what)
 {
+	size_t rec = r->n;
+
+	roster_free(r);
 	snprintf(err, errlen, "roster: %s in entry %zu", what, rec);
 	return -EBADMSG;
 }
@@ -75,50 +80,37 @@ int roster_parse(const char *out, size_t len, struct roster *r, char *err,
 	}
 	while (left) {
 		const char *end = memchr(p, '\0', left);
-		if (!end) {
-			roster_free(r);
-			return bad(err, errlen, "truncated record", r->n);
-		}
+		if (!end)
+			return bad(r, err, errlen, "truncated record");
 		size_t rl = end - p;
 		struct roster_entry e = { 0 };
 		char *q;
 		/* "%y %s %T@ %P": type, size, mtime with fraction, path. */
-		if (rl < 7 || p[1] != ' ' || !isdigit((unsigned char)p[2])) {
-			roster_free(r);
-			return bad(err, errlen, "malformed record", r->n);
-		}
+		if (rl < 7 || p[1] != ' ' || !isdigit((unsigned char)p[2]))
+			return bad(r, err, errlen, "malformed record");
 		e.type = p[0];
 		errno = 0;
 		unsigned long long sz = strtoull(p + 2, &q, 10);
-		if (errno || *q != ' ') {
-			roster_free(r);
-			return bad(err, errlen, "bad size", r->n);
-		}
+		if (errno || *q != ' ')
+			return bad(r, err, errlen, "bad size");
 		long long mt = strtoll(q + 1, &q, 10);
-		if (errno || (*q != '.' && *q != ' ')) {
-			roster_free(r);
-			return bad(err, errlen, "bad mtime", r->n);
-		}
+		if (errno || (*q != '.' && *q != ' '))
+			return bad(r, err, errlen, "bad mtime");
 		while (*q && *q != ' ')
 			q++;
-		if (*q != ' ' || q + 1 >= end) {
-			roster_free(r);
-			return bad(err, errlen, "no path", r->n);
-		}
+		if (*q != ' ' || q + 1 >= end)
+			return bad(r, err, errlen, "no path");
 		q++;
 		size_t pl = end - q;
 		if (pl > 4095 || !strncmp(q, "/", 1) ||
 		    !strcmp(q, "..") || !strncmp(q, "../", 3) ||
 		    strstr(q, "/../") ||
 		    (pl >= 3 && !strcmp(q + pl - 3, "/.."))) {
-			roster_free(r);
-			return bad(err, errlen, "path escapes checkpoint_dir",
-				   r->n);
+			return bad(r, err, errlen,
+				   "path escapes checkpoint_dir");
 		}
-		if (r->n >= ROSTER_MAX_ENTRIES) {
-			roster_free(r);
-			return bad(err, errlen, "too many entries", r->n);
-		}
+		if (r->n >= ROSTER_MAX_ENTRIES)
+			return bad(r, err, errlen, "too many entries");
 		if (r->n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
 			struct roster_entry *nv =

@@ -64,6 +64,11 @@ int main(void)
 	CHECK_ERR(roster_parse(OUT(trunc), &r2, err, sizeof(err)), -EBADMSG);
 	static const char nosize[] = ROSTER_MARK "\0f x 1 a\0";
 	CHECK_ERR(roster_parse(OUT(nosize), &r2, err, sizeof(err)), -EBADMSG);
+	/* The reason names the entry that was wrong, not entry 0. */
+	static const char second[] = ROSTER_MARK "\0f 1 1 a\0f 2 2 ../b\0";
+	CHECK_ERR(roster_parse(OUT(second), &r2, err, sizeof(err)), -EBADMSG);
+	CHECK(strstr(err, "in entry 1") != NULL);
+	CHECK(r2.n == 0 && r2.v == NULL);
 	static const char nomark[] = "f 1 1 a\0";
 	CHECK_ERR(roster_parse(OUT(nomark), &r2, err, sizeof(err)), -EBADMSG);
 	static const char empty[] = ROSTER_MARK "\0";
