@@ -80,6 +80,7 @@ struct seen {
 };
 
 struct platform {
+	char *ca_file;	/* the section's ca_file, or NULL */
 	char *api_url;	/* "https://host[:port]", no trailing slash */
 	char *key;	/* for masking echoes in messages */
 	char *auth_hdr; /* "Authorization: TOKEN" (no Bearer) */
@@ -619,6 +620,7 @@ static void autodl_close(struct platform *p)
 	}
 	seen_free(p);
 	free(p->api_url);
+	free(p->ca_file);
 	free(p->ssh_user);
 	free(p);
 }
@@ -643,6 +645,9 @@ static int autodl_open(const struct rgt_section *sec, struct platform **out,
 		goto out_free;
 	rc = restapi_timeout("autodl", sec, TIMEOUT_MS, &p->timeout_ms, err,
 			     errlen);
+	if (rc)
+		goto out_free;
+	rc = restapi_ca_file("autodl", sec, &p->ca_file, err, errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
@@ -736,6 +741,7 @@ static int request(struct platform *p, const char *method, const char *path,
 			      body ? "Content-Type: application/json" : NULL,
 			      NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = method,
 	    .headers = hdrs,
 	    .body = body,

@@ -66,6 +66,7 @@ struct memo {
 };
 
 struct platform {
+	char *ca_file;	/* the section's ca_file, or NULL */
 	char *api_url;	/* "https://host[:port]" */
 	char *key;	/* for masking echoes in messages */
 	char *auth_hdr; /* "Authorization: Basic base64(KEY:)" */
@@ -465,6 +466,7 @@ static void lambda_close(struct platform *p)
 		free(p->memo[i].lines);
 	free(p->memo);
 	free(p->api_url);
+	free(p->ca_file);
 	free(p->ssh_user);
 	free(p);
 }
@@ -489,6 +491,9 @@ static int lambda_open(const struct rgt_section *sec, struct platform **out,
 		goto out_free;
 	rc = restapi_timeout(KIND, sec, TIMEOUT_MS, &p->timeout_ms, err,
 			     errlen);
+	if (rc)
+		goto out_free;
+	rc = restapi_ca_file(KIND, sec, &p->ca_file, err, errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
@@ -643,6 +648,7 @@ static int lambda_list(struct platform *p, struct rgt_instance_list *out,
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "GET",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,
@@ -711,6 +717,7 @@ static int lambda_destroy(struct platform *p, const char *id, size_t step,
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
 			      "Content-Type: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "POST",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,

@@ -68,6 +68,7 @@ struct memo {
 };
 
 struct platform {
+	char *ca_file;	/* the section's ca_file, or NULL */
 	char *api_url;
 	char *key;
 	char *auth_hdr; /* "Authorization: Bearer KEY" */
@@ -501,6 +502,7 @@ static void paperspace_close(struct platform *p)
 		free(p->memo[i].lines);
 	free(p->memo);
 	free(p->api_url);
+	free(p->ca_file);
 	free(p->ssh_user);
 	free(p);
 }
@@ -523,6 +525,9 @@ static int paperspace_open(const struct rgt_section *sec,
 		goto out_free;
 	rc = restapi_timeout(KIND, sec, TIMEOUT_MS, &p->timeout_ms, err,
 			     errlen);
+	if (rc)
+		goto out_free;
+	rc = restapi_ca_file(KIND, sec, &p->ca_file, err, errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
@@ -616,6 +621,7 @@ static int get_page(struct platform *p, const char *path, const char *cursor,
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "GET",
 	    .headers = hdrs,
 	    .max_body = PAPERSPACE_MAX_BODY,
@@ -816,6 +822,7 @@ static int paperspace_destroy(struct platform *p, const char *id, size_t step,
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "DELETE",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,

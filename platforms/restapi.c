@@ -27,6 +27,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+int restapi_ca_file(const char *kind, const struct rgt_section *sec,
+		    char **out, char *err, size_t errlen)
+{
+	const char *v = config_get(sec, "ca_file");
+
+	*out = NULL;
+	if (!v || !*v)
+		return 0;
+	if (access(v, R_OK)) {
+		int e = errno;
+		snprintf(err, errlen, "%s: ca_file %s: %s", kind, v,
+			 strerror(e));
+		return -EINVAL;
+	}
+	*out = strdup(v);
+	return *out ? 0 : -ENOMEM;
+}
 
 int restapi_timeout(const char *kind, const struct rgt_section *sec,
 		    long dflt_ms, long *ms, char *err, size_t errlen)

@@ -30,6 +30,15 @@ struct rgt_section;
 int restapi_origin(const char *kind, const char *url, const char *dflt,
 		   char **origin, char *err, size_t errlen);
 
+/*
+ * ca_file = PATH: a CA bundle for an API behind a private CA, checked
+ * readable now so a typo is a mount-time error. *@out malloc'd, or NULL
+ * when the section names none (the system's CAs). It replaces the system
+ * bundle for this API's requests only; verification stays on either way.
+ */
+int restapi_ca_file(const char *kind, const struct rgt_section *sec,
+		    char **out, char *err, size_t errlen);
+
 /* api_timeout = SECONDS (0 < s <= 600) into *@ms, else @dflt_ms. */
 int restapi_timeout(const char *kind, const struct rgt_section *sec,
 		    long dflt_ms, long *ms, char *err, size_t errlen);

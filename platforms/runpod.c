@@ -78,6 +78,7 @@
 #define SERVER_MSG_MAX 300
 
 struct platform {
+	char *ca_file;	/* the section's ca_file, or NULL */
 	char *api_url;	/* "https://host[:port]", no trailing slash */
 	char *key;	/* for masking echoes in messages */
 	char *auth_hdr; /* "Authorization: Bearer KEY" */
@@ -688,6 +689,7 @@ static void runpod_close(struct platform *p)
 		free(p->auth_hdr);
 	}
 	free(p->api_url);
+	free(p->ca_file);
 	free(p->ssh_user);
 	free(p);
 }
@@ -712,6 +714,9 @@ static int runpod_open(const struct rgt_section *sec, struct platform **out,
 		goto out_free;
 	rc = restapi_timeout("runpod", sec, TIMEOUT_MS, &p->timeout_ms, err,
 			     errlen);
+	if (rc)
+		goto out_free;
+	rc = restapi_ca_file("runpod", sec, &p->ca_file, err, errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
@@ -794,6 +799,7 @@ static int runpod_list(struct platform *p, struct rgt_instance_list *out,
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "GET",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,
@@ -860,6 +866,7 @@ static int runpod_log(struct platform *p, const char *id, struct buf *out,
 	const char *hdrs[] = {p->auth_hdr, "Accept: text/event-stream",
 			      NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "GET",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,
@@ -910,6 +917,7 @@ static int runpod_destroy(struct platform *p, const char *id, size_t step,
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "DELETE",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,

@@ -103,6 +103,7 @@
 #define V1_RETRY_MS (10L * 60 * 1000)
 
 struct platform {
+	char *ca_file;	/* the section's ca_file, or NULL */
 	char *api_url;	/* "https://host[:port]", no trailing slash */
 	char *key;	/* for masking echoes in messages */
 	char *auth_hdr; /* "Authorization: Bearer KEY" */
@@ -965,6 +966,7 @@ static void vastai_close(struct platform *p)
 		free(p->auth_hdr);
 	}
 	free(p->api_url);
+	free(p->ca_file);
 	free(p->ssh_user);
 	free(p);
 }
@@ -989,6 +991,9 @@ static int vastai_open(const struct rgt_section *sec, struct platform **out,
 		goto out_free;
 	rc = restapi_timeout("vastai", sec, TIMEOUT_MS, &p->timeout_ms, err,
 			     errlen);
+	if (rc)
+		goto out_free;
+	rc = restapi_ca_file("vastai", sec, &p->ca_file, err, errlen);
 	if (rc)
 		goto out_free;
 	p->connect_ms = p->timeout_ms < CONNECT_MS ? p->timeout_ms : CONNECT_MS;
@@ -1081,6 +1086,7 @@ static int list_v0(struct platform *p, struct rgt_instance_list *out,
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "GET",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,
@@ -1218,6 +1224,7 @@ static int list_v1(struct platform *p, struct rgt_instance_list *out,
 {
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "GET",
 	    .headers = hdrs,
 	    .connect_timeout_ms = p->connect_ms,
@@ -1536,6 +1543,7 @@ static int vastai_log(struct platform *p, const char *id, struct buf *out,
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
 			      "Content-Type: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "PUT",
 	    .headers = hdrs,
 	    .body = body,
@@ -1621,6 +1629,7 @@ static int vastai_destroy(struct platform *p, const char *id, size_t step,
 	const char *hdrs[] = {p->auth_hdr, "Accept: application/json",
 			      "Content-Type: application/json", NULL};
 	struct http_req req = {
+	    .ca_file = p->ca_file,
 	    .method = "DELETE",
 	    .headers = hdrs,
 	    .body = "{}",
