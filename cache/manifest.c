@@ -158,6 +158,32 @@ static bool hex64(const char *s)
 /* A manifest is a file's evidence: it is read as hostile (STYLE 11). */
 #define MANIFEST_MAX (256u << 20)
 
+/*
+ * Is @p a name under the checkpoint root, spelt one way only: not empty,
+ * not absolute, no empty component ("a//b", a trailing '/') and no "." or
+ * "..". The tools write DIR/path and look files up by it: anything else
+ * could leave DIR or name one file twice. Control bytes are allowed (a
+ * name on the box may hold a newline; the tools escape it when printing);
+ * a NUL cannot occur (jansson refuses \u0000, rpath_hex_decode 00).
+ */
+static bool rel_path_ok(const char *p)
+{
+	if (!*p || *p == '/')
+		return false;
+	for (;;) {
+		const char *end = strchr(p, '/');
+		if (!end)
+			end = p + strlen(p);
+		size_t l = (size_t)(end - p);
+		if (!l || (l == 1 && p[0] == '.') ||
+		    (l == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!*end)
+			return true;
+		p = end + 1;
+	}
+}
+
 int manifest_parse(const char *text, size_t len, struct manifest_file **out,
 		   size_t *nout, char *err, size_t errlen)
 {
@@ -207,7 +233,20 @@ int manifest_parse(const char *text, size_t len, struct manifest_file **out,
 		 * UTF-8; "path" is then only its escaped, readable form. */
 		v[n].path = hex ? rpath_hex_decode(hex) : strdup(path);
 		if (!v[n].path) {
-			snprintf(err, errlen, "files[%zu]: bad path_hex", i);
+			if (hex)
+				snprintf(err, errlen, "files[%zu]: bad path_hex",
+					 i);
+			else
+				rc = -ENOMEM;
+			goto out;
+		}
+		/* the exact bytes are what the tools use, so they are what
+		 * is checked */
+		if (!rel_path_ok(v[n].path)) {
+			snprintf(err, errlen, "files[%zu]: path is not a plain "
+				 "relative name (empty, absolute, or an empty, "
+				 "\".\" or \"..\" component)", i);
+			n++;		/* freed with the others */
 			goto out;
 		}
 		v[n].bytes = (uint64_t)json_integer_value(b);

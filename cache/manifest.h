@@ -38,8 +38,11 @@ struct manifest_file {
  * The inverse of manifest_build(), for the tools that check an archive
  * against its manifest: the "files" of the @len bytes at @text, in order.
  * -EIO (and a reason in @err) if it is not a PULL/v1 manifest, an entry
- * lacks a path, a size or a 64-digit lower-case sha256, a path is absolute
- * or has a ".." component, or the totals disagree with the list; -ENOMEM.
+ * lacks a path, a size or a 64-digit lower-case sha256, a path (its exact
+ * bytes: path_hex when given) is not a plain relative name (empty,
+ * absolute, a trailing '/', an empty, "." or ".." component), or the
+ * totals disagree with the list; -ENOMEM. Control bytes in a name are
+ * kept (a NUL cannot occur).
  * *out is malloc'd: free with manifest_files_free().
  */
 int manifest_parse(const char *text, size_t len, struct manifest_file **out,
