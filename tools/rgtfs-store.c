@@ -38,7 +38,12 @@
  *   OK      PLATFORM/ID/path
  *   FAIL    PLATFORM/ID/path: <why>
  *   MISSING PLATFORM/ID/path: <why>
- * Exit 0 if every file is OK, 1 if any is not, 2 on a usage error.
+ * Exit 0 if every file is OK, 1 if any is not or there is no archive to
+ * check at all, 2 on a usage error.
+ *
+ * Every command opens an existing cache only (CACHEDIR/data.mdb): where
+ * there is none it says "no cache at CACHEDIR" and exits 1, creating
+ * nothing.
  *
  * Names are printed with control characters escaped as rgtfs-verify does,
  * so a name holding a newline or a tab still gives one line (one field).
@@ -570,7 +575,12 @@ static int verify_one(struct store *st, const char *plat, const char *id)
 	return bad;
 }
 
-static int cmd_verify(struct store *st, const char *arg)
+/*
+ * 0 only when there was something to check and all of it is OK: a cache
+ * with no archives is no evidence, so `rgtfs-store verify && rm -r
+ * my-other-copy` must not go ahead on it (1).
+ */
+static int cmd_verify(struct store *st, const char *arg, const char *cachedir)
 {
 	char plat[256], id[256];
 	if (arg) {
@@ -597,8 +607,11 @@ static int cmd_verify(struct store *st, const char *arg)
 		fprintf(stderr, "rgtfs-store: %s\n", strerror(-rc));
 		return 1;
 	}
-	if (!n)
-		fprintf(stderr, "rgtfs-store: no archives in the cache\n");
+	if (!n) {
+		fprintf(stderr, "rgtfs-store: no archives in the cache at %s\n",
+			cachedir);
+		return 1;
+	}
 	return status;
 }
 
@@ -894,8 +907,27 @@ int main(int argc, char **argv)
 	}
 	if (!dir)
 		dir = config_default_cache_dir();
-	rc = store_open(dir, 1ull << 40, &st, err, sizeof(err));
+	if (!dir) {
+		fprintf(stderr, "rgtfs-store: out of memory\n");
+		return 1;
+	}
+	/*
+	 * An existing cache only: store_open() makes a missing directory
+	 * (mkdir, chmod 0700, a first write transaction), which is right for
+	 * the daemon and wrong here. A mistyped -c must not leave an empty
+	 * cache behind, nor let `verify` report on one.
+	 */
+	char cachedir[4096], mdb[4096 + 16];
+	struct stat sb;
+	int dl = snprintf(cachedir, sizeof(cachedir), "%s", dir);
 	free(dir);
+	snprintf(mdb, sizeof(mdb), "%s/data.mdb", cachedir);
+	if (dl < 0 || (size_t)dl >= sizeof(cachedir) || stat(mdb, &sb) ||
+	    !S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "rgtfs-store: no cache at %s\n", cachedir);
+		return 1;
+	}
+	rc = store_open(cachedir, 1ull << 40, &st, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "rgtfs-store: %s\n", err);
 		return 1;
@@ -934,7 +966,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "ls") && optind + 1 == argc) {
 		rc = cmd_ls(st);
 	} else if (!strcmp(cmd, "verify") && optind + 2 >= argc) {
-		int status = cmd_verify(st, argv[optind + 1]);
+		int status = cmd_verify(st, argv[optind + 1], cachedir);
 		store_close(st);
 		if (status == 2)
 			usage();

@@ -271,3 +271,40 @@ def test_a_corrupted_block_fails_verify_and_export(world, tmp_path, store_tool):
     # the bad file is not left behind, and the manifest is not written
     assert not (out / "run1" / "step 10.bin").exists()
     assert not (out / "PULL_MANIFEST.json").exists()
+
+
+def test_no_cache_at_the_path_is_an_error_and_creates_nothing(tmp_path, store_tool):
+    """-c naming no cache (a typo, a disk not mounted): exit 1 for every
+    command, and no directory, data.mdb or lock file is made there."""
+    for cmd in (["stat"], ["ls"], ["verify"], ["instances"]):
+        nodir = tmp_path / "nocache"
+        r = store(store_tool, str(nodir), *cmd)
+        assert r.rc == 1, (cmd, r)
+        assert b"no cache at %s" % str(nodir).encode() in r.err, (cmd, r)
+        assert not nodir.exists(), "%s made %s" % (cmd, nodir)
+    # an existing directory that is not a cache: left as it was (mode too)
+    plain = tmp_path / "plain"
+    plain.mkdir(mode=0o755)
+    os.chmod(plain, 0o755)
+    r = store(store_tool, str(plain), "verify")
+    assert r.rc == 1 and b"no cache at" in r.err, r
+    assert os.listdir(plain) == [] and (os.stat(plain).st_mode & 0o777) == 0o755
+    # the default place (XDG_CACHE_HOME/rgtfs) when there is no -c
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    r = run([store_tool, "verify"], env=env, timeout=30)
+    assert r.rc == 1 and b"no cache at" in r.err, r
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_verify_of_a_cache_with_no_archives_fails(fake_api, mount_factory, store_tool):
+    """`rgtfs-store verify && rm -r my-other-copy` must not pass on no
+    evidence: a real cache holding no archive at all is exit 1."""
+    m = mount_factory(fake_api)
+    assert m.unmount() == 0
+    assert os.path.exists(os.path.join(m.cache, "data.mdb"))
+    r = store(store_tool, m.cache, "verify")
+    assert r.rc == 1, r
+    assert b"no archives in the cache at %s" % m.cache.encode() in r.err, r
+    assert r.text == "", r
+    # the cache itself is fine: stat works on it
+    assert store(store_tool, m.cache, "stat").rc == 0
