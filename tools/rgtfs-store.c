@@ -29,6 +29,10 @@
  * the store alone and hashed as it is written, checked against the
  * archive's PULL_MANIFEST.json, then that manifest itself: DIR is then a
  * pulled copy in the layout remote-gpu-trainer's verify_local.py checks.
+ * Before anything is written the two file lists must agree both ways
+ * (every manifest file in the archive and every archive file in the
+ * manifest, as verify checks); a mismatch names the file, exits 1 and
+ * leaves DIR as it was.
  * Nothing is overwritten (O_EXCL), names are the archive's own (a name
  * that would leave the checkpoint root is refused), everything is fsynced.
  * On a mismatch it stops at that file (removing only the file it was
@@ -814,6 +818,20 @@ static int cmd_export(struct store *st, const char *arg, const char *dir)
 			fprintf(stderr, "rgtfs-store: %s: refused: the name "
 				"would not be a file under DIR\n", esc);
 			rc = -EINVAL;
+		}
+	}
+	/* and the other way round, as verify checks: a file the archive
+	 * holds that the manifest does not vouch for would be missing from
+	 * DIR, which would then pass as the whole run */
+	for (size_t k = 0; !rc && k < a->nfiles; k++) {
+		bool listed = false;
+		for (size_t i = 0; !listed && i < mn; i++)
+			listed = !strcmp(mv[i].path, a->files[k].path);
+		if (!listed) {
+			fprintf(stderr, "rgtfs-store: %s: in the archive, not "
+				"in the manifest\n", rpath_escape_s(
+				a->files[k].path, esc, sizeof(esc)));
+			rc = -EIO;
 		}
 	}
 	if (rc || prepare_dir(dir, &made)) {

@@ -308,3 +308,68 @@ def test_verify_of_a_cache_with_no_archives_fails(fake_api, mount_factory, store
     assert r.text == "", r
     # the cache itself is fine: stat works on it
     assert store(store_tool, m.cache, "stat").rc == 0
+
+
+def drop_first_manifest_entry(cache):
+    """Edit data.mdb (rgtfs unmounted) so that the archive's stored
+    PULL_MANIFEST.json no longer lists its first file, the record keeping
+    its length: the first entry's '}' and the next entry's '{' become
+    blanks (jansson keeps the last of duplicate keys, so the two entries
+    merge into the second), and the totals lose that file. The path of
+    the file dropped."""
+    p = os.path.join(cache, "data.mdb")
+    with open(p, "r+b") as f:
+        data = bytearray(f.read())
+        dropped = set()
+        # the manifest is a JSON string inside the record: quotes escaped
+        for m in re.finditer(rb'\\"files\\": \[', bytes(data)):
+            o = data.index(b"{", m.end())
+            c = data.index(b"}", o)
+            n = data.index(b"{", c)
+            assert re.fullmatch(rb"(\\n| |,)*", bytes(data[c + 1:n])), data[c:n]
+            entry = bytes(data[o:c])
+            path = re.search(rb'\\"path\\": \\"([^\\]*)\\"', entry).group(1).decode()
+            size = int(re.search(rb'\\"bytes\\": (\d+)', entry).group(1))
+            data[c] = data[n] = ord(" ")
+            t = re.compile(rb'\\"totals\\": \{\\n *\\"files\\": (\d+),\\n *\\"bytes\\": (\d+)')
+            tm = t.search(bytes(data), n)
+            for g, new in ((1, int(tm.group(1)) - 1), (2, int(tm.group(2)) - size)):
+                old = tm.group(g)
+                s = str(new).encode()
+                assert len(s) <= len(old)
+                data[tm.start(g):tm.end(g)] = b" " * (len(old) - len(s)) + s
+            dropped.add(path)
+        f.seek(0)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    assert len(dropped) == 1, dropped
+    return dropped.pop()
+
+
+@pytest.mark.deadline(240)
+def test_export_refuses_an_archive_file_the_manifest_does_not_list(world, tmp_path,
+                                                                   store_tool):
+    """Both ways, as verify checks, before a byte is written: a file the
+    archive holds but its manifest does not list would be left out of DIR,
+    which would then pass as the whole run."""
+    w, files = archived_world(world, tmp_path)
+    cache = w.mount.cache
+    name = "vastai/%d" % w.ids[0]
+    tear_down(w)
+    assert w.mount.unmount() == 0
+    gone = drop_first_manifest_entry(cache)
+    assert gone in files, gone
+
+    r = store(store_tool, cache, "verify", name)
+    assert r.rc == 1 and ("FAIL    %s/%s: in the archive, not in the manifest"
+                          % (name, gone)) in r.text, r
+    out = tmp_path / "exported"
+    r = store(store_tool, cache, "export", name, str(out))
+    assert r.rc == 1, r
+    assert ("%s: in the archive, not in the manifest" % gone).encode() in r.err, r
+    assert not out.exists(), "export made DIR: %s" % os.listdir(out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert store(store_tool, cache, "export", name, str(empty)).rc == 1
+    assert os.listdir(empty) == []
