@@ -755,16 +755,22 @@ static int export_file(struct store *st, const struct archive *a,
 	enum got g = read_archived(st, a, f, sha, write_all, &fd, hex, why,
 				   sizeof(why));
 	int rc = 0;
-	if (g == GOT_OK && fsync(fd)) {
-		snprintf(why, sizeof(why), "fsync: %s", strerror(errno));
-		g = GOT_SINK;
-	}
 	if (g == GOT_OK) {
+		/* the box's mtime, as cp -a keeps; set before the fsync so
+		 * that it is as durable as the bytes */
 		struct timespec ts[2] = {
 			{ .tv_nsec = UTIME_OMIT },
 			{ .tv_sec = f->mtime },
 		};
-		futimens(fd, ts);	/* the box's mtime, as cp -a keeps */
+		if (futimens(fd, ts)) {
+			snprintf(why, sizeof(why), "futimens: %s",
+				 strerror(errno));
+			g = GOT_SINK;
+		}
+	}
+	if (g == GOT_OK && fsync(fd)) {
+		snprintf(why, sizeof(why), "fsync: %s", strerror(errno));
+		g = GOT_SINK;
 	}
 	if (close(fd) && g == GOT_OK) {
 		snprintf(why, sizeof(why), "close: %s", strerror(errno));
@@ -788,15 +794,26 @@ static int export_file(struct store *st, const struct archive *a,
 }
 
 /* 0 exported, 1 refused or failed, 2 usage. */
-static int cmd_export(struct store *st, const char *arg, const char *dir)
+static int cmd_export(struct store *st, const char *arg, const char *dir_arg)
 {
-	char plat[256], id[256], esc[1024];
+	char plat[256], id[256], esc[1024], dir[4096];
 	struct archive *a;
 	struct manifest_file *mv;
 	size_t mn;
 	bool made;
 	if (split_name(arg, plat, sizeof(plat), id, sizeof(id)))
 		return 2;
+	/* DIR without its trailing '/'s, so that its parent (whose entry
+	 * for a new DIR is fsynced at the end) is found: "out/" is "out" */
+	size_t dl = strlen(dir_arg);
+	if (!dl || dl >= sizeof(dir)) {
+		fprintf(stderr, "rgtfs-store: %s: not a usable directory "
+			"name\n", dir_arg);
+		return 1;
+	}
+	memcpy(dir, dir_arg, dl + 1);
+	while (dl > 1 && dir[dl - 1] == '/')
+		dir[--dl] = '\0';
 	if (load_checked(st, plat, id, &a, &mv, &mn))
 		return 1;
 	int rc = 0;
@@ -876,10 +893,13 @@ static int cmd_export(struct store *st, const char *arg, const char *dir)
 		else
 			strcpy(parent, ".");
 		int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (pfd >= 0) {
-			fsync(pfd);
+		if (pfd < 0 || fsync(pfd))
+			rc = -errno;
+		if (pfd >= 0)
 			close(pfd);
-		}
+		if (rc)
+			fprintf(stderr, "rgtfs-store: fsync of %s (the parent "
+				"of %s): %s\n", parent, dir, strerror(-rc));
 	}
 	if (root >= 0)
 		close(root);

@@ -373,3 +373,69 @@ def test_export_refuses_an_archive_file_the_manifest_does_not_list(world, tmp_pa
     empty.mkdir()
     assert store(store_tool, cache, "export", name, str(empty)).rc == 1
     assert os.listdir(empty) == []
+
+
+def straced(tool, cache, *args, inject=None):
+    """rgtfs-store under strace: (Result, syscall lines)."""
+    log = os.path.join(cache, "..", "strace-%d.txt" % os.getpid())
+    argv = ["strace", "-qq", "-o", log, "-e", "trace=openat,open,utimensat,fsync,close"]
+    if inject:
+        argv += ["-e", "inject=" + inject]
+    r = run(argv + [tool, "-c", cache] + list(args), timeout=120)
+    with open(log) as f:
+        lines = f.read().splitlines()
+    os.unlink(log)
+    return r, lines
+
+
+@pytest.mark.deadline(240)
+def test_export_durability(world, tmp_path, store_tool):
+    """Each file's mtime is set before its fsync (so it is as durable as the
+    bytes); a DIR given as "out/" has its parent fsynced, not itself; and
+    every fsync's failure is exit 1."""
+    if not os.path.exists("/usr/bin/strace"):
+        pytest.skip("no strace")
+    w, files = archived_world(world, tmp_path)
+    cache = w.mount.cache
+    name = "vastai/%d" % w.ids[0]
+    tear_down(w)
+    assert w.mount.unmount() == 0
+
+    out = str(tmp_path / "out") + "/"
+    r, lines = straced(store_tool, cache, "export", name, out)
+    assert r.rc == 0, r
+    assert os.stat(os.path.join(out, "e0.bin")).st_mtime == BASE_MTIME
+    opened = []                  # [path, flags, [syscalls on its fd]] per open
+    by_fd = {}
+    for ln in lines:
+        m = re.match(r'openat\((?:AT_FDCWD|\d+), "([^"]*)", ([A-Z_|]+)[^=]*= (\d+)$', ln)
+        if m:
+            rec = [m.group(1), m.group(2), []]
+            opened.append(rec)
+            by_fd[int(m.group(3))] = rec
+            continue
+        m = re.match(r"(utimensat|fsync|close)\((\d+)", ln)
+        if m and int(m.group(2)) in by_fd:
+            by_fd[int(m.group(2))][2].append(m.group(1))
+            if m.group(1) == "close":
+                del by_fd[int(m.group(2))]
+    exported = [o for o in opened if "O_EXCL" in o[1] and o[0] != "PULL_MANIFEST.json"]
+    assert sorted(os.path.basename(o[0]) for o in exported) == sorted(
+        os.path.basename(p) for p in files), opened
+    for path, _, calls in exported:
+        assert "utimensat" in calls and "fsync" in calls, (path, calls)
+        assert calls.index("utimensat") < calls.index("fsync"), \
+            "%s: mtime set after the fsync: %s" % (path, calls)
+    parents = [o for o in opened if o[0] == str(tmp_path) and "O_DIRECTORY" in o[1]]
+    assert parents and "fsync" in parents[-1][2], \
+        "the parent of %s was not fsynced:\n%s" % (out, "\n".join(lines))
+
+    # every fsync counts: fail each one in turn (the last is DIR's parent)
+    n = sum(1 for ln in lines if ln.startswith("fsync("))
+    assert n >= len(files) + 2, lines
+    for k in range(1, n + 1):
+        d = str(tmp_path / ("fail%d" % k))
+        r, _ = straced(store_tool, cache, "export", name, d,
+                       inject="fsync:error=EIO:when=%d" % k)
+        assert r.rc == 1, ("fsync #%d of %d failed and export said OK" % (k, n), r)
+        assert b"Input/output error" in r.err, (k, r)
