@@ -15,6 +15,10 @@ import time
 
 import pytest
 
+import util
+from conftest import new_ids
+from fake_vast import make_instance
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOP = os.path.join(REPO, "tools", "rgtfs-top")
 
@@ -126,6 +130,53 @@ def test_a_hanging_read_gives_up_in_bounded_time(tmp_path):
     r = top("-1", "--read-timeout", "1", str(d), timeout=20)
     assert r.returncode == 1 and b"no answer within" in r.stderr, r
     assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.faults
+@pytest.mark.deadline(200)
+def test_a_read_stuck_in_a_hung_mount_does_not_hold_the_exit(fake_api, box_factory,
+                                                             mount_factory):
+    """A FIFO's open() dies with SIGKILL; a FUSE request the daemon has
+    taken does not (the reader sits in D state until the mount answers).
+    Such a request: the lookup of a fleet.json on a real rgtfs mount whose
+    box went silent (a blackholed proxy; io_timeout far away). rgtfs-top
+    must still exit 1 within --read-timeout + 5 s, and leave no pipe of its
+    caller open."""
+    b = box_factory()
+    hung = os.path.join(b.workspace, "checkpoints", "hung")
+    os.makedirs(hung)
+    util.write_big_file(os.path.join(hung, "fleet.json"), 32 * util.MIB, seed=9,
+                        mtime=util.BASE_MTIME)
+    px = util.TcpProxy(b.port)
+    try:
+        iid = new_ids(1)[0]
+        fake_api.add(make_instance(iid, direct_port=px.port, proxy_port=util.dead_port()))
+        m = mount_factory(fake_api, io_timeout=60)
+        vdir = os.path.join(m.mnt, "vastai")
+        util.wait_until(lambda: str(iid) in util.ok(["ls", vdir], 30).text.split(), 15,
+                        msg="instance listed")
+        d = os.path.join(vdir, str(iid), "checkpoints", "hung")
+        # "hung" is known, its own listing is not: the reader's open()
+        # becomes a LOOKUP the daemon takes and cannot answer (a page-cache
+        # read would wait killably; a request in the daemon's hands does not)
+        assert "hung" in util.ok(["ls", os.path.dirname(d)], 60).text.split()
+        px.blackhole()
+        t0 = time.monotonic()
+        p = subprocess.Popen([TOP, "-1", "--read-timeout", "2", d], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=2 + 5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.communicate(timeout=70)
+            pytest.fail("rgtfs-top (or a child holding its pipes) still there %.0f s "
+                        "after a 2 s read timeout" % (time.monotonic() - t0))
+        assert p.returncode == 1 and b"no answer within" in err, (p.returncode, out, err)
+        assert time.monotonic() - t0 < 2 + 5
+    finally:
+        px.blackhole(False)
+        px.stop()
 
 
 def test_usage_errors():
