@@ -221,6 +221,41 @@ def test_completion_other_tools(tmp_path):
         str(tmp_path / "mnt")]
 
 
+def test_completion_lists_rgtfs_mounts_and_never_runs_their_names(tmp_path):
+    """rgtfs-top <TAB> offers the fuse.rgtfs mounts (the list came out empty
+    while the caller's IFS=$'\\n' leaked into the reader), and a mount point
+    name is data, never code: any local user may mount at a name holding
+    $(...) or `...`, which compgen -W would run."""
+    pwned = tmp_path / "pwned"
+    evil = "%s/a$(touch %s)" % (tmp_path, pwned)
+    tick = "%s/b`touch %s`" % (tmp_path, pwned)
+    plain = "%s/mnt one" % tmp_path
+    esc = lambda p: p.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "proc /proc proc rw,nosuid 0 0\n"
+        "rgtfs %s fuse.rgtfs rw,nosuid,nodev,user_id=0,group_id=0 0 0\n" % esc(evil) +
+        "rgtfs %s fuse.rgtfs rw,nosuid,nodev,user_id=0,group_id=0 0 0\n" % esc(tick) +
+        "rgtfs %s fuse.rgtfs rw,nosuid,nodev,user_id=0,group_id=0 0 0\n" % esc(plain) +
+        "sshfs %s/other fuse.sshfs rw 0 0\n" % tmp_path)
+    env = dict(os.environ, _RGTFS_MOUNTS_FILE=str(mounts))
+    got = _complete("_rgtfs_top", "rgtfs-top %s/" % tmp_path, env=env)
+    assert sorted(got) == sorted([evil, tick, plain]), got
+    assert _complete("_rgtfs_top", "rgtfs-top %s/a" % tmp_path, env=env) == [evil]
+    assert _complete("_rgtfs_top", "rgtfs-top %s/mnt" % tmp_path, env=env) == [plain]
+    assert not pwned.exists(), "completion ran a command from a mount point's name"
+    # no rgtfs mount matches: plain directories, as before
+    (tmp_path / "dir").mkdir()
+    assert _complete("_rgtfs_top", "rgtfs-top %s/di" % tmp_path, env=env) == [
+        str(tmp_path / "dir")]
+    # a caller's IFS=$'\\n' does not leak into the reader
+    r = run(["bash", "--norc", "--noprofile", "-c",
+             "source %s; IFS=$'\\n'; _rgtfs_mounts" % shlex.quote(COMPLETION)],
+            env=env, timeout=20)
+    assert r.rc == 0 and sorted(r.out.decode().splitlines()) == sorted([evil, tick, plain]), r
+    assert not pwned.exists()
+
+
 def test_completion_store_ids_from_the_cache(world, store_tool, tmp_path):
     """forget-hostkey PLATFORM/<TAB> lists the instances the cache knows, by
     running `rgtfs-store -c DIR instances` (local LMDB only)."""

@@ -55,14 +55,32 @@ _rgtfs_paths()
 	compopt -o filenames 2>/dev/null
 }
 
-# Mount points of rgtfs mounts (type fuse.rgtfs), from /proc/self/mounts.
+# COMPREPLY from the lines of stdin that start with $1. Not compgen -W:
+# it runs $(...) and `...` found in its word list, and these words (mount
+# points, instance ids) are chosen by others (any local user can mount at
+# '/tmp/a$(touch /tmp/x)').
+_rgtfs_match()
+{
+	local w
+	COMPREPLY=()
+	while IFS= read -r w; do
+		[[ -n $w && $w == "$1"* ]] && COMPREPLY+=("$w")
+	done
+}
+
+# Mount points of rgtfs mounts (type fuse.rgtfs), from /proc/self/mounts
+# (or $_RGTFS_MOUNTS_FILE, for the tests). Its own IFS: a caller's
+# IFS=$'\n' would leave each whole line in $src and no mount found.
 _rgtfs_mounts()
 {
-	local src mp type rest
-	[[ -r /proc/self/mounts ]] || return 0
+	local src mp type rest IFS=$' \t'
+	local f=${_RGTFS_MOUNTS_FILE:-/proc/self/mounts}
+	[[ -r $f ]] || return 0
 	while read -r src mp type rest; do
+		# the kernel writes ' ', '\t', '\n' and '\\' as \NNN
 		[[ $type == fuse.rgtfs ]] && printf '%b\n' "$mp"
-	done </proc/self/mounts
+	done <"$f"
+	return 0
 }
 
 # The cache directory rgtfs-store would open: -c DIR on the line, else
@@ -168,8 +186,7 @@ _rgtfs_do_store()
 	fi
 	case $cmd:$ncmd in
 	forget-hostkey:0 | export:0 | verify:0)
-		local IFS=$'\n'
-		COMPREPLY=($(compgen -W "$(_rgtfs_store_instances)" -- "$cur"))
+		_rgtfs_match "$cur" < <(_rgtfs_store_instances)
 		;;
 	export:1)
 		_rgtfs_paths -d "$cur"
@@ -208,10 +225,14 @@ _rgtfs_do_top()
 		_rgtfs_words "-n -1 --sort --read-timeout -h --help" "$cur"
 		return
 	fi
-	# the rgtfs mounts first; any directory otherwise
-	local IFS=$'\n'
-	COMPREPLY=($(compgen -W "$(_rgtfs_mounts)" -- "$cur"))
-	[[ ${#COMPREPLY[@]} -eq 0 ]] && _rgtfs_paths -d "$cur"
+	# the rgtfs mounts first (quoted by bash as file names); any
+	# directory otherwise
+	_rgtfs_match "$cur" < <(_rgtfs_mounts)
+	if ((${#COMPREPLY[@]})); then
+		compopt -o filenames 2>/dev/null
+	else
+		_rgtfs_paths -d "$cur"
+	fi
 }
 
 # One entry point per command: the line parsed, the command's completer,
