@@ -523,7 +523,9 @@ def _man_path(tmp_path):
 def _expand(word, spec, env):
     """systemd's %-specifiers and ${VAR} / $VAR (whole words) in one word."""
     word = re.sub(r"%([hEC%])", lambda m: spec[m.group(1)], word)
-    word = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word)
+    # $$ is systemd's escape for a literal $
+    word = re.sub(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), ""), word)
     return word
 
 
@@ -641,6 +643,44 @@ def test_unit_stop_by_sigterm_unmounts(unit_world):
     for argv, ignore in u.stop:
         assert run(argv, env=u.env, timeout=30).rc == 0
     assert u.proc.wait(15) == 0
+
+
+def _run_start_pre(u):
+    for argv, ignore in u.pre:
+        r = run(argv, env=u.env, timeout=30)
+        assert r.rc == 0 or ignore, r
+
+
+def test_unit_start_pre_detaches_only_a_dead_mount(unit_world):
+    """ExecStartPre's fusermount3 -u -z is for the dead mount a crash
+    leaves; a healthy rgtfs already mounted there (started by hand) must
+    stay mounted and keep serving."""
+    u = unit_world
+    _unit_start(u)
+    status = os.path.join(u.mnt, "vastai", str(u.iid), "status")
+    _run_start_pre(u)
+    assert util.is_mounted(u.mnt), "ExecStartPre detached a healthy mount"
+    assert u.proc.poll() is None, open(u.log).read()
+    assert util.ok(["cat", status], 30).text == "running\n"
+    # a dead one (the daemon killed: ENOTCONN) is detached, and the unit
+    # starts again on the same mount point
+    os.kill(u.proc.pid, signal.SIGKILL)
+    u.proc.wait(10)
+    # (the root's attributes stay cached for a moment; then it is dead)
+    wait_until(lambda: b"Transport endpoint is not connected" in run(
+        ["stat", u.mnt], env=dict(os.environ, LC_ALL="C"), timeout=10).err, 10,
+        msg="the mount is dead")
+    assert util.is_mounted(u.mnt)
+    _unit_start(u)
+    for argv, ignore in u.stop:
+        assert run(argv, env=u.env, timeout=30).rc == 0
+    assert u.proc.wait(15) == 0
+
+
+def test_unit_stop_timeout_is_bounded(rgtfs_bin):
+    """A stop waits for a teardown under way, but not forever."""
+    kv = _unit_lines(open(_built_unit(rgtfs_bin)).read())
+    assert kv.get("TimeoutStopSec") == ["15min"], kv.get("TimeoutStopSec")
 
 
 def test_a_missing_parent_of_an_explicit_cache_refuses_to_start(rgtfs_bin, fake_api, tmp_path):
