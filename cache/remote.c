@@ -1513,36 +1513,6 @@ int remote_stat(struct remote *r, const char *path, int max_age,
 	return 0;
 }
 
-struct pread_arg {
-	const char *path;
-	void *buf;
-	size_t len;
-	uint64_t off;
-	const struct xfer_attr *expect;
-	ssize_t got;
-};
-
-static int pread_op(struct xfer *x, void *arg)
-{
-	struct pread_arg *a = arg;
-	ssize_t n = x->ops->pread(x, a->path, a->buf, a->len, a->off,
-				  a->expect);
-	if (n < 0)
-		return (int)n;
-	a->got = n;
-	return 0;
-}
-
-ssize_t remote_pread(struct remote *r, const char *path, void *buf,
-		     size_t len, uint64_t off, const struct xfer_attr *expect)
-{
-	struct pread_arg a = { path, buf, len, off, expect, 0 };
-	if (!r)
-		return -EHOSTUNREACH;	/* archived: the box is gone */
-	int rc = with_session(r, pread_op, &a);
-	return rc ? rc : a.got;
-}
-
 struct preadv_arg {
 	const char *path;
 	const struct iovec *iov;
@@ -1590,6 +1560,14 @@ ssize_t remote_preadv(struct remote *r, const char *path,
 		return -EINVAL;
 	int rc = with_session(r, preadv_op, &a);
 	return rc ? rc : a.got;
+}
+
+/* One buffer: the same path as a vector, so both are one code. */
+ssize_t remote_pread(struct remote *r, const char *path, void *buf,
+		     size_t len, uint64_t off, const struct xfer_attr *expect)
+{
+	struct iovec iov = { buf, len };
+	return remote_preadv(r, path, &iov, 1, off, expect);
 }
 
 struct exec_arg {
