@@ -949,14 +949,10 @@ static uint64_t schedule_ahead(struct fetcher *f, const struct fetch_file *ff,
 			break;
 		if (busy)
 			continue;
-		int prc = store_block_peek(t, ff->fid, b, &d, &l);
-		if (!prc)
+		/* cached? (nothing is served from here: the reads that
+		 * serve it check its pieces) */
+		if (!store_block_peek_range(t, ff->fid, b, 0, 0, &d, &l))
 			continue;
-		/* a block failing its checksum counts as missing: the job's
-		 * commit replaces it and its record (no delete here: this
-		 * thread is inside a read transaction) */
-		if (prc == -EBADMSG && ff->remote)
-			bad_block(f, ff, b, false);
 		pthread_mutex_lock(&f->mu);
 		if (!table_find(f, ff->fid, b))
 			job_new(f, ff, b, false);
@@ -1080,14 +1076,16 @@ static int warm_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
 	for (uint64_t b = first; b <= last; b++) {
 		const void *d;
 		size_t l;
-		if (store_block_peek(t, ff->fid, b, &d, &l) ||
+		uint64_t bstart = b << STORE_BLOCK_SHIFT;
+		size_t from = b == first ? (size_t)(off - bstart) : 0;
+		size_t to = b == last ? (size_t)(off + len - bstart) :
+					block_len(ff->size, b);
+		/* the pieces served are checked (a bad one: cold_read) */
+		if (store_block_peek_range(t, ff->fid, b, from, to, &d, &l) ||
 		    l != block_len(ff->size, b)) {
 			store_rend(t);
 			return 0;
 		}
-		uint64_t bstart = b << STORE_BLOCK_SHIFT;
-		size_t from = b == first ? (size_t)(off - bstart) : 0;
-		size_t to = b == last ? (size_t)(off + len - bstart) : l;
 		iov[n].iov_base = (char *)d + from;
 		iov[n].iov_len = to - from;
 		n++;
@@ -1145,7 +1143,12 @@ static int cold_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
 		rc = store_rbegin(f->p.store, &t);
 		if (rc)
 			break;
-		int prc = store_block_peek(t, ff->fid, b, &d, &l);
+		uint64_t bstart = b << STORE_BLOCK_SHIFT;
+		size_t from = b == first ? (size_t)(off - bstart) : 0;
+		size_t to = b == last ? (size_t)(off + len - bstart) :
+					block_len(ff->size, b);
+		int prc = store_block_peek_range(t, ff->fid, b, from, to, &d,
+						 &l);
 		bool cached = !prc && l == block_len(ff->size, b);
 		store_rend(t);
 		if (cached)
@@ -1205,7 +1208,8 @@ static int cold_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
 		size_t l;
 		if (jobs[i]) {
 			d = jobs[i]->data;
-		} else if (store_block_peek(t, ff->fid, b, &d, &l) ||
+		} else if (store_block_peek_range(t, ff->fid, b, from, to, &d,
+						  &l) ||
 			   l != block_len(ff->size, b)) {
 			*evicted = true;	/* meanwhile: read again */
 			break;

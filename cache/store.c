@@ -10,7 +10,8 @@
  *           gets a new identity and old and new bytes never mix. Big-endian
  *           block numbers keep a file's blocks adjacent and in order.
  *   bcrc    fid[16] | blk (same key as blocks)  ->  CRC32C (Castagnoli,
- *           crc32c.h) of the block's bytes, 4 bytes little-endian
+ *           crc32c.h) of each STORE_CRC_PIECE (128 KiB) of the block's
+ *           bytes, in order, 4 bytes little-endian each
  *   meta    "<kind>\0<fields...>"  ->  small records:
  *           dir\0PLAT\0ID\0PATH    remote directory listing
  *           attr\0PLAT\0ID\0PATH   remote attributes of a single file
@@ -46,42 +47,22 @@
  * transaction as it (store_blocks_delete, store_block_delete), so a
  * committed block and its record never disagree, a crash included.
  *
- * store_block_peek() computes the CRC over the mapped bytes in place
- * (no copy; the pointer stays valid until store_rend(), since the read
- * transaction's snapshot keeps the pages) and compares it with the
- * record read in the same transaction. A mismatch, or a record that is
- * not 4 bytes, is -EBADMSG and the bytes are not handed out: the caller
- * fetches the block again where a remote still has it, or fails the read
- * (fetch.c), and a teardown's serve check refuses (teardown.c).
+ * store_block_peek_range() computes the CRCs of the pieces a read
+ * touches over the mapped bytes in place (no copy; the pointer stays
+ * valid until store_rend(), since the read transaction's snapshot keeps
+ * the pages) and compares them with the record read in the same
+ * transaction. A mismatch, or a record of the wrong length, is -EBADMSG
+ * and the bytes are not handed out: the caller fetches the block again
+ * where a remote still has it, or fails the read (fetch.c), and a
+ * teardown's serve check, which peeks whole blocks, refuses (teardown.c).
  *
- * Cost: about 40 us per MiB with SSE4.2 (crc32c.c). The kernel asks FUSE
- * for 128 KiB at a time, and each request peeks the whole 1 MiB block:
- * checked every time, a sequential warm read would hash every byte eight
- * times (measured: warm re-reads about a third slower). So a peek that
- * verified a block remembers it briefly (struct memo, VERIFIED_MS): a
- * peek of the same key, at the same address in the map, with the same
- * length and the same CRC record, within VERIFIED_MS of a full check,
- * skips the hash. That is exact with respect to every write LMDB makes: a
- * block rewritten elsewhere has another address, and one rewritten in
- * place (pages reused) with other bytes has another record, written in
- * the same transaction. What it can miss is only a change of the mapped
- * bytes behind LMDB's back (the disk, or a stray write into data.mdb),
- * and only for VERIFIED_MS after a check: a block that goes bad is
- * caught by the first read after that.
- *
- * Legacy rule: a block with no record was written by an rgtfs from before
- * checksums and is accepted as it always was (it cannot be checked); the
- * first such block of each file is logged at debug level and every one
- * is counted (store_legacy_blocks). Such a file gets records as its
- * blocks are fetched again. An older rgtfs run on this cache afterwards
- * writes blocks without records (legacy again) and deletes blocks
- * without their records; a record it left is only ever compared with a
- * block of the same file version (the key says so), so at worst a block
- * is judged corrupt and fetched again, never served wrong.
- *
- * mapsize is address space, not disk: the data file grows as pages are
- * written. Bounding what is kept (cache_size, LRU) is the fetcher's and
- * teardown's business, not LMDB's.
+ * Why pieces: the kernel asks FUSE for 128 KiB at a time; with one CRC
+ * per 1 MiB block, each request would hash the whole block, a sequential
+ * warm read every byte eight times (measured: warm re-reads about a third
+ * slower). With a CRC per 128 KiB piece each request hashes about what it
+ * returns, and every byte served is checked on every read. A record of
+ * one CRC for a longer block (the first checksummed format, never
+ * released) is checked whole.
  */
 #include "store.h"
 
@@ -100,19 +81,6 @@
 #include "log.h"
 
 #define LEGACY_SEEN 64	/* files whose legacy blocks were logged */
-#define MEMO_SLOTS 64	/* blocks verified recently (see DESIGN) */
-#define VERIFIED_MS 1000
-
-/* A block whose bytes at @data matched record @crc at @at (monotonic). */
-struct memo {
-	uint8_t fid[STORE_FID_LEN];
-	uint64_t blk;
-	const void *data;
-	size_t len;
-	uint8_t crc[4];
-	int64_t at;	/* 0: empty */
-};
-
 struct store {
 	MDB_env *env;
 	MDB_dbi blocks;
@@ -124,8 +92,6 @@ struct store {
 	pthread_mutex_t legacy_mu;
 	uint8_t legacy_seen[LEGACY_SEEN][STORE_FID_LEN];
 	unsigned legacy_next, legacy_n;
-	pthread_mutex_t memo_mu;
-	struct memo memo[MEMO_SLOTS];
 	/* A flush failed once: on Linux a later fsync may then report
 	 * success for pages that never reached the disk (the error is
 	 * consumed), so nothing after it counts as durable. */
@@ -167,7 +133,6 @@ int store_open(const char *dir, uint64_t mapsize, struct store **out,
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_init(&st->legacy_mu, NULL);
-	pthread_mutex_init(&st->memo_mu, NULL);
 	rc = mdb_env_create(&st->env);
 	if (rc)
 		goto out_free;
@@ -206,7 +171,6 @@ out_env_close:
 	mdb_env_close(st->env);
 out_free:
 	pthread_mutex_destroy(&st->legacy_mu);
-	pthread_mutex_destroy(&st->memo_mu);
 	free(st);
 	return mdb_to_errno(rc);
 }
@@ -218,7 +182,6 @@ void store_close(struct store *st)
 	mdb_env_sync(st->env, 1);
 	mdb_env_close(st->env);
 	pthread_mutex_destroy(&st->legacy_mu);
-	pthread_mutex_destroy(&st->memo_mu);
 	free(st);
 }
 
@@ -279,52 +242,57 @@ static void legacy_block(struct store *st, const uint8_t *fid, uint64_t blk)
 		      fid[0], fid[1], fid[2], fid[3], (unsigned long long)blk);
 }
 
-static int64_t mono_ms(void)
+/* Pieces of a block of @len bytes (at least one, for an empty block). */
+static size_t crc_pieces(size_t len)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return len ? (len + STORE_CRC_PIECE - 1) / STORE_CRC_PIECE : 1;
 }
 
-static struct memo *memo_slot(struct store *st, const uint8_t *fid,
-			      uint64_t blk)
+/* The record for @data into @out (crc_pieces(len) * 4 bytes). */
+static void crc_record(uint8_t *out, const void *data, size_t len)
 {
-	uint64_t h;
-	memcpy(&h, fid, sizeof(h));
-	h ^= blk * 0x9E3779B97F4A7C15ull;
-	return &st->memo[(h >> 32) % MEMO_SLOTS];
+	size_t n = crc_pieces(len);
+	for (size_t i = 0; i < n; i++) {
+		size_t at = i * STORE_CRC_PIECE;
+		size_t pl = len - at < STORE_CRC_PIECE ? len - at :
+							 STORE_CRC_PIECE;
+		crc_le(out + 4 * i, crc32c(0, (const char *)data + at, pl));
+	}
 }
 
-/* Was this very block (key, address, length, record) verified lately? */
-static bool memo_hit(struct store *st, const uint8_t *fid, uint64_t blk,
-		     const MDB_val *val, const uint8_t *crc, int64_t now)
+/* Do bytes [from, to) of @val match record @cv? */
+static bool crc_ok(const MDB_val *val, const MDB_val *cv, size_t from,
+		   size_t to)
 {
-	struct memo *m = memo_slot(st, fid, blk);
-	pthread_mutex_lock(&st->memo_mu);
-	bool hit = m->at && now - m->at < VERIFIED_MS && m->blk == blk &&
-		   m->data == val->mv_data && m->len == val->mv_size &&
-		   !memcmp(m->crc, crc, 4) &&
-		   !memcmp(m->fid, fid, STORE_FID_LEN);
-	pthread_mutex_unlock(&st->memo_mu);
-	return hit;
+	size_t len = val->mv_size, n = crc_pieces(len);
+	uint8_t c[4];
+	if (cv->mv_size == 4 && n > 1) {
+		/* one CRC of the whole block */
+		crc_le(c, crc32c(0, val->mv_data, len));
+		return !memcmp(cv->mv_data, c, 4);
+	}
+	if (cv->mv_size != 4 * n)
+		return false;
+	if (to > len)
+		to = len;
+	if (from >= to && len)
+		return true;	/* nothing asked */
+	size_t first = from / STORE_CRC_PIECE;
+	size_t last = len ? (to - 1) / STORE_CRC_PIECE : 0;
+	for (size_t i = first; i <= last; i++) {
+		size_t at = i * STORE_CRC_PIECE;
+		size_t pl = len - at < STORE_CRC_PIECE ? len - at :
+							 STORE_CRC_PIECE;
+		crc_le(c, crc32c(0, (const char *)val->mv_data + at, pl));
+		if (memcmp((const uint8_t *)cv->mv_data + 4 * i, c, 4))
+			return false;
+	}
+	return true;
 }
 
-static void memo_put(struct store *st, const uint8_t *fid, uint64_t blk,
-		     const MDB_val *val, const uint8_t *crc, int64_t now)
-{
-	struct memo *m = memo_slot(st, fid, blk);
-	pthread_mutex_lock(&st->memo_mu);
-	memcpy(m->fid, fid, STORE_FID_LEN);
-	m->blk = blk;
-	m->data = val->mv_data;
-	m->len = val->mv_size;
-	memcpy(m->crc, crc, 4);
-	m->at = now ? now : 1;
-	pthread_mutex_unlock(&st->memo_mu);
-}
-
-int store_block_peek(struct store_rtxn *t, const uint8_t *fid, uint64_t blk,
-		     const void **data, size_t *len)
+int store_block_peek_range(struct store_rtxn *t, const uint8_t *fid,
+			   uint64_t blk, size_t from, size_t to,
+			   const void **data, size_t *len)
 {
 	uint8_t k[STORE_FID_LEN + 8];
 	MDB_val key = { sizeof(k), k }, val, cv;
@@ -334,27 +302,21 @@ int store_block_peek(struct store_rtxn *t, const uint8_t *fid, uint64_t blk,
 	if (rc)
 		return mdb_to_errno(rc);
 	rc = mdb_get(t->txn, t->st->bcrc, &key, &cv);
-	if (rc == MDB_NOTFOUND) {
+	if (rc == MDB_NOTFOUND)
 		legacy_block(t->st, fid, blk);
-	} else if (rc) {
+	else if (rc)
 		return mdb_to_errno(rc);
-	} else if (cv.mv_size != 4) {
+	else if (!crc_ok(&val, &cv, from, to))
 		return -EBADMSG;
-	} else {
-		int64_t now = mono_ms();
-		if (!memo_hit(t->st, fid, blk, &val, cv.mv_data, now)) {
-			/* over the mapped bytes in place: what the caller
-			 * gets */
-			uint8_t want[4];
-			crc_le(want, crc32c(0, val.mv_data, val.mv_size));
-			if (memcmp(cv.mv_data, want, sizeof(want)))
-				return -EBADMSG;
-			memo_put(t->st, fid, blk, &val, want, now);
-		}
-	}
 	*data = val.mv_data;
 	*len = val.mv_size;
 	return 0;
+}
+
+int store_block_peek(struct store_rtxn *t, const uint8_t *fid, uint64_t blk,
+		     const void **data, size_t *len)
+{
+	return store_block_peek_range(t, fid, blk, 0, SIZE_MAX, data, len);
 }
 
 uint64_t store_legacy_blocks(struct store *st)
@@ -369,12 +331,17 @@ int store_blocks_put(struct store *st, const struct store_put *v, size_t n)
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		uint8_t k[STORE_FID_LEN + 8], c[4];
+		uint8_t k[STORE_FID_LEN + 8];
+		uint8_t c[4 * (STORE_BLOCK_SIZE / STORE_CRC_PIECE)];
 		MDB_val key = { sizeof(k), k };
 		MDB_val val = { v[i].len, (void *)v[i].data };
-		MDB_val cv = { sizeof(c), c };
+		MDB_val cv = { 4 * crc_pieces(v[i].len), c };
+		if (v[i].len > STORE_BLOCK_SIZE) {
+			rc = EINVAL;
+			goto out_abort;
+		}
 		block_key(k, v[i].fid, v[i].blk);
-		crc_le(c, crc32c(0, v[i].data, v[i].len));
+		crc_record(c, v[i].data, v[i].len);
 		rc = mdb_put(txn, st->blocks, &key, &val, 0);
 		if (!rc)
 			rc = mdb_put(txn, st->bcrc, &key, &cv, 0);

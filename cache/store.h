@@ -51,6 +51,18 @@ void store_rend(struct store_rtxn *t);
 int store_block_peek(struct store_rtxn *t, const uint8_t *fid, uint64_t blk,
 		     const void **data, size_t *len);
 
+/*
+ * The same, checking only the STORE_CRC_PIECE pieces that bytes [@from,
+ * @to) of the block touch (@to past the end: to the end): what a read of
+ * that range serves is checked, at the cost of hashing about that much.
+ * @from == @to checks nothing (is it cached?). Only [@from, @to) of
+ * *data may be used as checked bytes.
+ */
+#define STORE_CRC_PIECE (128u << 10)
+int store_block_peek_range(struct store_rtxn *t, const uint8_t *fid,
+			   uint64_t blk, size_t from, size_t to,
+			   const void **data, size_t *len);
+
 /* Blocks store_block_peek() returned without a checksum record. */
 uint64_t store_legacy_blocks(struct store *st);
 

@@ -109,13 +109,15 @@ static void test_checksums(const char *dir)
 		CHECK_ERR(store_block_peek(t, fid, b, &d, &l), -ENOENT);
 	store_rend(t);
 
-	/* A check is remembered for a moment (store.c, DESIGN): a block
-	 * rewritten through LMDB is checked again at once, bytes changed
-	 * behind its back once the moment is over. */
-	static const char mark2[] = "rgtfs-crc-unit-memo-8d2f47";
+	/* Each 128 KiB piece has its CRC (store.c, DESIGN): a read of the
+	 * pieces a flip is not in still serves, one that touches it is
+	 * refused, and so is a whole peek (the serve check's). A block
+	 * rewritten through LMDB is checked against its new record. */
+	static const char mark2[] = "rgtfs-crc-unit-piece-8d2f47";
 	static char blk2[STORE_BLOCK_SIZE];
+	const size_t at = 3 * STORE_CRC_PIECE + 4096;	/* in piece 3 */
 	memset(blk2, 'm', sizeof(blk2));
-	memcpy(blk2 + 4096, mark2, sizeof(mark2) - 1);
+	memcpy(blk2 + at, mark2, sizeof(mark2) - 1);
 	struct store_put p3 = { fid, 3, blk2, sizeof(blk2) };
 	CHECK_ERR(store_blocks_put(st, &p3, 1), 0);
 	CHECK_ERR(store_rbegin(st, &t), 0);
@@ -128,9 +130,19 @@ static void test_checksums(const char *dir)
 	CHECK(l == sizeof(blk2) && ((const char *)d)[9] == 'x');
 	store_rend(t);
 	CHECK(flip_in_file(sub, mark2) >= 1);	/* behind LMDB's back */
-	usleep(1100 * 1000);
 	CHECK_ERR(store_rbegin(st, &t), 0);
 	CHECK_ERR(store_block_peek(t, fid, 3, &d, &l), -EBADMSG);
+	CHECK_ERR(store_block_peek_range(t, fid, 3, 0, 3 * STORE_CRC_PIECE,
+					 &d, &l), 0);
+	CHECK_ERR(store_block_peek_range(t, fid, 3, 4 * STORE_CRC_PIECE,
+					 sizeof(blk2), &d, &l), 0);
+	CHECK_ERR(store_block_peek_range(t, fid, 3, at + 5, at + 6, &d, &l),
+		  -EBADMSG);
+	CHECK_ERR(store_block_peek_range(t, fid, 3, 3 * STORE_CRC_PIECE - 1,
+					 3 * STORE_CRC_PIECE + 1, &d, &l),
+		  -EBADMSG);
+	/* nothing asked: only whether it is there */
+	CHECK_ERR(store_block_peek_range(t, fid, 3, 7, 7, &d, &l), 0);
 	store_rend(t);
 
 	CHECK_ERR(store_blocks_delete(st, fid), 0);
