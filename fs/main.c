@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,6 +223,9 @@ int main(int argc, char *argv[])
 	 */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	mallopt(M_ARENA_MAX, 4);
+	/* API keys and passwords live in this memory: no core file of it
+	 * (as ssh-agent); children get the flag back at exec. */
+	prctl(PR_SET_DUMPABLE, 0);
 
 	if (fuse_opt_parse(&args, &opts, rgt_opt_spec, opt_proc))
 		goto out_args;
