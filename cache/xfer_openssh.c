@@ -265,15 +265,30 @@ static int fail(struct ossh_xfer *x, int err, const char *fmt, ...)
 	return err;
 }
 
+/* Does line @s (@n bytes) hold a word? ssh's host-key warning opens with
+ * a line of '@'. */
+static bool says_something(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (isalpha((unsigned char)s[i]))
+			return true;
+	return false;
+}
+
 /* The first line of @b that says something, for a message. */
 static void first_line(const struct buf *b, char *out, size_t outlen)
 {
 	const char *s = b->data ? b->data : "";
 	size_t n;
 
-	while (*s == '\n' || *s == '\r')
-		s++;
-	n = strcspn(s, "\r\n");
+	for (;;) {
+		while (*s == '\n' || *s == '\r')
+			s++;
+		n = strcspn(s, "\r\n");
+		if (!n || says_something(s, n))
+			break;
+		s += n;
+	}
 	if (n >= outlen)
 		n = outlen - 1;
 	memcpy(out, s, n);
