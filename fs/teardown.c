@@ -38,6 +38,7 @@
 #include "teardown.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -186,6 +187,40 @@ struct td {
 	char (*pulled_sha)[65];
 	char (*pulled_md5)[33];
 };
+
+/*
+ * TEST HOOK, for the fault-matrix tests (tests/integration/
+ * test_fault_matrix.py); inert unless both variables are set. With
+ * RGTFS_TEST_PAUSE_AT=<step> (a teardown_step_name: roster, pull, verify,
+ * record, serve, re-list, destroy, confirm) and RGTFS_TEST_PAUSE_FIFO=<a
+ * FIFO's path>, a teardown about to run that step opens the FIFO for
+ * reading, which blocks until the test opens it for writing, and reads
+ * until the test closes it. No FIFO at the path: no pause. It only waits:
+ * it sets no fact, skips no step and no check. Read once per process.
+ */
+static const char *test_pause_at, *test_pause_fifo;
+static pthread_once_t test_pause_once = PTHREAD_ONCE_INIT;
+
+static void test_pause_init(void)
+{
+	test_pause_at = getenv("RGTFS_TEST_PAUSE_AT");
+	test_pause_fifo = getenv("RGTFS_TEST_PAUSE_FIFO");
+}
+
+static void test_pause_before(enum td_step s)
+{
+	pthread_once(&test_pause_once, test_pause_init);
+	if (!test_pause_at || !test_pause_fifo ||
+	    strcmp(test_pause_at, teardown_step_name(s)))
+		return;
+	int fd = open(test_pause_fifo, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char b[64];
+	while (read(fd, b, sizeof(b)) > 0)
+		;
+	close(fd);
+}
 
 static bool is_cancelled(struct td *t)
 {
@@ -2100,6 +2135,7 @@ int teardown_instance(struct rgt_ctx *c, size_t pi, const char *id,
 	}
 	while (f.step != TD_DONE && f.step != TD_REFUSED &&
 	       f.step != TD_FAILED) {
+		test_pause_before(f.step);
 		switch (f.step) {
 		case TD_ROSTER: f.rc = step_roster(&t); break;
 		case TD_PULL: f.rc = step_pull(&t, &f.pulled); break;
