@@ -326,8 +326,17 @@ static int remote_err(struct td *t, int rc, const char *what)
 		      e[0] ? e : strerror(-rc));
 }
 
-/* List checkpoint_dir on the box into @out. */
-static int list_box(struct td *t, struct roster *out)
+/* Bytes free on the cache's filesystem; UINT64_MAX when it cannot say. */
+static uint64_t cache_avail(struct td *t)
+{
+	struct statvfs sv;
+	if (statvfs(t->c->cfg->cache_dir, &sv))
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+/* List checkpoint_dir on the box into @out; @step names it in a reason. */
+static int list_box(struct td *t, struct roster *out, const char *step)
 {
 	struct buf cmd, res;
 	int status = -1, rc;
@@ -343,7 +352,7 @@ static int list_box(struct td *t, struct roster *out)
 	if (rc) {
 		rc = rc == -EFBIG ? refuse(t, -EFBIG, "the roster is larger "
 					   "than %u MiB", OUT_MAX >> 20) :
-				    remote_err(t, rc, "roster");
+				    remote_err(t, rc, step);
 	} else if (status != 0) {
 		rc = refuse(t, -ENOENT, "checkpoint_dir %s is missing or "
 			    "unreadable on the box (find exited %d)",
@@ -776,7 +785,7 @@ static int step_roster(struct td *t)
 			      "the instance is %s: its box cannot be reached, "
 			      "so nothing can be verified", rgt_state_name(st));
 	else
-		rc = list_box(t, &t->roster);
+		rc = list_box(t, &t->roster, "roster");
 	if (rc)
 		return rc;
 	struct buf odd;
@@ -819,9 +828,8 @@ static int step_roster(struct td *t)
 		t->have_log = true;
 
 	/* Will it fit? Archived bytes are never evicted. */
-	struct statvfs sv;
-	if (!statvfs(t->c->cfg->cache_dir, &sv)) {
-		uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	uint64_t avail = cache_avail(t);
+	{
 		uint64_t need = t->bytes + (t->have_log ? t->log_attr.size : 0);
 		if (avail < need + SPACE_MARGIN)
 			return refuse(t, -ENOSPC,
@@ -1515,7 +1523,7 @@ static int step_relist(struct td *t, bool *relisted)
 	int rc = t->via_cloud ? box_still_down(t, t->down_state) : 0;
 	if (rc)
 		return rc;
-	rc = t->via_cloud ? list_cloud(t, &now) : list_box(t, &now);
+	rc = t->via_cloud ? list_cloud(t, &now) : list_box(t, &now, "re-list");
 	if (rc)
 		return rc;
 	char err[512];
@@ -1604,6 +1612,16 @@ static int step_destroy(struct td *t, bool *maybe_sent)
 	/* The last moment an interrupt can stop it. */
 	if (is_cancelled(t))
 		return interrupted(t);
+	/* The archive record is written after the destroy: a cache disk
+	 * filled since the roster would leave a destroyed box with only the
+	 * journal (safe, but not what a refusal promises). */
+	uint64_t avail = cache_avail(t);
+	if (!t->first_verb && avail < SPACE_MARGIN)
+		return refuse(t, -ENOSPC, "the cache's filesystem has %" PRIu64
+			      " MiB free and the archive record is written "
+			      "after the destroy, which needs %llu MiB: "
+			      "nothing is destroyed", avail >> 20,
+			      SPACE_MARGIN >> 20);
 	rgt_log(RGT_INFO, "%s/%s: verified copy complete; destroying",
 		t->plat, t->id);
 	for (size_t step = t->first_verb; step < t->caps.n_destroy; step++) {
