@@ -179,8 +179,12 @@ static void one(const char *name)
 	} else {
 		FUZZ_ASSERT(rc == -EINVAL && !name[0]);
 	}
-	/* a key decoded was one encode writes: it maps back to itself */
-	if (archive_key_decode(name, dec, sizeof(dec)) == 0) {
+	/* a key decoded was one encode writes: it maps back to itself. Only
+	 * for keys S3 can hold (S3_KEY_MAX, 1024 bytes, which the listing
+	 * enforces): a longer one decodes, but encode, whose budget is what
+	 * is left of those 1024 bytes, writes the hashed form for it. */
+	if (strlen(name) <= 1024 &&
+	    archive_key_decode(name, dec, sizeof(dec)) == 0) {
 		FUZZ_ASSERT(archive_key_encode(dec, 1024, key,
 					       sizeof(key)) == 0);
 		FUZZ_ASSERT(!strcmp(key, name));
