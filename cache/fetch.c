@@ -47,14 +47,14 @@
  *
  * Checksums: every peek checks the block's CRC32C (store.c). A block that
  * fails it is treated as missing: warm_read() leaves it to cold_read(),
- * whose pass 1 deletes it (block and record, one transaction) and fetches
- * it again where the file's remote still has it. With no remote (an
- * archive, the box gone) nothing else has the bytes: the read fails with
- * EIO and a warning names the block; the bad block is kept, not deleted,
- * so the evidence stays and nothing that still refers to it changes
- * (the store is the archive). Wrong bytes are never served. Read-ahead
- * (schedule_ahead) counts a failing block as not cached, so it queues
- * the same repair ahead of the reader.
+ * whose pass 1 fetches it again where the file's remote still has it (the
+ * commit replaces block and record; nothing is deleted first, see
+ * bad_block). With no remote (an archive, the box gone) nothing else has
+ * the bytes: the read fails with EIO and a warning names the block; the
+ * bad block is kept, so the evidence stays and nothing that still refers
+ * to it changes (the store is the archive). Wrong bytes are never served.
+ * Read-ahead (schedule_ahead) only asks whether a block is there; a bad
+ * one is repaired when a reader reaches it.
  *
  * Rejected: fetching straight from the FUSE thread (no overlap between
  * requests, no read-ahead) and one writer transaction per block (an fsync
@@ -899,13 +899,15 @@ void fetch_get_stats(struct fetcher *f, struct fetch_stats *out)
 
 /*
  * Block @b of @ff failed its checksum (store_block_peek: -EBADMSG). With a
- * remote: 0, the block is to be fetched again; with @drop it is deleted
- * first (block and record), so that no reader meets it meanwhile (the
- * fetched block's commit replaces both anyway). Without a remote: -EIO,
- * the read fails. Either way a warning says which block of which file.
+ * remote: 0, the block is fetched again, and that commit replaces the
+ * block and its record; it is never deleted first: the remote may be
+ * unreachable (a gone instance keeps its remote), and a mismatch cannot
+ * tell bad bytes from a bad record, so the store keeps what it has (and
+ * a reader never serves it). Without a remote: -EIO, the read fails.
+ * Either way a warning says which block of which file.
  */
 static int bad_block(struct fetcher *f, const struct fetch_file *ff,
-		     uint64_t b, bool drop)
+		     uint64_t b)
 {
 	char p[1024];
 	rpath_escape_s(ff->path, p, sizeof(p));
@@ -918,11 +920,6 @@ static int bad_block(struct fetcher *f, const struct fetch_file *ff,
 	rgt_log(RGT_WARN, "%s/%s: cached block %llu of %s fails its checksum; "
 		"fetching it again", ff->plat, ff->id, (unsigned long long)b,
 		p);
-	int rc = drop ? store_block_delete(f->p.store, ff->fid, b) : 0;
-	if (rc)
-		rgt_log(RGT_WARN, "%s/%s: cannot delete the bad block %llu of "
-			"%s: %s", ff->plat, ff->id, (unsigned long long)b, p,
-			strerror(-rc));
 	return 0;
 }
 
@@ -1153,7 +1150,7 @@ static int cold_read(struct fetcher *f, struct fetch_file *ff, uint64_t off,
 		store_rend(t);
 		if (cached)
 			continue;
-		if (prc == -EBADMSG && (rc = bad_block(f, ff, b, true)))
+		if (prc == -EBADMSG && (rc = bad_block(f, ff, b)))
 			break;
 		pthread_mutex_lock(&f->mu);
 		j = table_find(f, ff->fid, b);
