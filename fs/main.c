@@ -11,12 +11,14 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,12 +169,22 @@ static int config_paths_absolute(struct rgt_config *cfg)
 			return -ENOMEM;
 		for (size_t k = 0; k < s->nkv; k++) {
 			struct rgt_kv *kv = &s->kv[k];
-			if (strcmp(kv->key, "api_key_file") ||
-			    kv->val != s->api_key_file || !kv->val[0])
+			static const char *const files[] = {
+				"api_key_file", "ca_file", "password_file",
+				"access_key_file", "secret_key_file",
+				"session_token_file",
+			};
+			bool file = false;
+			for (size_t f = 0; f < sizeof(files) / sizeof(*files);
+			     f++)
+				file |= !strcmp(kv->key, files[f]);
+			if (!file || !kv->val[0])
 				continue;
+			bool alias = kv->val == s->api_key_file;
 			if (make_absolute(&kv->val))
 				return -ENOMEM;
-			s->api_key_file = kv->val;
+			if (alias)
+				s->api_key_file = kv->val;
 		}
 	}
 	return 0;
@@ -226,6 +238,9 @@ int main(int argc, char *argv[])
 	/* API keys and passwords live in this memory: no core file of it
 	 * (as ssh-agent); children get the flag back at exec. */
 	prctl(PR_SET_DUMPABLE, 0);
+	/* and none by a core handler that ignores the flag
+	 * (fs.suid_dumpable = 2) */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 
 	if (fuse_opt_parse(&args, &opts, rgt_opt_spec, opt_proc))
 		goto out_args;
