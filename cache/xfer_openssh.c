@@ -281,13 +281,20 @@ static void first_line(const struct buf *b, char *out, size_t outlen)
 	const char *s = b->data ? b->data : "";
 	size_t n;
 
+	const char *any = NULL;	/* the first non-empty line */
 	for (;;) {
 		while (*s == '\n' || *s == '\r')
 			s++;
 		n = strcspn(s, "\r\n");
+		if (n && !any)
+			any = s;
 		if (!n || says_something(s, n))
 			break;
 		s += n;
+	}
+	if (!n && any) {
+		s = any;
+		n = strcspn(s, "\r\n");
 	}
 	if (n >= outlen)
 		n = outlen - 1;
