@@ -594,6 +594,71 @@ static int del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+int store_blocks_seal(struct store *st, const uint8_t *fid, uint64_t nblocks)
+{
+	MDB_txn *txn;
+	MDB_val key, val, cv;
+	uint8_t k[STORE_FID_LEN + 8];
+	uint64_t missing = 0;
+	int rc;
+
+	/* a read first: the common case (all sealed) writes nothing */
+	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	for (uint64_t b = 0; b < nblocks && !rc; b++) {
+		key = (MDB_val){ sizeof(k), k };
+		block_key(k, fid, b);
+		rc = mdb_get(txn, st->blocks, &key, &val);
+		if (!rc) {
+			rc = mdb_get(txn, st->bcrc, &key, &cv);
+			if (rc == MDB_NOTFOUND) {
+				missing++;
+				rc = 0;
+			}
+		} else if (rc == MDB_NOTFOUND) {
+			rc = 0;
+		}
+	}
+	mdb_txn_abort(txn);
+	if (rc || !missing)
+		return mdb_to_errno(rc);
+
+	int sealed = 0;
+	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	for (uint64_t b = 0; b < nblocks && !rc; b++) {
+		uint8_t c[4 * (STORE_BLOCK_SIZE / STORE_CRC_PIECE)];
+		key = (MDB_val){ sizeof(k), k };
+		block_key(k, fid, b);
+		rc = mdb_get(txn, st->blocks, &key, &val);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (!rc && val.mv_size > STORE_BLOCK_SIZE)
+			rc = EINVAL;
+		if (rc)
+			break;
+		rc = mdb_get(txn, st->bcrc, &key, &cv);
+		if (rc != MDB_NOTFOUND)
+			continue;	/* sealed (or an error: loop ends) */
+		/* @val stays valid until this txn's next write: the record
+		 * is computed before it */
+		crc_record(c, val.mv_data, val.mv_size);
+		cv = (MDB_val){ 4 * crc_pieces(val.mv_size), c };
+		rc = mdb_put(txn, st->bcrc, &key, &cv, 0);
+		sealed += !rc;
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return mdb_to_errno(rc);
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? mdb_to_errno(rc) : sealed;
+}
+
 int store_block_delete(struct store *st, const uint8_t *fid, uint64_t blk)
 {
 	MDB_txn *txn;

@@ -84,8 +84,19 @@ int store_blocks_bytes(struct store *st, const uint8_t *fid,
  * transaction). */
 int store_blocks_delete(struct store *st, const uint8_t *fid);
 /* Delete block @blk of file @fid and its checksum (one transaction); a
- * block that is not there is fine. For a block that failed its checksum. */
+ * block that is not there is fine. */
 int store_block_delete(struct store *st, const uint8_t *fid, uint64_t blk);
+
+/*
+ * Give blocks 0..@nblocks-1 of @fid that have no checksum record (cached
+ * by an rgtfs from before checksums) one, computed from their bytes now.
+ * Only for bytes just proven whole by a digest from elsewhere (the
+ * teardown's serve check against the box's SHA-256): an archive, the only
+ * copy, must not stay unprotected. No write at all when every block has
+ * its record. The number sealed, or -errno.
+ */
+int store_blocks_seal(struct store *st, const uint8_t *fid,
+		      uint64_t nblocks);
 /* Tests only: drop the checksum record of one block, so that it looks
  * like a block an rgtfs from before checksums wrote. */
 int store_test_drop_crc(struct store *st, const uint8_t *fid, uint64_t blk);

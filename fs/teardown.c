@@ -1351,6 +1351,17 @@ static int served_sha256(struct td *t, const struct archive *a,
 	 * fetcher still holds in memory (a reader of the live box, a walk
 	 * prefetch) must not stand in for one that is missing on disk. */
 	rc = cached_sha256(t->c->store, ff.fid, f->size, hex);
+	/* proven whole: blocks cached before checksums get theirs, so the
+	 * archive does not stay without them */
+	if (!rc && !strcmp(hex, f->sha256) && store_legacy_blocks(t->c->store)) {
+		int n = store_blocks_seal(t->c->store, ff.fid,
+					  (f->size + STORE_BLOCK_SIZE - 1) >>
+						  STORE_BLOCK_SHIFT);
+		if (n > 0)
+			rgt_log(RGT_INFO, "%s/%s: %d blocks cached before "
+				"checksums now have theirs", t->plat, t->id,
+				n);
+	}
 	fetch_file_cleanup(&ff);
 	return rc;
 }

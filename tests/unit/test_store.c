@@ -92,6 +92,23 @@ static void test_checksums(const char *dir)
 	CHECK(l == sizeof(blk) && !memcmp(d, blk, sizeof(blk)));
 	store_rend(t);
 
+	/* sealing: the legacy block 1 gets its record (and only it), a
+	 * second seal writes nothing; a later bad byte in it is caught */
+	CHECK_ERR(store_blocks_seal(st, fid, 3), 1);
+	CHECK_ERR(store_blocks_seal(st, fid, 3), 0);
+	legacy = store_legacy_blocks(st);
+	CHECK_ERR(store_rbegin(st, &t), 0);
+	CHECK_ERR(store_block_peek(t, fid, 1, &d, &l), 0);
+	CHECK(l == 18 && !memcmp(d, "legacy-block-bytes", 18));
+	store_rend(t);
+	CHECK(store_legacy_blocks(st) == legacy);	/* checked now */
+	store_close(st);
+	CHECK(flip_in_file(sub, "legacy-block-bytes") >= 1);
+	CHECK_ERR(store_open(sub, 1ull << 30, &st, err, sizeof(err)), 0);
+	CHECK_ERR(store_rbegin(st, &t), 0);
+	CHECK_ERR(store_block_peek(t, fid, 1, &d, &l), -EBADMSG);
+	store_rend(t);
+
 	/* deleting one block takes its record with it: a block put back
 	 * without one (store_test_drop_crc is the only way) reads legacy */
 	CHECK_ERR(store_block_delete(st, fid, 2), 0);
