@@ -86,7 +86,8 @@
 #define READ_ATTEMPTS 4		/* reads started over after an eviction */
 /* Sequential bytes before read-ahead starts (fetch.h: fetch_stream). */
 #define RA_MIN_RUN (4 * (uint64_t)STORE_BLOCK_SIZE)
-#define RA_MIN_WINDOW 4		/* blocks: the first window of a run */
+#define RA_MIN_WINDOW 4
+#define READ_PROBLEMS 16	/* read problems kept for .error */		/* blocks: the first window of a run */
 
 enum job_state { J_QUEUED, J_RUNNING, J_DONE, J_FAILED };
 
@@ -148,6 +149,13 @@ struct fetcher {
 	size_t nknown, capknown;
 	uint64_t since_pass;		/* bytes written since eviction */
 	bool over;			/* the last pass left it over */
+	/* The last read problems that no remote could mend (a block
+	 * failing its checksum in an archive), for the owner's .error. */
+	struct {
+		char owner[256];	/* "PLAT\nID" */
+		char msg[1280];
+	} problems[READ_PROBLEMS];
+	unsigned nproblem;		/* next slot */
 };
 
 struct known {
@@ -880,6 +888,27 @@ int fetch_flush(struct fetcher *f)
 	return rc;
 }
 
+int fetch_read_problem(struct fetcher *f, const char *plat, const char *id,
+		       char *buf, size_t len)
+{
+	char owner[256];
+	int found = 0;
+	snprintf(owner, sizeof(owner), "%s\n%s", plat, id);
+	buf[0] = '\0';
+	pthread_mutex_lock(&f->mu);
+	/* newest first */
+	for (unsigned k = 1; k <= READ_PROBLEMS && k <= f->nproblem; k++) {
+		unsigned i = (f->nproblem - k) % READ_PROBLEMS;
+		if (!strcmp(f->problems[i].owner, owner)) {
+			snprintf(buf, len, "%s", f->problems[i].msg);
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	return found;
+}
+
 unsigned long fetch_write_errors(struct fetcher *f)
 {
 	pthread_mutex_lock(&f->mu);
@@ -915,6 +944,15 @@ static int bad_block(struct fetcher *f, const struct fetch_file *ff,
 		rgt_log(RGT_WARN, "%s/%s: cached block %llu of %s fails its "
 			"checksum; no remote has it: the read fails (EIO)",
 			ff->plat, ff->id, (unsigned long long)b, p);
+		pthread_mutex_lock(&f->mu);
+		unsigned i = f->nproblem++ % READ_PROBLEMS;
+		snprintf(f->problems[i].owner, sizeof(f->problems[i].owner),
+			 "%s\n%s", ff->plat, ff->id);
+		snprintf(f->problems[i].msg, sizeof(f->problems[i].msg),
+			 "read %s: cached block %llu fails its checksum "
+			 "(CRC32C) and nothing else has it: reads of it fail "
+			 "(EIO)", p, (unsigned long long)b);
+		pthread_mutex_unlock(&f->mu);
 		return -EIO;
 	}
 	rgt_log(RGT_WARN, "%s/%s: cached block %llu of %s fails its checksum; "

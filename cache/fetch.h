@@ -137,6 +137,14 @@ extern void (*fetch_test_between_passes)(struct fetch_file *ff);
  */
 int fetch_flush(struct fetcher *f);
 
+/*
+ * The newest read problem of instance @plat/@id that no remote could mend
+ * (a cached block failing its checksum with the box gone) into @buf, one
+ * line; 1 if there is one, else 0 and "". For the archive's .error.
+ */
+int fetch_read_problem(struct fetcher *f, const char *plat, const char *id,
+		       char *buf, size_t len);
+
 /* How many block commits have failed since the fetcher started: a caller
  * that needs its blocks in the store compares it before and after. */
 unsigned long fetch_write_errors(struct fetcher *f);

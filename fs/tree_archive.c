@@ -5,6 +5,7 @@
  *   archive/<kind>/               one per archived instance
  *   archive/<kind>/<id>/          status status_msg info.json ssh teardown
  *                                 [PULL_MANIFEST.json PULL_VERIFIED.json]
+ *                                 .error (a read that failed for good)
  *                                 [log] checkpoints/
  *   archive/<kind>/<id>/checkpoints/...   the archived files (rpath:
  *                                 relative to the record's root)
@@ -42,7 +43,7 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 enum { AV_STATUS, AV_STATUS_MSG, AV_INFO, AV_SSH, AV_TEARDOWN, AV_MANIFEST,
-       AV_VERIFIED, AV_PLOG };
+       AV_VERIFIED, AV_PLOG, AV_ERROR };
 
 static const struct {
 	const char *name;
@@ -55,6 +56,7 @@ static const struct {
 	{ "teardown", AV_TEARDOWN },
 	{ "PULL_MANIFEST.json", AV_MANIFEST },
 	{ "PULL_VERIFIED.json", AV_VERIFIED },
+	{ ".error", AV_ERROR },
 };
 
 static int dir_stat_fn(struct rgt_ctx *c, struct node *n, struct stat *st,
@@ -477,6 +479,16 @@ static int vfile_render(struct rgt_ctx *c, const struct node *n,
 	case AV_MANIFEST: text = a->manifest; break;
 	case AV_VERIFIED: text = a->verified; break;
 	case AV_PLOG: text = a->log_text; break;
+	case AV_ERROR: {
+		/* a read of it that failed for good (a block failing its
+		 * checksum): the store is all there is */
+		char msg[1400];
+		if (c->fetcher && fetch_read_problem(c->fetcher, n->plat,
+						     n->id, msg, sizeof(msg)))
+			rc = buf_appendf(b, "%s\n", msg);
+		aput(&ar);
+		return rc;
+	}
 	}
 	rc = text ? buf_appendf(b, "%s", text) : 0;
 	aput(&ar);

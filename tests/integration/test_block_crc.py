@@ -20,6 +20,7 @@ import sys
 import pytest
 
 import util
+from util import read_text
 from util import MIB, BASE_MTIME, PY, run, wait_until
 
 MARK = b"rgtfs-block-crc-mark-3c9d51e0a7"        # unique in the whole cache
@@ -140,8 +141,14 @@ def test_a_corrupted_block_of_an_archived_file_reads_eio(world, hygiene, store_t
 
     w.mount.start()
     wait_until(lambda: run(["ls", arch], timeout=30).rc == 0, 10, msg="archive listed")
+    assert read_text(os.path.join(arch, ".error")) == ""     # nothing read yet
     # never the wrong bytes: EIO, and no digest at all
     assert reread(path) == ["EIO"]
+    # the archive's .error says which file and block, and why
+    err = read_text(os.path.join(arch, ".error"))
+    assert re.fullmatch(r"read /workspace/checkpoints/run1/step 10\.bin: cached block 1 fails its checksum "
+                        r"\(CRC32C\) and nothing else has it: reads of it fail \(EIO\)\n",
+                        err), err
     r = run(["cat", path], timeout=60)
     assert r.rc != 0 and b"Input/output error" in r.err, r
     r = run(["sha256sum", path], timeout=60)
