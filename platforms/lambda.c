@@ -382,14 +382,18 @@ int lambda_orphan_lines(json_t *inst, struct buf *out)
 {
 	json_t *names = json_object_get(inst, "file_system_names");
 	json_t *r = json_object_get(inst, "region");
-	const char *rn = json_is_object(r) ? jstr(json_object_get(r, "name"))
-					   : NULL;
+	const char *raw = json_is_object(r) ? jstr(json_object_get(r, "name"))
+					    : NULL;
 	size_t i;
 	json_t *v;
-	int rc;
+	int rc = 0;
 
 	if (!json_is_array(names))
 		return 0;
+	/* the answer's text goes into the teardown report: one clean line */
+	char *rn = raw ? restapi_one_line(raw, strlen(raw), 64) : NULL;
+	if (raw && !rn)
+		return -ENOMEM;
 	json_array_foreach(names, i, v) {
 		char *name;
 
@@ -397,18 +401,21 @@ int lambda_orphan_lines(json_t *inst, struct buf *out)
 			continue;
 		name = restapi_one_line(json_string_value(v),
 					json_string_length(v), 128);
-		if (!name)
-			return -ENOMEM;
+		if (!name) {
+			rc = -ENOMEM;
+			break;
+		}
 		rc = buf_appendf(out,
 				 "file system %s (NFS /lambda/nfs/%s%s%s): "
 				 "survives terminate and bills until deleted\n",
-				 name, name, rn ? ", region " : "",
+				 name, name, rn && *rn ? ", region " : "",
 				 rn ? rn : "");
 		free(name);
 		if (rc)
-			return rc;
+			break;
 	}
-	return 0;
+	free(rn);
+	return rc;
 }
 
 int lambda_parse_terminate(const char *body, size_t len, const char *id,

@@ -290,6 +290,20 @@ static void test_orphans(void)
 		  json_array_get(json_object_get(root, "data"), 1), &out) == 0);
 	CHECK(out.len == 0); /* [] */
 	CHECK(lambda_orphan_lines(NULL, &out) == 0 && out.len == 0);
+	/* the region's name goes into the teardown report: control bytes
+	 * (a DEL here, found by fuzz_lambda) never reach it */
+	json_t *odd = json_pack("{s:[s], s:{s:s}}", "file_system_names", "fs1",
+				"region", "name", "us-tx\x7f" "1\n\x1b[2J");
+	REQUIRE(odd);
+	buf_reset(&out);
+	CHECK(lambda_orphan_lines(odd, &out) == 0);
+	bool clean = out.len > 0 && out.data[out.len - 1] == '\n';
+	for (size_t i = 0; i + 1 < out.len; i++)
+		clean = clean && (unsigned char)out.data[i] >= 0x20 &&
+			out.data[i] != 0x7f;
+	CHECK(clean);
+	CHECK(out.data && strstr(out.data, "region us-tx 1") != NULL);
+	json_decref(odd);
 	buf_cleanup(&out);
 	json_decref(root);
 	free(b);
