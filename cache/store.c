@@ -44,7 +44,7 @@
  * readable without a migration, and a reader still gets a pointer
  * straight into the map (zero copy). The record is written in the same
  * transaction as its block (store_blocks_put) and deleted in the same
- * transaction as it (store_blocks_delete, store_block_delete), so a
+ * transaction as it (store_blocks_delete), so a
  * committed block and its record never disagree, a crash included.
  *
  * store_block_peek_range() computes the CRCs of the pieces a read
@@ -587,13 +587,6 @@ out:
 	return mdb_to_errno(rc);
 }
 
-/* Delete @key from @dbi in @txn; a key that is not there is fine. */
-static int del_key(MDB_txn *txn, MDB_dbi dbi, MDB_val *key)
-{
-	int rc = mdb_del(txn, dbi, key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
 int store_blocks_seal(struct store *st, const uint8_t *fid, uint64_t nblocks)
 {
 	MDB_txn *txn;
@@ -657,26 +650,6 @@ int store_blocks_seal(struct store *st, const uint8_t *fid, uint64_t nblocks)
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? mdb_to_errno(rc) : sealed;
-}
-
-int store_block_delete(struct store *st, const uint8_t *fid, uint64_t blk)
-{
-	MDB_txn *txn;
-	uint8_t k[STORE_FID_LEN + 8];
-	MDB_val key = { sizeof(k), k };
-
-	block_key(k, fid, blk);
-	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
-	if (rc)
-		return mdb_to_errno(rc);
-	rc = del_key(txn, st->blocks, &key);
-	if (!rc)
-		rc = del_key(txn, st->bcrc, &key);
-	if (rc) {
-		mdb_txn_abort(txn);
-		return mdb_to_errno(rc);
-	}
-	return mdb_to_errno(mdb_txn_commit(txn));
 }
 
 int store_test_drop_crc(struct store *st, const uint8_t *fid, uint64_t blk)

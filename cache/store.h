@@ -83,9 +83,6 @@ int store_blocks_bytes(struct store *st, const uint8_t *fid,
 /* Delete every cached block of file @fid and their checksums (one
  * transaction). */
 int store_blocks_delete(struct store *st, const uint8_t *fid);
-/* Delete block @blk of file @fid and its checksum (one transaction); a
- * block that is not there is fine. */
-int store_block_delete(struct store *st, const uint8_t *fid, uint64_t blk);
 
 /*
  * Give blocks 0..@nblocks-1 of @fid that have no checksum record (cached

@@ -109,15 +109,6 @@ static void test_checksums(const char *dir)
 	CHECK_ERR(store_block_peek(t, fid, 1, &d, &l), -EBADMSG);
 	store_rend(t);
 
-	/* deleting one block takes its record with it: a block put back
-	 * without one (store_test_drop_crc is the only way) reads legacy */
-	CHECK_ERR(store_block_delete(st, fid, 2), 0);
-	CHECK_ERR(store_test_drop_crc(st, fid, 2), -ENOENT);
-	CHECK_ERR(store_block_delete(st, fid, 2), 0);	/* gone: fine */
-	CHECK_ERR(store_rbegin(st, &t), 0);
-	CHECK_ERR(store_block_peek(t, fid, 2, &d, &l), -ENOENT);
-	store_rend(t);
-
 	/* deleting the file takes every block and every record */
 	CHECK_ERR(store_blocks_delete(st, fid), 0);
 	CHECK_ERR(store_test_drop_crc(st, fid, 0), -ENOENT);
