@@ -62,16 +62,7 @@ def marked_box(w, size=3 * MIB):
 
 def flip_marked_byte(cache):
     """Flip one bit of MARK in data.mdb (rgtfs unmounted); how many copies."""
-    p = os.path.join(cache, "data.mdb")
-    with open(p, "r+b") as f:
-        data = f.read()
-        hits = [m.start() for m in re.finditer(re.escape(MARK), data)]
-        for at in hits:
-            f.seek(at + 3)
-            f.write(bytes([data[at + 3] ^ 0x01]))
-        f.flush()
-        os.fsync(f.fileno())
-    return len(hits)
+    return util.flip_in_cache(cache, MARK)
 
 
 def start_listed(w):

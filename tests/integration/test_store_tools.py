@@ -234,16 +234,7 @@ def test_ls_export_and_verify_of_a_torn_down_archive(world, tmp_path, store_tool
 
 def flip_marked_byte(cache):
     """Flip one byte of MARK in data.mdb (rgtfs unmounted); how many copies."""
-    p = os.path.join(cache, "data.mdb")
-    with open(p, "r+b") as f:
-        data = f.read()
-        hits = [m.start() for m in re.finditer(re.escape(MARK), data)]
-        for at in hits:
-            f.seek(at + 3)
-            f.write(bytes([data[at + 3] ^ 0x01]))
-        f.flush()
-        os.fsync(f.fileno())
-    return len(hits)
+    return util.flip_in_cache(cache, MARK)
 
 
 @pytest.mark.deadline(240)

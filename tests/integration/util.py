@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -866,6 +867,21 @@ def op_errno_as(user, op, *args, timeout=60):
     if name == "TIMEOUT":
         stop_child(p)
     return name
+
+
+def flip_in_cache(cache, mark):
+    """Flip one bit of every copy of bytes @mark in CACHE/data.mdb (rgtfs
+    unmounted: a bit gone bad on disk); how many copies there were."""
+    p = os.path.join(cache, "data.mdb")
+    with open(p, "r+b") as f:
+        data = f.read()
+        hits = [m.start() for m in re.finditer(re.escape(mark), data)]
+        for at in hits:
+            f.seek(at + 3)
+            f.write(bytes([data[at + 3] ^ 0x01]))
+        f.flush()
+        os.fsync(f.fileno())
+    return len(hits)
 
 
 def mount_tmpfs(path, size):
